@@ -1,0 +1,327 @@
+"""The GPT model: one decoder-only transformer that is GPT-1 or GPT-2 depending on its config.
+
+Weights are stored as ``nn.Linear`` (out, in); Hugging Face's ``Conv1D`` (in, out) layout is
+transposed by :mod:`workbench.pretrained` when a checkpoint is loaded.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from typing import TYPE_CHECKING
+
+import torch
+import torch.nn.functional as F
+from einops import rearrange
+from torch import nn
+
+from .config import GPTConfig
+
+if TYPE_CHECKING:
+    from os import PathLike
+
+KVCache = list[tuple[torch.Tensor, torch.Tensor]]
+"""One ``(key, value)`` pair per layer, each ``[batch, heads, time, head_dim]``."""
+
+IGNORE_INDEX = -100
+"""Targets equal to this are left out of the loss (padding, prompt positions)."""
+
+
+@dataclass
+class GPTOutput:
+    """What :meth:`GPT.forward` returns; optional fields are ``None`` unless requested."""
+
+    logits: torch.Tensor
+    loss: torch.Tensor | None = None
+    hidden_states: tuple[torch.Tensor, ...] | None = None
+    attentions: tuple[torch.Tensor, ...] | None = None
+    past_key_values: KVCache | None = None
+
+
+class CausalSelfAttention(nn.Module):
+    def __init__(self, config: GPTConfig) -> None:
+        super().__init__()
+        self.n_head = config.n_head
+        self.qkv = nn.Linear(config.d_model, 3 * config.d_model)
+        self.proj = nn.Linear(config.d_model, config.d_model)
+        self.dropout = config.dropout
+        self.resid_dropout = nn.Dropout(config.dropout)
+
+    def forward(
+        self,
+        x: torch.Tensor,
+        past: tuple[torch.Tensor, torch.Tensor] | None = None,
+        need_weights: bool = False,
+    ) -> tuple[torch.Tensor, tuple[torch.Tensor, torch.Tensor], torch.Tensor | None]:
+        q, k, v = rearrange(self.qkv(x), "b t (three h d) -> three b h t d", three=3, h=self.n_head)
+        if past is not None:
+            k = torch.cat([past[0], k], dim=2)
+            v = torch.cat([past[1], v], dim=2)
+        n_query, n_key = q.size(2), k.size(2)
+        dropout = self.dropout if self.training else 0.0
+        weights = None
+        if need_weights:
+            # The explicit path, only when attention maps are asked for: the default path below
+            # stays on the fused SDPA kernel.
+            scores = (q @ k.transpose(-2, -1)) / math.sqrt(q.size(-1))
+            scores = scores.masked_fill(~_causal_mask(n_query, n_key, q.device), float("-inf"))
+            weights = scores.softmax(dim=-1)
+            y = F.dropout(weights, dropout, self.training) @ v
+        elif n_query == n_key:
+            y = F.scaled_dot_product_attention(q, k, v, dropout_p=dropout, is_causal=True)
+        elif n_query == 1:
+            # One new token with a cache attends to every cached position: no mask needed.
+            y = F.scaled_dot_product_attention(q, k, v, dropout_p=dropout)
+        else:
+            mask = _causal_mask(n_query, n_key, q.device)
+            y = F.scaled_dot_product_attention(q, k, v, attn_mask=mask, dropout_p=dropout)
+        y = rearrange(y, "b h t d -> b t (h d)")
+        return self.resid_dropout(self.proj(y)), (k, v), weights
+
+
+def _causal_mask(n_query: int, n_key: int, device: torch.device) -> torch.Tensor:
+    """Boolean mask (True = attend) for queries that are the last ``n_query`` of ``n_key`` positions."""
+    return torch.ones(n_query, n_key, dtype=torch.bool, device=device).tril(n_key - n_query)
+
+
+class MLP(nn.Module):
+    def __init__(self, config: GPTConfig) -> None:
+        super().__init__()
+        self.fc = nn.Linear(config.d_model, config.d_ff)
+        self.proj = nn.Linear(config.d_ff, config.d_model)
+        self.approximate = "tanh" if config.activation == "gelu_tanh" else "none"
+        self.dropout = nn.Dropout(config.dropout)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.dropout(self.proj(F.gelu(self.fc(x), approximate=self.approximate)))
+
+
+class Block(nn.Module):
+    """One transformer layer; ``norm`` decides post-LN (GPT-1) or pre-LN (GPT-2)."""
+
+    def __init__(self, config: GPTConfig) -> None:
+        super().__init__()
+        self.pre_norm = config.norm == "pre"
+        self.ln_1 = nn.LayerNorm(config.d_model, eps=config.layer_norm_eps)
+        self.attn = CausalSelfAttention(config)
+        self.ln_2 = nn.LayerNorm(config.d_model, eps=config.layer_norm_eps)
+        self.mlp = MLP(config)
+
+    def forward(self, x, past=None, need_weights=False):
+        if self.pre_norm:
+            a, present, weights = self.attn(self.ln_1(x), past, need_weights)
+            x = x + a
+            x = x + self.mlp(self.ln_2(x))
+        else:
+            a, present, weights = self.attn(x, past, need_weights)
+            x = self.ln_1(x + a)
+            x = self.ln_2(x + self.mlp(x))
+        return x, present, weights
+
+
+class GPT(nn.Module):
+    """Decoder-only transformer with learned positions and an LM head tied to the token embedding."""
+
+    def __init__(self, config: GPTConfig) -> None:
+        super().__init__()
+        if not isinstance(config, GPTConfig):
+            raise TypeError(f"GPT expects a GPTConfig, got {type(config).__name__}")
+        self.config = config
+        self.wte = nn.Embedding(config.vocab_size, config.d_model)
+        self.wpe = nn.Embedding(config.n_ctx, config.d_model)
+        self.drop = nn.Dropout(config.dropout)
+        self.blocks = nn.ModuleList(Block(config) for _ in range(config.n_layer))
+        self.ln_f = (
+            nn.LayerNorm(config.d_model, eps=config.layer_norm_eps) if config.final_norm else None
+        )
+        self.lm_head = nn.Linear(config.d_model, config.vocab_size, bias=False)
+        self.lm_head.weight = self.wte.weight
+        self.apply(self._init_weights)
+        if config.norm == "pre":
+            # GPT-2: scale the init of layers that write into the residual stream by 1/sqrt(2L),
+            # since each block adds two such contributions.
+            std = 0.02 / math.sqrt(2 * config.n_layer)
+            for block in self.blocks:
+                nn.init.normal_(block.attn.proj.weight, mean=0.0, std=std)
+                nn.init.normal_(block.mlp.proj.weight, mean=0.0, std=std)
+
+    @staticmethod
+    def _init_weights(module: nn.Module) -> None:
+        if isinstance(module, (nn.Linear, nn.Embedding)):
+            nn.init.normal_(module.weight, mean=0.0, std=0.02)
+        if isinstance(module, nn.Linear) and module.bias is not None:
+            nn.init.zeros_(module.bias)
+        if isinstance(module, nn.LayerNorm):
+            nn.init.ones_(module.weight)
+            nn.init.zeros_(module.bias)
+
+    @classmethod
+    def from_pretrained(cls, path_or_name: "str | PathLike[str]") -> "GPT":
+        """Load a Hugging Face ``openai-gpt`` or ``gpt2`` checkpoint (see :mod:`workbench.pretrained`)."""
+        from .pretrained import load_pretrained
+
+        return load_pretrained(path_or_name)
+
+    def num_parameters(self) -> int:
+        """Unique parameters (the tied LM head is counted once)."""
+        return sum(p.numel() for p in self.parameters())
+
+    def _check_input(self, idx: torch.Tensor, past_length: int) -> None:
+        if idx.dim() != 2 or idx.dtype not in (torch.int64, torch.int32):
+            raise ValueError(
+                f"expected token ids as an integer tensor [batch, time], got {idx.dtype} "
+                f"of shape {tuple(idx.shape)}"
+            )
+        length = past_length + idx.size(1)
+        if length > self.config.n_ctx:
+            raise ValueError(
+                f"sequence length {length} exceeds the context n_ctx={self.config.n_ctx}; "
+                "crop or split the input (nothing is truncated silently)"
+            )
+        if idx.numel():
+            low, high = (int(v) for v in torch.aminmax(idx))
+            if low < 0 or high >= self.config.vocab_size:
+                bad = low if low < 0 else high
+                raise ValueError(
+                    f"token id {bad} is outside the vocabulary [0, {self.config.vocab_size})"
+                )
+
+    def forward(
+        self,
+        idx: torch.Tensor,
+        targets: torch.Tensor | None = None,
+        *,
+        output_hidden_states: bool = False,
+        output_attentions: bool = False,
+        past_key_values: KVCache | None = None,
+        use_cache: bool = False,
+    ) -> GPTOutput:
+        """Logits for every position and, with ``targets``, the mean next-token cross-entropy.
+
+        ``targets`` has the shape of ``idx`` (already shifted: ``targets[:, t]`` is the token after
+        ``idx[:, t]``); positions equal to ``IGNORE_INDEX`` are skipped. ``hidden_states`` follows
+        Hugging Face: the embedding output, then each block's output, the last one after the final
+        LayerNorm where the model has one (GPT-2), i.e. what the LM head and task heads read.
+        """
+        hidden, hidden_states, attentions, presents = self.transformer(
+            idx, past_key_values, output_hidden_states, output_attentions, use_cache
+        )
+        logits = self.lm_head(hidden)
+        loss = None
+        if targets is not None:
+            if targets.shape != idx.shape:
+                raise ValueError(
+                    f"targets shape {tuple(targets.shape)} must equal idx shape {tuple(idx.shape)}"
+                )
+            loss = F.cross_entropy(
+                logits.flatten(0, 1).float(), targets.flatten(), ignore_index=IGNORE_INDEX
+            )
+        return GPTOutput(logits, loss, hidden_states, attentions, presents)
+
+    def transformer(
+        self,
+        idx: torch.Tensor,
+        past_key_values: KVCache | None = None,
+        output_hidden_states: bool = False,
+        output_attentions: bool = False,
+        use_cache: bool = False,
+    ):
+        """The body without the LM head: final hidden state ``[batch, time, d_model]`` and extras."""
+        past_length = past_key_values[0][0].size(2) if past_key_values else 0
+        self._check_input(idx, past_length)
+        positions = torch.arange(past_length, past_length + idx.size(1), device=idx.device)
+        x = self.drop(self.wte(idx) + self.wpe(positions))
+        hidden_states = [x] if output_hidden_states else None
+        attentions = [] if output_attentions else None
+        presents = [] if use_cache else None
+        for i, block in enumerate(self.blocks):
+            past = past_key_values[i] if past_key_values else None
+            x, present, weights = block(x, past, output_attentions)
+            if use_cache:
+                presents.append(present)
+            if output_attentions:
+                attentions.append(weights)
+            if output_hidden_states and i < len(self.blocks) - 1:
+                hidden_states.append(x)
+        if self.ln_f is not None:
+            x = self.ln_f(x)
+        if output_hidden_states:
+            hidden_states.append(x)
+        return (
+            x,
+            tuple(hidden_states) if output_hidden_states else None,
+            tuple(attentions) if output_attentions else None,
+            presents,
+        )
+
+    @torch.no_grad()
+    def generate(
+        self,
+        idx: torch.Tensor,
+        max_new_tokens: int,
+        *,
+        temperature: float = 1.0,
+        top_k: int | None = None,
+        top_p: float | None = None,
+        seed: int | None = None,
+        eos_token_id: int | None = None,
+        use_cache: bool = True,
+    ) -> torch.Tensor:
+        """Continue each row of ``idx`` by up to ``max_new_tokens`` tokens; returns prompt + new tokens.
+
+        ``temperature=0`` is greedy decoding. With ``use_cache`` the prompt is run once and each step
+        feeds only the new token. A sequence longer than the context is cropped from the left (the
+        model sees the last ``n_ctx`` tokens; the cache is rebuilt when that happens). Rows that emit
+        ``eos_token_id`` stop and are padded with it; generation ends when every row has stopped.
+        """
+        if max_new_tokens < 0:
+            raise ValueError(f"max_new_tokens must be >= 0, got {max_new_tokens}")
+        if temperature < 0:
+            raise ValueError(f"temperature must be >= 0, got {temperature}")
+        if top_k is not None and top_k <= 0:
+            raise ValueError(f"top_k must be a positive integer, got {top_k}")
+        if top_p is not None and not 0 < top_p <= 1:
+            raise ValueError(f"top_p must be in (0, 1], got {top_p}")
+        generator = None
+        if seed is not None:
+            generator = torch.Generator(device=idx.device).manual_seed(seed)
+        n_ctx = self.config.n_ctx
+        sequence = idx
+        model_input = idx[:, -n_ctx:]
+        past: KVCache | None = None
+        finished = torch.zeros(idx.size(0), dtype=torch.bool, device=idx.device)
+        for _ in range(max_new_tokens):
+            if past is not None and past[0][0].size(2) + model_input.size(1) > n_ctx:
+                past, model_input = None, sequence[:, -n_ctx:]
+            hidden, _, _, present = self.transformer(model_input, past, use_cache=use_cache)
+            logits = self.lm_head(hidden[:, -1]).float()
+            token = _pick_token(logits, temperature, top_k, top_p, generator)
+            if eos_token_id is not None:
+                token = torch.where(finished, torch.full_like(token, eos_token_id), token)
+                finished |= token == eos_token_id
+            sequence = torch.cat([sequence, token[:, None]], dim=1)
+            if use_cache:
+                past, model_input = present, token[:, None]
+            else:
+                model_input = sequence[:, -n_ctx:]
+            if eos_token_id is not None and bool(finished.all()):
+                break
+        return sequence
+
+
+def _pick_token(logits, temperature, top_k, top_p, generator) -> torch.Tensor:
+    if temperature == 0:
+        return logits.argmax(dim=-1)
+    logits = logits / temperature
+    if top_k is not None:
+        kth = torch.topk(logits, min(top_k, logits.size(-1))).values[:, -1:]
+        logits = logits.masked_fill(logits < kth, float("-inf"))
+    if top_p is not None:
+        sorted_logits, order = logits.sort(dim=-1, descending=True)
+        probs = sorted_logits.softmax(dim=-1)
+        # Drop a token when the tokens ranked above it already hold top_p of the mass.
+        drop = probs.cumsum(dim=-1) - probs >= top_p
+        sorted_logits = sorted_logits.masked_fill(drop, float("-inf"))
+        logits = torch.full_like(logits, float("-inf")).scatter(-1, order, sorted_logits)
+    probs = logits.softmax(dim=-1)
+    return torch.multinomial(probs, 1, generator=generator).squeeze(-1)

@@ -1,0 +1,185 @@
+"""Load Hugging Face-format GPT-1 (``openai-gpt``) and GPT-2 (``gpt2``) checkpoints.
+
+A checkpoint is a directory with ``config.json`` and ``model.safetensors`` (or a sharded
+``model.safetensors.index.json``, or ``pytorch_model.bin``, read with ``weights_only=True``).
+Hugging Face stores the attention and MLP weights as ``Conv1D`` (in, out); this model uses
+``nn.Linear`` (out, in), so those matrices are transposed on the way in.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+
+import torch
+from safetensors.torch import load_file
+
+from .config import GPTConfig
+from .model import GPT
+
+MODEL_TYPES = ("openai-gpt", "gpt2")
+
+# Hugging Face name (after the "transformer." prefix) -> this model's name, per block.
+_BLOCK_NAMES = {
+    "attn.c_attn": "attn.qkv",
+    "attn.c_proj": "attn.proj",
+    "mlp.c_fc": "mlp.fc",
+    "mlp.c_proj": "mlp.proj",
+    "ln_1": "ln_1",
+    "ln_2": "ln_2",
+}
+_CONV1D = ("attn.c_attn.weight", "attn.c_proj.weight", "mlp.c_fc.weight", "mlp.c_proj.weight")
+_TOP_NAMES = {
+    "openai-gpt": {"tokens_embed": "wte", "positions_embed": "wpe"},
+    "gpt2": {"wte": "wte", "wpe": "wpe", "ln_f": "ln_f"},
+}
+# Buffers Hugging Face has saved in some versions: causal masks, not weights.
+_BUFFERS = ("attn.bias", "attn.masked_bias")
+
+# Hugging Face activation names -> GPTConfig.activation. The two ports disagree on "gelu":
+# modeling_openai maps it to the tanh approximation (as the original GPT-1 code), while GPT-2's
+# ACT2FN maps it to the exact erf form.
+_ACTIVATIONS = {
+    "openai-gpt": {"gelu": "gelu_tanh"},
+    "gpt2": {"gelu_new": "gelu_tanh", "gelu_pytorch_tanh": "gelu_tanh", "gelu": "gelu"},
+}
+
+
+def config_from_hf(hf: dict) -> GPTConfig:
+    """Translate a Hugging Face ``config.json`` dict into a :class:`GPTConfig`."""
+    model_type = hf.get("model_type")
+    if model_type not in MODEL_TYPES:
+        raise ValueError(f"unknown model type {model_type!r}; expected one of {MODEL_TYPES}")
+    activation_key = "afn" if model_type == "openai-gpt" else "activation_function"
+    activation = hf.get(activation_key, "gelu" if model_type == "openai-gpt" else "gelu_new")
+    activations = _ACTIVATIONS[model_type]
+    if activation not in activations:
+        raise ValueError(
+            f"unsupported {activation_key}={activation!r}; expected one of {sorted(activations)}"
+        )
+    for flag in ("scale_attn_by_inverse_layer_idx", "add_cross_attention"):
+        if hf.get(flag):
+            raise ValueError(f"unsupported Hugging Face option {flag}=True (this GPT has no such variant)")
+    if hf.get("scale_attn_weights") is False:
+        raise ValueError("unsupported Hugging Face option scale_attn_weights=False")
+    d_model = hf["n_embd"]
+    return GPTConfig(
+        n_layer=hf["n_layer"],
+        d_model=d_model,
+        n_head=hf["n_head"],
+        d_ff=hf.get("n_inner") or 4 * d_model,
+        vocab_size=hf["vocab_size"],
+        n_ctx=hf["n_positions"],
+        norm="post" if model_type == "openai-gpt" else "pre",
+        activation=activations[activation],
+        dropout=hf.get("resid_pdrop", 0.1),
+        layer_norm_eps=hf.get("layer_norm_epsilon", 1e-5),
+    )
+
+
+def convert_state_dict(hf_state: dict[str, torch.Tensor], model_type: str) -> dict[str, torch.Tensor]:
+    """Rename (and transpose) Hugging Face tensors into this model's state dict."""
+    top = _TOP_NAMES[model_type]
+    state: dict[str, torch.Tensor] = {}
+    lm_head = None
+    for name, tensor in hf_state.items():
+        key = name.removeprefix("transformer.")
+        if key == "lm_head.weight":
+            lm_head = tensor
+            continue
+        if key.startswith("h."):
+            _, layer, rest = key.split(".", 2)
+            if rest in _BUFFERS:
+                continue
+            module, _, param = rest.rpartition(".")
+            if module not in _BLOCK_NAMES:
+                raise ValueError(f"unexpected tensor {name!r} in the checkpoint")
+            if rest in _CONV1D:
+                tensor = tensor.t()
+            state[f"blocks.{layer}.{_BLOCK_NAMES[module]}.{param}"] = tensor.contiguous()
+            continue
+        module, _, param = key.partition(".")
+        if module not in top:
+            raise ValueError(f"unexpected tensor {name!r} in the checkpoint")
+        state[f"{top[module]}.{param}"] = tensor
+    if lm_head is not None and "wte.weight" in state and not torch.equal(lm_head, state["wte.weight"]):
+        raise ValueError("the checkpoint's lm_head.weight is not tied to the token embedding")
+    return state
+
+
+def load_state_checked(model: torch.nn.Module, state: dict[str, torch.Tensor], source: str) -> None:
+    """``load_state_dict`` that names every missing or unexpected tensor and every shape mismatch."""
+    expected = model.state_dict()
+    expected.pop("lm_head.weight", None)  # tied to wte.weight
+    missing = sorted(set(expected) - set(state))
+    unexpected = sorted(set(state) - set(expected))
+    if missing or unexpected:
+        raise ValueError(f"{source}: missing tensors {missing}, unexpected tensors {unexpected}")
+    for name, tensor in state.items():
+        if tensor.shape != expected[name].shape:
+            raise ValueError(
+                f"{source}: tensor {name!r} has shape {tuple(tensor.shape)}, "
+                f"the model expects {tuple(expected[name].shape)}"
+            )
+    model.load_state_dict(state, strict=False)
+
+
+def _read_weights(directory: Path) -> dict[str, torch.Tensor]:
+    single = directory / "model.safetensors"
+    index = directory / "model.safetensors.index.json"
+    legacy = directory / "pytorch_model.bin"
+    if single.exists():
+        return load_file(single)
+    if index.exists():
+        shards = sorted(set(json.loads(index.read_text())["weight_map"].values()))
+        state: dict[str, torch.Tensor] = {}
+        for shard in shards:
+            state.update(load_file(directory / shard))
+        return state
+    if legacy.exists():
+        return torch.load(legacy, map_location="cpu", weights_only=True)
+    raise FileNotFoundError(
+        f"{directory} has no model.safetensors, model.safetensors.index.json or pytorch_model.bin"
+    )
+
+
+def resolve_checkpoint(path_or_name: str | os.PathLike[str]) -> Path:
+    """A local directory as is; a hub name (``"gpt2"``) through the Hugging Face cache or hub."""
+    path = Path(path_or_name).expanduser()
+    if path.is_dir():
+        return path
+    name = str(path_or_name)
+    how = (
+        f"{name!r} is not a local directory and could not be fetched from the Hugging Face hub. "
+        "Provide a local directory with config.json and model.safetensors, e.g. one written by "
+        "transformers' `AutoModelForCausalLM.from_pretrained(name).save_pretrained(directory)` "
+        "on a machine with network access."
+    )
+    try:
+        from huggingface_hub import snapshot_download
+    except ImportError as error:
+        raise FileNotFoundError(how + " (huggingface_hub is not installed)") from error
+    patterns = ["config.json", "*.safetensors", "model.safetensors.index.json"]
+    try:
+        return Path(snapshot_download(name, allow_patterns=patterns, local_files_only=True))
+    except Exception:
+        pass
+    try:
+        return Path(snapshot_download(name, allow_patterns=patterns))
+    except Exception as error:
+        raise FileNotFoundError(how + f" ({type(error).__name__}: {error})") from error
+
+
+def load_pretrained(path_or_name: str | os.PathLike[str]) -> GPT:
+    """Build a :class:`GPT` from a Hugging Face-format checkpoint and load its weights exactly."""
+    directory = resolve_checkpoint(path_or_name)
+    config_path = directory / "config.json"
+    if not config_path.exists():
+        raise FileNotFoundError(f"{directory} has no config.json")
+    hf_config = json.loads(config_path.read_text())
+    config = config_from_hf(hf_config)
+    state = convert_state_dict(_read_weights(directory), hf_config["model_type"])
+    model = GPT(config)
+    load_state_checked(model, state, str(directory))
+    return model.eval()

@@ -39,7 +39,8 @@ def plot_parameter_count(data: pd.DataFrame) -> plt.Figure:
     """Left: parameters per component group and model. Right: exact count vs 12 L d^2."""
     fig, (left, right) = plt.subplots(1, 2, figsize=(12, 4.5))
     by_group = data.pivot_table(index="model", columns="group", values="parameters", aggfunc="sum")
-    by_group = by_group.loc[list(dict.fromkeys(data["model"]))] / 1e6
+    order = [g for g in ("embedding", "attention", "ffn", "layer norm", "head") if by_group[g].sum() > 0]
+    by_group = by_group.loc[list(dict.fromkeys(data["model"])), order] / 1e6
     by_group.plot.bar(stacked=True, ax=left, rot=0)
     left.set_ylabel("parameters (millions)")
     left.set_title("Parameters by component")

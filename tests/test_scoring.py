@@ -1,0 +1,98 @@
+import pytest
+import torch
+from torch import nn
+
+from workbench import GPT, GPTConfig
+from workbench.scoring import encode_requests, score, score_token_requests, split_boundary
+from workbench.tokenizer import gpt2_tokenizer
+
+
+@pytest.fixture(scope="module")
+def model():
+    torch.manual_seed(0)
+    return GPT(GPTConfig.from_preset("gpt2-micro", dropout=0.0, n_ctx=16)).eval()
+
+
+class FullSequenceOnly(nn.Module):
+    """The same network seen through the plain ``model(idx).logits`` interface (like the LSTM)."""
+
+    def __init__(self, gpt):
+        super().__init__()
+        self.gpt, self.config = gpt, gpt.config
+
+    def forward(self, idx):
+        return self.gpt(idx)
+
+
+def _hand_logprob(model, context, continuation):
+    """One unbatched forward over context + continuation; sum log p(token | prefix) by hand."""
+    ids = torch.tensor([context + continuation])
+    logp = model(ids).logits[0].log_softmax(-1)
+    return sum(logp[len(context) - 1 + t, tok].item() for t, tok in enumerate(continuation))
+
+
+REQUESTS = [([5, 6, 7], [8, 9]), ([5, 6, 7], [10]), ([5, 6, 7], [11, 12, 13]), ([1], [2, 3]), ([4, 4, 4, 4, 4], [9])]
+
+
+def test_scores_match_a_hand_computed_log_likelihood(model):
+    frame = score_token_requests(model, REQUESTS, batch_size=2)
+    for (context, continuation), got in zip(REQUESTS, frame["logprob"]):
+        assert got == pytest.approx(_hand_logprob(model, context, continuation), abs=1e-5)
+    assert frame["n_tokens"].tolist() == [2, 1, 3, 2, 1]
+    assert frame["logprob_per_token"].tolist() == pytest.approx((frame["logprob"] / frame["n_tokens"]).tolist())
+
+
+def test_shared_prefix_and_full_sequence_paths_agree(model):
+    fast = score_token_requests(model, REQUESTS, batch_size=3)
+    slow = score_token_requests(FullSequenceOnly(model), REQUESTS, batch_size=1)
+    assert (fast["logprob"] - slow["logprob"]).abs().max() <= 1e-5
+    assert fast["greedy"].tolist() == slow["greedy"].tolist()
+
+
+def test_greedy_flag(model):
+    context = [3, 1, 4]
+    ids = torch.tensor([context])
+    continuation = []
+    for _ in range(3):
+        nxt = int(model(ids).logits[0, -1].argmax())
+        continuation.append(nxt)
+        ids = torch.cat([ids, torch.tensor([[nxt]])], 1)
+    other = [(continuation[0] + 1) % 512]
+    frame = score_token_requests(model, [(context, continuation), (context, other)])
+    assert frame["greedy"].tolist() == [True, False]
+
+
+def test_long_context_is_cut_from_the_left(model):
+    context = list(range(1, 30))  # longer than n_ctx=16
+    frame = score_token_requests(model, [(context, [7, 8, 9])])
+    assert frame["logprob"][0] == pytest.approx(_hand_logprob(model, context[-13:], [7, 8, 9]), abs=1e-5)
+
+
+def test_bad_requests_are_named(model):
+    with pytest.raises(ValueError, match="request 0: continuation of 16 tokens does not fit the window n_ctx=16"):
+        score_token_requests(model, [([1], list(range(16)))])
+    with pytest.raises(ValueError, match="no requests"):
+        score_token_requests(model, [])
+    tok = gpt2_tokenizer()
+    with pytest.raises(ValueError, match="request 1: empty continuation ' '"):
+        encode_requests(tok, [("a", " b"), ("a", " ")])
+
+
+def test_text_boundary_gives_the_space_to_the_continuation():
+    assert split_boundary("It was very ", "positive") == ("It was very", " positive")
+    tok = gpt2_tokenizer()
+    (context, continuation), = encode_requests(tok, [("It was very ", "positive")])
+    assert continuation == tok.encode(" positive")
+    assert context == tok.encode("It was very")
+    (context, _), = encode_requests(tok, [("", " Hello")])
+    assert context == [tok.eos_id]
+
+
+def test_text_scores_report_per_char_means():
+    tok = gpt2_tokenizer()
+    torch.manual_seed(0)
+    gpt = GPT(GPTConfig.from_preset("gpt2-micro", vocab_size=tok.vocab_size, n_ctx=32)).eval()
+    frame = score(gpt, tok, [("The cat sat on the", " mat"), ("The cat sat on the", " table")])
+    assert frame["n_chars"].tolist() == [4, 6]
+    assert frame["logprob_per_char"].tolist() == pytest.approx((frame["logprob"] / frame["n_chars"]).tolist())
+    assert list(frame.columns[:2]) == ["context", "continuation"]

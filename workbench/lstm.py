@@ -1,0 +1,93 @@
+"""The LSTM language model GPT-1 compares against in Figure 2 (right).
+
+Same tokens, same Trainer, same scoring interface as :class:`workbench.model.GPT`: ``forward(idx,
+targets)`` returns a :class:`~workbench.model.GPTOutput` with logits and the mean cross-entropy.
+The input embedding is tied to the output layer; a linear projection maps the LSTM's hidden state
+back to the embedding width so the tie holds for any hidden size. (A separate layer rather than
+``nn.LSTM(proj_size=...)``, which has no fast oneDNN kernel on CPU.)
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from .config import GPTConfig
+from .model import IGNORE_INDEX, GPTOutput
+
+
+@dataclass(frozen=True)
+class LSTMConfig:
+    vocab_size: int = 8192
+    d_model: int = 256        # embedding width (tied with the output layer)
+    hidden: int = 384         # LSTM cell width, projected back to d_model
+    n_layer: int = 2
+    n_ctx: int = 128          # training window; the scorer cuts longer contexts to this
+    dropout: float = 0.1
+
+    def __post_init__(self) -> None:
+        for name in ("vocab_size", "d_model", "hidden", "n_layer", "n_ctx"):
+            value = getattr(self, name)
+            if not isinstance(value, int) or isinstance(value, bool) or value <= 0:
+                raise ValueError(f"LSTMConfig.{name} must be a positive integer, got {value!r}")
+        if not 0.0 <= self.dropout < 1.0:
+            raise ValueError(f"LSTMConfig.dropout must be in [0, 1), got {self.dropout!r}")
+
+    def to_dict(self) -> dict:
+        return dataclasses.asdict(self)
+
+
+def lstm_parameters(config: LSTMConfig) -> int:
+    """Exact parameter count: tied embedding, four gates per layer (two biases each), the projection."""
+    d, h = config.d_model, config.hidden
+    first = 4 * h * (d + h) + 8 * h
+    later = 4 * h * (h + h) + 8 * h
+    return config.vocab_size * d + first + (config.n_layer - 1) * later + h * d
+
+
+def matching_lstm_config(gpt: GPTConfig, hidden: int | None = None) -> LSTMConfig:
+    """An LSTM on the same vocabulary and embedding width whose depth brings its size closest to ``gpt``'s."""
+    from .params import count_parameters
+
+    target = count_parameters(gpt)
+    hidden = hidden or gpt.d_model * 3 // 2
+    best = min(
+        (LSTMConfig(gpt.vocab_size, gpt.d_model, hidden, n, gpt.n_ctx, gpt.dropout) for n in range(1, 9)),
+        key=lambda c: abs(lstm_parameters(c) - target),
+    )
+    return best
+
+
+class LSTMLanguageModel(nn.Module):
+    def __init__(self, config: LSTMConfig) -> None:
+        super().__init__()
+        self.config = config
+        self.wte = nn.Embedding(config.vocab_size, config.d_model)
+        self.drop = nn.Dropout(config.dropout)
+        self.lstm = nn.LSTM(
+            config.d_model, config.hidden, num_layers=config.n_layer, batch_first=True,
+            dropout=config.dropout if config.n_layer > 1 else 0.0,
+        )
+        self.proj = nn.Linear(config.hidden, config.d_model, bias=False)
+        self.lm_head = nn.Linear(config.d_model, config.vocab_size, bias=False)
+        self.lm_head.weight = self.wte.weight
+        nn.init.normal_(self.wte.weight, std=0.02)
+
+    def num_parameters(self) -> int:
+        return sum(p.numel() for p in self.parameters())
+
+    def forward(self, idx: torch.Tensor, targets: torch.Tensor | None = None) -> GPTOutput:
+        if idx.dim() != 2:
+            raise ValueError(f"expected token ids [batch, time], got shape {tuple(idx.shape)}")
+        if idx.numel() and (int(idx.min()) < 0 or int(idx.max()) >= self.config.vocab_size):
+            raise ValueError(f"token ids must be in [0, {self.config.vocab_size}), got {int(idx.min())}..{int(idx.max())}")
+        hidden, _ = self.lstm(self.drop(self.wte(idx)))
+        logits = self.lm_head(self.proj(self.drop(hidden)))
+        loss = None
+        if targets is not None:
+            loss = F.cross_entropy(logits.flatten(0, 1).float(), targets.flatten(), ignore_index=IGNORE_INDEX)
+        return GPTOutput(logits, loss)

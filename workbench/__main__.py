@@ -13,6 +13,7 @@ import sys
 # command name -> (module, one-line help)
 COMMANDS = {
     "reproduce": ("workbench.reproduce", "run every notebook headless with papermill"),
+    "data": ("workbench.data.prepare", "fetch and prepare the corpora, tokenizer, packed tokens and tasks"),
 }
 
 

@@ -1,0 +1,19 @@
+"""Real, offline text: pinned public archives, the corpus split by document, packed tokens, tasks.
+
+``sources`` fetches and verifies archives; ``corpus`` turns them into documents and splits;
+``tokens`` packs a split for training; ``tasks`` and ``benchmarks`` give downstream examples as
+plain dicts; ``prepare`` builds and caches the tokenizer and packed splits (and is the CLI).
+"""
+
+from .corpus import BOOK_SOURCES, DEFAULT_SOURCES, Document, corpus_split, load_documents, source_sizes
+from .prepare import corpus_tokenizer, packed_split
+from .sources import SOURCES, SourceError, data_dir, fetch, source_dir
+from .tasks import TASKS, describe_tasks, load_task, task_sizes, validate_examples
+from .tokens import open_tokens, pack_tokens
+
+__all__ = [
+    "BOOK_SOURCES", "DEFAULT_SOURCES", "Document", "SOURCES", "SourceError", "TASKS",
+    "corpus_split", "corpus_tokenizer", "data_dir", "describe_tasks", "fetch", "load_documents",
+    "load_task", "open_tokens", "pack_tokens", "packed_split",
+    "source_dir", "source_sizes", "task_sizes", "validate_examples",
+]

@@ -1,0 +1,131 @@
+"""Prepared data, built on demand and cached: the corpus BPE tokenizer and the packed splits.
+
+Also ``python -m workbench data prepare``, which builds everything once with progress bars and
+prints the sizes of sources and tasks. Prepared files live under
+``$WORKBENCH_DATA_DIR/prepared/corpus-<fingerprint>/``; the fingerprint hashes the pinned archives,
+the text-processing version and the seed, so a change to any of them prepares afresh.
+"""
+
+from __future__ import annotations
+
+import argparse
+import hashlib
+import json
+import os
+import time
+from pathlib import Path
+
+from ..tokenizer import Tokenizer, train_bpe
+from .corpus import (CORPUS_VERSION, DEFAULT_SOURCES, HELDOUT_FRACTION, VAL_FRACTION, archive_of,
+                     corpus_split, load_documents, source_sizes)
+from .sources import DATA_DIR_ENV, SOURCES, data_dir, fetch_all
+from .tasks import task_sizes
+from .tokens import open_tokens, pack_tokens, read_manifest
+
+DEFAULT_VOCAB_SIZE = 8192
+PACKED_SPLITS = ("train", "val")
+
+
+def prepared_dir(seed: int = 0) -> Path:
+    """Where the tokenizers and packed splits of the corpus split by ``seed`` are kept."""
+    key = dict(version=CORPUS_VERSION, seed=seed, sources={s: archive_of(s).sha256 for s in DEFAULT_SOURCES},
+               val=VAL_FRACTION, heldout=HELDOUT_FRACTION)
+    fingerprint = hashlib.sha256(json.dumps(key, sort_keys=True).encode()).hexdigest()[:12]
+    return data_dir() / "prepared" / f"corpus-{fingerprint}"
+
+
+def corpus_tokenizer(vocab_size: int = DEFAULT_VOCAB_SIZE, seed: int = 0) -> Tokenizer:
+    """The byte-level BPE trained on the training split (cached; trained on first use)."""
+    path = prepared_dir(seed) / f"bpe{vocab_size}" / "tokenizer.json"
+    if path.exists():
+        return Tokenizer.load(path)
+    tokenizer = train_bpe([d.text for d in corpus_split("train", seed)], vocab_size)
+    tokenizer.save(path)
+    return tokenizer
+
+
+def packed_split(split: str, vocab_size: int = DEFAULT_VOCAB_SIZE, seed: int = 0,
+                 progress: bool = False) -> Path:
+    """Path of the packed tokens of a corpus split, encoded with ``corpus_tokenizer`` (cached)."""
+    tokenizer = corpus_tokenizer(vocab_size, seed)
+    path = prepared_dir(seed) / f"bpe{vocab_size}" / f"{split}.bin"
+    try:
+        open_tokens(path, tokenizer)
+        return path
+    except (OSError, ValueError):
+        pass  # missing, half-written or encoded by another tokenizer: pack it again
+    pack_tokens(corpus_split(split, seed), tokenizer, path, progress=progress, split=split, seed=seed)
+    return path
+
+
+def prepare(vocab_size: int = DEFAULT_VOCAB_SIZE, seed: int = 0, progress: bool = True) -> dict:
+    """Fetch every source, build the tokenizer, the packed train/val splits and the tasks.
+
+    Returns the tables of sizes and the timings (seconds per step).
+    """
+    from tqdm.auto import tqdm
+
+    timings = {}
+    start = time.perf_counter()
+    fetch_all(progress=progress)
+    timings["fetch + extract"] = time.perf_counter() - start
+
+    start = time.perf_counter()
+    for source in tqdm(DEFAULT_SOURCES, desc="documents", disable=not progress):
+        load_documents(source)
+    timings["read documents"] = time.perf_counter() - start
+
+    start = time.perf_counter()
+    tokenizer = corpus_tokenizer(vocab_size, seed)
+    timings["train tokenizer"] = time.perf_counter() - start
+
+    start = time.perf_counter()
+    packed = {split: packed_split(split, vocab_size, seed, progress) for split in PACKED_SPLITS}
+    timings["pack tokens"] = time.perf_counter() - start
+
+    start = time.perf_counter()
+    sources = source_sizes(seed, tokenizer)
+    timings["source sizes"] = time.perf_counter() - start
+
+    start = time.perf_counter()
+    tasks = task_sizes(seed)
+    timings["tasks"] = time.perf_counter() - start
+    return dict(sources=sources, tasks=tasks, packed=packed, tokenizer=tokenizer, timings=timings,
+                manifests={split: read_manifest(path) for split, path in packed.items()})
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("action", choices=("prepare", "fetch"),
+                        help="prepare: fetch everything and build the tokenizer, packed tokens and "
+                             "tasks; fetch: only download, verify and extract the sources")
+    parser.add_argument("--vocab-size", type=int, default=DEFAULT_VOCAB_SIZE,
+                        help="vocabulary size of the corpus BPE tokenizer (special tokens included)")
+    parser.add_argument("--seed", type=int, default=0, help="seed of the split by document")
+    parser.add_argument("--data-dir", type=Path, default=None,
+                        help=f"data cache (default ${DATA_DIR_ENV} or ~/.cache/gpt-workbench/data)")
+    parser.add_argument("--no-progress", action="store_true", help="hide the progress bars")
+
+
+def run(args: argparse.Namespace) -> int:
+    import pandas as pd
+
+    if args.data_dir is not None:
+        os.environ[DATA_DIR_ENV] = str(args.data_dir)
+    if args.action == "fetch":
+        for name, path in fetch_all(progress=not args.no_progress).items():
+            print(f"{name:12s} {SOURCES[name].requirement:24s} {path}")
+        return 0
+    result = prepare(args.vocab_size, args.seed, progress=not args.no_progress)
+    with pd.option_context("display.width", 120, "display.max_columns", 20):
+        print(f"\nSources (tokens by the corpus BPE, vocab {args.vocab_size}), data in {data_dir()}")
+        print(result["sources"].to_string(index=False))
+        totals = result["sources"].groupby("split", sort=False)[["documents", "characters", "tokens"]].sum()
+        print("\nTotals by split\n" + totals.to_string())
+        print("\nTasks (examples)")
+        print(result["tasks"].to_string(index=False))
+    print("\nPacked tokens")
+    for split, path in result["packed"].items():
+        manifest = result["manifests"][split]
+        print(f"{split:6s} {manifest['tokens']:>10,} {manifest['dtype']} tokens  {path}")
+    print("\nSeconds: " + ", ".join(f"{k} {v:.1f}" for k, v in result["timings"].items()))
+    return 0

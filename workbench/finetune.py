@@ -4,13 +4,21 @@ and the transfer of the first k pretrained layers (GPT-1 section 3.2 and Figure 
 
 from __future__ import annotations
 
+import os
+from typing import Sequence
+
+import numpy as np
 import pandas as pd
 import torch
 import torch.nn.functional as F
 from torch import nn
 
 from .model import GPT, IGNORE_INDEX
-from .transforms import KINDS, lm_targets
+from .train import BatchPlan, Trainer, TrainConfig
+from .transforms import KINDS, collate, lm_targets
+
+Encoded = Sequence[tuple[list[list[int]], int]]
+"""Task examples as ``(token sequences, label)``, from :func:`workbench.transforms.encode_examples`."""
 
 
 class TaskModel(nn.Module):
@@ -65,18 +73,26 @@ def task_loss(model: TaskModel, batch: dict[str, torch.Tensor], lm_weight: float
         raise ValueError(f"lm_weight (lambda) must be >= 0, got {lm_weight}")
     labels = batch["labels"]
     logits, lm_logits = model(batch["input_ids"], batch["extract"], with_lm=lm_weight > 0)
-    n_outputs = logits.size(-1)
-    if labels.min() < 0 or labels.max() >= n_outputs:
-        raise ValueError(f"labels must be in [0, {n_outputs}), got values from {int(labels.min())} to {int(labels.max())}")
     task = F.cross_entropy(logits.float(), labels)
-    metrics = {"task_loss": task.item(), "accuracy": (logits.argmax(-1) == labels).float().mean().item()}
+    # Detached tensors, not floats: the Trainer syncs with the device once per logged row.
+    metrics = {"task_loss": task.detach(), "accuracy": (logits.argmax(-1) == labels).float().mean()}
     loss = task
     if lm_weight > 0:
         targets = lm_targets(batch["input_ids"], batch["extract"])
         lm = F.cross_entropy(lm_logits.flatten(0, -2).float(), targets.flatten(), ignore_index=IGNORE_INDEX)
-        metrics["lm_loss"] = lm.item()
+        metrics["lm_loss"] = lm.detach()
         loss = task + lm_weight * lm
     return loss, metrics
+
+
+def check_labels(model: TaskModel, encoded: Encoded) -> None:
+    """Every label must index one of the head's outputs (a class, or one of the choices)."""
+    for i, (sequences, label) in enumerate(encoded):
+        n_outputs = len(sequences) if model.kind == "multiple_choice" else model.n_classes
+        if not 0 <= label < n_outputs:
+            raise ValueError(
+                f"example {i}: label {label} does not fit a {model.kind} head with {n_outputs} outputs"
+            )
 
 
 def extend_vocabulary(gpt: GPT, vocab_size: int) -> GPT:
@@ -143,3 +159,96 @@ def transfer(pretrained: GPT, target: GPT, n_layers: int) -> pd.DataFrame:
     return pd.DataFrame(
         [dict(parameter=name, shape=tuple(p.shape), copied=name in copied) for name, p in target.named_parameters()]
     )
+
+
+def model_kind(task_kind: str) -> str:
+    """The head a task kind needs: a substitution task is scored as a multiple choice."""
+    return "multiple_choice" if task_kind == "substitution" else task_kind
+
+
+def make_batch(items: Encoded, kind: str, pad_id: int) -> dict[str, torch.Tensor]:
+    """Collate examples into ``input_ids`` ``[B, T]`` (or ``[B, group, T]``), ``extract`` and ``labels``."""
+    sizes = {len(sequences) for sequences, _ in items}
+    if len(sizes) != 1:
+        raise ValueError(f"examples in one batch must have the same number of sequences, got {sorted(sizes)}")
+    group = sizes.pop()
+    ids, extract = collate([s for sequences, _ in items for s in sequences], pad_id)
+    if kind in ("similarity", "multiple_choice"):
+        ids, extract = ids.view(len(items), group, -1), extract.view(len(items), group)
+    labels = torch.tensor([label for _, label in items], dtype=torch.long)
+    return dict(input_ids=ids, extract=extract, labels=labels)
+
+
+class TaskBatches:
+    """Shuffled epochs over encoded examples, sharded by rank, resumable (the Trainer's BatchSource).
+
+    Epoch ``e`` visits the examples in the order of a permutation seeded by ``(seed, e)``; global
+    micro-batch ``c`` takes the next ``micro_batch_size x world_size`` of them and rank ``r`` its
+    ``r``-th share, so one process and several see the same examples per update.
+    """
+
+    def __init__(self, encoded: Encoded, kind: str, pad_id: int, plan: BatchPlan) -> None:
+        per_step = plan.micro_batch_size * plan.world_size
+        if len(encoded) < per_step:
+            raise ValueError(f"{len(encoded)} training examples are fewer than one global micro-batch ({per_step})")
+        self.encoded, self.kind, self.pad_id, self.plan = encoded, kind, pad_id, plan
+        self.epoch, self.position = 0, 0
+
+    def _order(self) -> np.ndarray:
+        return np.random.default_rng([self.plan.seed, self.epoch]).permutation(len(self.encoded))
+
+    def next_batch(self) -> dict[str, torch.Tensor]:
+        plan = self.plan
+        per_step = plan.micro_batch_size * plan.world_size
+        if self.position + per_step > len(self.encoded):  # drop the ragged end of an epoch
+            self.epoch, self.position = self.epoch + 1, 0
+        order = self._order()
+        mine = order[self.position + plan.rank * plan.micro_batch_size:][: plan.micro_batch_size]
+        self.position += per_step
+        return make_batch([self.encoded[i] for i in mine], self.kind, self.pad_id)
+
+    def state_dict(self) -> dict:
+        return {"epoch": self.epoch, "position": self.position}
+
+    def load_state_dict(self, state: dict) -> None:
+        self.epoch, self.position = int(state["epoch"]), int(state["position"])
+
+
+@torch.no_grad()
+def accuracy(model: TaskModel, encoded: Encoded, pad_id: int, batch_size: int = 64) -> float:
+    """Fraction of examples whose highest-scoring label is the true one (eval mode, no dropout)."""
+    if not encoded:
+        raise ValueError("no examples to evaluate")
+    check_labels(model, encoded)
+    was_training = model.training
+    model.eval()
+    device = next(model.parameters()).device
+    correct = 0
+    try:
+        for start in range(0, len(encoded), batch_size):
+            batch = make_batch(encoded[start: start + batch_size], model.kind, pad_id)
+            logits, _ = model(batch["input_ids"].to(device), batch["extract"].to(device))
+            correct += int((logits.argmax(-1).cpu() == batch["labels"]).sum())
+    finally:
+        model.train(was_training)
+    return correct / len(encoded)
+
+
+def finetune(model: TaskModel, train: Encoded, config: TrainConfig, pad_id: int, *,
+             dev: Encoded | None = None, lm_weight: float = 0.5,
+             run_dir: str | os.PathLike[str] | None = None, metadata: dict | None = None) -> Trainer:
+    """Train ``model`` on encoded examples with L3 = L2 + lm_weight * L1; returns the Trainer.
+
+    With ``dev``, dev accuracy is logged every ``config.eval_every`` updates.
+    """
+    if lm_weight < 0:
+        raise ValueError(f"lm_weight (lambda) must be >= 0, got {lm_weight}")
+    check_labels(model, train)
+    evaluate = (lambda m: {"dev_accuracy": accuracy(m, dev, pad_id)}) if dev else None
+    trainer = Trainer(
+        model, lambda plan: TaskBatches(train, model.kind, pad_id, plan), config,
+        evaluate=evaluate, loss_fn=lambda m, batch: task_loss(m, batch, lm_weight),
+        run_dir=run_dir, metadata={**(metadata or {}), "lm_weight": lm_weight},
+    )
+    trainer.train()
+    return trainer

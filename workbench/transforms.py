@@ -143,3 +143,30 @@ def lm_targets(input_ids: torch.Tensor, extract: torch.Tensor) -> torch.Tensor:
     positions = torch.arange(input_ids.size(-1), device=input_ids.device)
     targets[positions >= extract.unsqueeze(-1)] = -100
     return targets
+
+
+def encode_examples(kind: str, examples: Sequence[dict], tok: SpecialTokenizer, n_ctx: int) -> list[tuple[list[list[int]], int]]:
+    """Each task example as ``(sequences, label)``: one sequence for classification and entailment,
+    two for similarity, one per choice for multiple choice. A ``substitution`` example (a blank in a
+    sentence) is a multiple choice whose context is the text before the blank and whose answers are
+    each candidate followed by the rest of the sentence.
+    """
+    encoded = []
+    for i, e in enumerate(examples):
+        try:
+            if kind == "classification":
+                sequences = [classification(tok, e["text"], n_ctx)]
+            elif kind == "entailment":
+                sequences = [entailment(tok, e["premise"], e["hypothesis"], n_ctx)]
+            elif kind == "similarity":
+                sequences = similarity(tok, e["text_a"], e["text_b"], n_ctx)
+            elif kind == "multiple_choice":
+                sequences = multiple_choice(tok, e["context"], e["choices"], n_ctx)
+            elif kind == "substitution":
+                sequences = multiple_choice(tok, e["prefix"], [c + e["suffix"] for c in e["choices"]], n_ctx)
+            else:
+                raise ValueError(f"unknown task kind {kind!r}; expected one of {(*KINDS, 'substitution')}")
+        except KeyError as missing:
+            raise ValueError(f"example {i} of a {kind} task lacks the field {missing}: {e!r}") from None
+        encoded.append((sequences, int(e["label"])))
+    return encoded

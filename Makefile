@@ -8,7 +8,7 @@ STAMP := $(VENV)/.installed
 # The CPU build of PyTorch: a plain `torch>=2.4` resolves to a multi-GB CUDA build on a fresh machine.
 TORCH ?= torch==2.13.0
 
-.PHONY: reproduce test install clean-venv
+.PHONY: reproduce test bench install clean-venv
 
 install: $(STAMP)
 
@@ -26,6 +26,10 @@ reproduce: $(STAMP)
 test: $(STAMP)
 	$(BIN)/python -m pytest tests
 	$(BIN)/python -m pytest --nbval-lax --nbval-current-env -p no:cacheprovider notebooks/
+
+# Speed and memory against the peers, one report: bench/results/*.json + .md and the README table.
+bench: $(STAMP)
+	$(BIN)/python bench/run.py
 
 clean-venv:
 	rm -rf $(VENV)

@@ -19,3 +19,229 @@ def test_parameter_explorer_shows_config_errors():
     explorer = parameter_explorer(GPTConfig.from_preset("gpt1"))
     explorer.sliders["n_head"].value = 7
     assert "must be divisible by n_head=7" in explorer.total.value
+
+
+# --------------------------------------------------------------------------- shared fixtures
+
+import pandas as pd
+import pytest
+import torch
+
+from workbench import GPT
+from workbench.tokenizer import Tokenizer, train_bpe
+from workbench.widgets import attention_viewer, find_runs, generation_playground, loss_curve_viewer, transform_viewer
+
+TEXTS = ["It was the best of times, it was the worst of times.",
+         "To be, or not to be, that is the question.",
+         "In the beginning God created the heaven and the earth."] * 20
+
+
+@pytest.fixture(scope="module")
+def tokenizer() -> Tokenizer:
+    return train_bpe(TEXTS, 300)
+
+
+@pytest.fixture(scope="module")
+def model(tokenizer) -> GPT:
+    torch.manual_seed(0)
+    model = GPT(GPTConfig.from_preset("gpt2-micro", vocab_size=tokenizer.vocab_size, n_ctx=32))
+    with torch.no_grad():
+        for p in model.parameters():
+            p.normal_(0.0, 0.2)
+    return model
+
+
+# --------------------------------------------------------------------------- generation playground
+
+def test_playground_streams_text_and_reports_speed(model, tokenizer):
+    playground = generation_playground(model, tokenizer, prompt="To be", max_new_tokens=6)
+    updates = []
+    playground.output.observe(lambda change: updates.append(change["new"]), names="value")
+    playground.button.click()
+    assert len(updates) >= 2  # the text arrived step by step, not once at the end
+    assert "To be" in playground.output.value and len(updates[-1]) > len(updates[0])
+    assert "tokens/s" in playground.status.value and "seed 0" in playground.status.value
+    assert playground.controls["seed"].value == 1  # the next click draws a new sample
+    assert not playground.button.disabled
+
+
+def test_playground_greedy_empty_prompt_and_bad_top_p(model, tokenizer):
+    playground = generation_playground(model, tokenizer, max_new_tokens=5)
+    playground.controls["temperature"].value = 0.0
+    playground.button.click()
+    status, first = playground.status.value, playground.output.value
+    assert "greedy" in status and "&lt;|endoftext|&gt;" in status
+    playground.button.click()
+    assert playground.output.value == first  # greedy repeats itself
+    playground.controls["top_p"].value = 0.0
+    playground.controls["prompt"].value = "something else"
+    playground.button.click()
+    assert "top-p must be in (0, 1]" in playground.status.value
+    assert playground.output.value == first  # nothing was generated
+
+
+def test_playground_shows_model_errors_as_messages(model):
+    too_big = train_bpe(TEXTS, model.config.vocab_size + 200)
+    playground = generation_playground(model, too_big, prompt="the worst of times", max_new_tokens=3)
+    playground.button.click()
+    assert "ValueError" in playground.status.value and "outside the vocabulary" in playground.status.value
+
+
+# --------------------------------------------------------------------------- attention viewer
+
+def test_attention_viewer_draws_each_head(model, tokenizer):
+    viewer = attention_viewer(model, tokenizer, text="To be, or not to be")
+    n = len(tokenizer.encode("To be, or not to be"))
+    first = viewer.weights
+    assert first.shape == (n, n)
+    assert torch.allclose(torch.from_numpy(first).sum(-1), torch.ones(n), atol=1e-5)
+    assert (first[~torch.ones(n, n, dtype=torch.bool).tril().numpy()] == 0).all()  # causal
+    image = viewer.image.value
+    viewer.controls["head"].value = 1
+    assert not (viewer.weights == first).all() and viewer.image.value != image
+    viewer.controls["text"].value = "It was the best of times"
+    assert viewer.weights.shape[0] == len(tokenizer.encode("It was the best of times"))
+
+
+def test_attention_viewer_bad_input_is_a_message(model, tokenizer):
+    viewer = attention_viewer(model, tokenizer)
+    viewer.controls["layer"].value = model.config.n_layer
+    assert "layer must be in 0..1" in viewer.message.value and viewer.weights is None
+    viewer.controls["layer"].value = 0
+    viewer.controls["head"].value = -1
+    assert "head in 0..1" in viewer.message.value
+    viewer.controls["head"].value = 0
+    viewer.controls["text"].value = ""
+    assert "type some text" in viewer.message.value
+    viewer.controls["text"].value = "the worst of times " * 20  # longer than the 32-token context
+    assert viewer.weights.shape == (32, 32) and "the last 32" in viewer.message.value
+
+
+# --------------------------------------------------------------------------- transform viewer
+
+EXAMPLES = {
+    "sentiment": [dict(text="a fine film", label=1), dict(text="dull and slow", label=0)],
+    "line_order": [dict(premise="To be, or not to be", hypothesis="that is the question", label=1)],
+    "same_work": [dict(text_a="It was the best of times", text_b="In the beginning", label=0)],
+    "next_line": [dict(context="To be, or not to be", label=2,
+                       choices=["the earth", "the worst", "that is the question", "God"])],
+    "corrupted_sentence": [dict(text="the question is that", label=0)],
+}
+
+
+def _fake_load(name, split, seed=0):
+    return EXAMPLES[name]
+
+
+def test_transform_viewer_builds_each_kind(tokenizer):
+    viewer = transform_viewer(tokenizer, n_ctx=64, load=_fake_load)
+    shapes = {}
+    for name in EXAMPLES:
+        viewer.controls["task"].value = name
+        sequences = viewer.sequences
+        assert all(s[0] == tokenizer.start_id and s[-1] == tokenizer.extract_id for s in sequences)
+        assert "[extract]" in viewer.view.value and "the head reads here" in viewer.view.value
+        shapes[name] = (len(sequences), sum(s.count(tokenizer.delim_id) for s in sequences))
+        if name == "next_line":
+            assert "choice 2 (correct)" in viewer.view.value
+    assert shapes == {"sentiment": (1, 0), "line_order": (1, 1), "same_work": (2, 2),
+                      "next_line": (4, 4), "corrupted_sentence": (1, 0)}
+    viewer.controls["task"].value = "sentiment"
+    first = viewer.sequences
+    viewer.controls["index"].value = 1
+    assert viewer.sequences != first and viewer.controls["index"].max == 1
+
+
+def test_transform_viewer_bad_data_and_tokenizer(tokenizer):
+    def broken(name, split, seed=0):
+        raise FileNotFoundError("no data here")
+
+    viewer = transform_viewer(tokenizer, load=broken)
+    assert "cannot load task" in viewer.view.value and "no data here" in viewer.view.value
+
+    class NoSpecials(Tokenizer):
+        @property
+        def start_id(self):
+            return self.token_to_id("<|nothing|>")
+
+    viewer = transform_viewer(NoSpecials(tokenizer.backend), load=_fake_load)
+    assert "KeyError" in viewer.view.value and viewer.sequences == []
+
+
+def test_transform_viewer_on_real_task(tokenizer):
+    viewer = transform_viewer(tokenizer, n_ctx=64)
+    viewer.controls["task"].value = "sentiment"
+    assert viewer.sequences and len(viewer.sequences[0]) <= 64
+
+
+# --------------------------------------------------------------------------- loss-curve viewer
+
+def _run(directory, losses, val_every=2):
+    directory.mkdir(parents=True)
+    steps = list(range(1, len(losses) + 1))
+    val = [loss + 0.1 if s % val_every == 0 else None for s, loss in zip(steps, losses)]
+    pd.DataFrame(dict(step=steps, tokens=[64 * s for s in steps], lr=0.001, loss=losses, val_loss=val)) \
+        .to_csv(directory / "history.csv", index=False)
+    return directory
+
+
+def test_loss_curve_viewer_overlays_selected_runs(tmp_path):
+    _run(tmp_path / "runs" / "small", [5.0, 4.0, 3.5, 3.2])
+    big = _run(tmp_path / "runs" / "big", [5.0, 3.0, 2.5, 2.0, 1.8, 1.7])
+    _run(big / "checkpoints" / "step-00000004", [5.0, 3.0, 2.5, 2.0])  # a copy, not a run
+    assert sorted(find_runs(tmp_path / "runs")) == ["big", "small"]
+    viewer = loss_curve_viewer(tmp_path / "runs")
+    plotted = viewer.plotted
+    assert set(plotted["run"]) == {"big", "small"} and set(plotted["curve"]) == {"loss", "val_loss"}
+    assert len(plotted.query("run == 'big' and curve == 'val_loss'")) == 3  # NaNs dropped
+    image = viewer.image.value
+    viewer.controls["runs"].value = ("small",)
+    assert set(viewer.plotted["run"]) == {"small"} and viewer.image.value != image
+    image = viewer.image.value
+    viewer.controls["log_x"].value = True
+    assert viewer.image.value != image
+    viewer.controls["runs"].value = ()
+    assert "select one or more runs" in viewer.message.value
+
+
+def test_loss_curve_viewer_without_runs(tmp_path):
+    viewer = loss_curve_viewer(tmp_path)
+    assert "no run directories" in viewer.message.value
+
+
+# --------------------------------------------------------------------------- the notebook's model
+
+def test_explorer_model_prefers_the_longest_cached_run(tmp_path, monkeypatch):
+    from workbench.experiments import PretrainSpec, pretrain
+    from workbench.widgets import explorer_model
+
+    monkeypatch.setenv("WORKBENCH_CACHE_DIR", str(tmp_path / "cache"))
+    tiny = dict(preset="gpt2-mini", batch_size=2, n_checkpoints=1, device="cpu",
+                extra={"seq_len": 16, "eval_sequences": 2})
+    pretrain(PretrainSpec(steps=3, **tiny), progress=False)
+    pretrain(PretrainSpec(steps=1, **tiny), progress=False)
+    explored = explorer_model("auto")
+    assert "pretrained for 3 updates (96 tokens)" in explored.description
+    assert "DEMO" not in explored.description and len(explored.runs) == 2
+    assert explored.model.config.vocab_size == explored.tokenizer.vocab_size
+    viewer = loss_curve_viewer(explored.runs)
+    assert len(set(viewer.plotted["run"])) == 2
+
+
+def test_explorer_model_other_sources(tmp_path, monkeypatch):
+    from workbench.checkpoint import latest_checkpoint
+    from workbench.widgets import explorer_model
+
+    monkeypatch.setenv("WORKBENCH_CACHE_DIR", str(tmp_path / "cache"))
+    demo = explorer_model("demo", demo_steps=2)
+    assert demo.description.startswith("a DEMO model") and "word salad" in demo.description
+    run_dir = next(iter(demo.runs.values()))
+    assert latest_checkpoint(run_dir) is not None
+    from_path = explorer_model(run_dir)
+    assert "trained for 2 updates" in from_path.description and "on the corpus" in from_path.description
+    untrained = explorer_model("untrained")
+    assert "UNTRAINED" in untrained.description and untrained.runs == {}
+    with pytest.raises(ValueError, match="expected one of"):
+        explorer_model("pretrained-somewhere")
+    with pytest.raises(FileNotFoundError, match="holds no checkpoint"):
+        explorer_model(tmp_path)

@@ -6,9 +6,10 @@ transposed by :mod:`workbench.pretrained` when a checkpoint is loaded.
 
 from __future__ import annotations
 
+import functools
 import math
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Callable, Iterator, Sequence
 
 import torch
 import torch.nn.functional as F
@@ -19,6 +20,8 @@ from .config import GPTConfig
 
 if TYPE_CHECKING:
     from os import PathLike
+
+    from .tokenizer import Tokenizer
 
 KVCache = list[tuple[torch.Tensor, torch.Tensor]]
 """One ``(key, value)`` pair per layer, each ``[batch, heads, time, head_dim]``."""
@@ -52,7 +55,10 @@ class CausalSelfAttention(nn.Module):
         x: torch.Tensor,
         past: tuple[torch.Tensor, torch.Tensor] | None = None,
         need_weights: bool = False,
+        mask: torch.Tensor | None = None,
     ) -> tuple[torch.Tensor, tuple[torch.Tensor, torch.Tensor], torch.Tensor | None]:
+        """``mask`` (True = attend, ``[batch, 1, query, key]``, causality included) is only given
+        for padded batches; without it the causal structure alone decides."""
         q, k, v = rearrange(self.qkv(x), "b t (three h d) -> three b h t d", three=3, h=self.n_head)
         if past is not None:
             k = torch.cat([past[0], k], dim=2)
@@ -64,17 +70,20 @@ class CausalSelfAttention(nn.Module):
             # The explicit path, only when attention maps are asked for: the default path below
             # stays on the fused SDPA kernel.
             scores = (q @ k.transpose(-2, -1)) / math.sqrt(q.size(-1))
-            scores = scores.masked_fill(~_causal_mask(n_query, n_key, q.device), float("-inf"))
+            allowed = _causal_mask(n_query, n_key, q.device) if mask is None else mask
+            scores = scores.masked_fill(~allowed, float("-inf"))
             weights = scores.softmax(dim=-1)
             y = F.dropout(weights, dropout, self.training) @ v
+        elif mask is not None:
+            y = F.scaled_dot_product_attention(q, k, v, attn_mask=mask, dropout_p=dropout)
         elif n_query == n_key:
             y = F.scaled_dot_product_attention(q, k, v, dropout_p=dropout, is_causal=True)
         elif n_query == 1:
             # One new token with a cache attends to every cached position: no mask needed.
             y = F.scaled_dot_product_attention(q, k, v, dropout_p=dropout)
         else:
-            mask = _causal_mask(n_query, n_key, q.device)
-            y = F.scaled_dot_product_attention(q, k, v, attn_mask=mask, dropout_p=dropout)
+            causal = _causal_mask(n_query, n_key, q.device)
+            y = F.scaled_dot_product_attention(q, k, v, attn_mask=causal, dropout_p=dropout)
         y = rearrange(y, "b h t d -> b t (h d)")
         return self.resid_dropout(self.proj(y)), (k, v), weights
 
@@ -82,6 +91,29 @@ class CausalSelfAttention(nn.Module):
 def _causal_mask(n_query: int, n_key: int, device: torch.device) -> torch.Tensor:
     """Boolean mask (True = attend) for queries that are the last ``n_query`` of ``n_key`` positions."""
     return torch.ones(n_query, n_key, dtype=torch.bool, device=device).tril(n_key - n_query)
+
+
+def _padding_mask(
+    attention_mask: torch.Tensor, idx: torch.Tensor, past_length: int
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """Positions ``[batch, time]`` and the attention mask ``[batch, 1, time, past + time]``.
+
+    Every query may attend to itself, so that a padding query (whose keys are all padding) gets a
+    finite softmax instead of NaNs that would leak through the cache into later layers.
+    """
+    n_batch, n_query = idx.shape
+    n_key = past_length + n_query
+    if attention_mask.shape != (n_batch, n_key):
+        raise ValueError(
+            f"attention_mask shape {tuple(attention_mask.shape)} must be (batch, past + time) = "
+            f"{(n_batch, n_key)}"
+        )
+    keep = attention_mask.to(device=idx.device, dtype=torch.bool)
+    positions = (keep.long().cumsum(dim=1) - 1).clamp(min=0)[:, past_length:]
+    keys = torch.arange(n_key, device=idx.device)
+    itself = keys == keys[past_length:, None]
+    allowed = _causal_mask(n_query, n_key, idx.device) & (keep[:, None, :] | itself)
+    return positions, allowed[:, None]
 
 
 class MLP(nn.Module):
@@ -107,13 +139,13 @@ class Block(nn.Module):
         self.ln_2 = nn.LayerNorm(config.d_model, eps=config.layer_norm_eps)
         self.mlp = MLP(config)
 
-    def forward(self, x, past=None, need_weights=False):
+    def forward(self, x, past=None, need_weights=False, mask=None):
         if self.pre_norm:
-            a, present, weights = self.attn(self.ln_1(x), past, need_weights)
+            a, present, weights = self.attn(self.ln_1(x), past, need_weights, mask)
             x = x + a
             x = x + self.mlp(self.ln_2(x))
         else:
-            a, present, weights = self.attn(x, past, need_weights)
+            a, present, weights = self.attn(x, past, need_weights, mask)
             x = self.ln_1(x + a)
             x = self.ln_2(x + self.mlp(x))
         return x, present, weights
@@ -195,6 +227,7 @@ class GPT(nn.Module):
         output_attentions: bool = False,
         past_key_values: KVCache | None = None,
         use_cache: bool = False,
+        attention_mask: torch.Tensor | None = None,
     ) -> GPTOutput:
         """Logits for every position and, with ``targets``, the mean next-token cross-entropy.
 
@@ -202,9 +235,13 @@ class GPT(nn.Module):
         ``idx[:, t]``); positions equal to ``IGNORE_INDEX`` are skipped. ``hidden_states`` follows
         Hugging Face: the embedding output, then each block's output, the last one after the final
         LayerNorm where the model has one (GPT-2), i.e. what the LM head and task heads read.
+
+        ``attention_mask`` (``[batch, past + time]``, 1 = token, 0 = padding) is for padded batches,
+        as in Hugging Face: padding is never attended to, and positions count real tokens only,
+        so a left-padded row computes what it would alone. Outputs at padding are meaningless.
         """
         hidden, hidden_states, attentions, presents = self.transformer(
-            idx, past_key_values, output_hidden_states, output_attentions, use_cache
+            idx, past_key_values, output_hidden_states, output_attentions, use_cache, attention_mask
         )
         logits = self.lm_head(hidden)
         loss = None
@@ -225,18 +262,23 @@ class GPT(nn.Module):
         output_hidden_states: bool = False,
         output_attentions: bool = False,
         use_cache: bool = False,
+        attention_mask: torch.Tensor | None = None,
     ):
         """The body without the LM head: final hidden state ``[batch, time, d_model]`` and extras."""
         past_length = past_key_values[0][0].size(2) if past_key_values else 0
         self._check_input(idx, past_length)
-        positions = torch.arange(past_length, past_length + idx.size(1), device=idx.device)
+        mask = None
+        if attention_mask is None:
+            positions = torch.arange(past_length, past_length + idx.size(1), device=idx.device)
+        else:
+            positions, mask = _padding_mask(attention_mask, idx, past_length)
         x = self.drop(self.wte(idx) + self.wpe(positions))
         hidden_states = [x] if output_hidden_states else None
         attentions = [] if output_attentions else None
         presents = [] if use_cache else None
         for i, block in enumerate(self.blocks):
             past = past_key_values[i] if past_key_values else None
-            x, present, weights = block(x, past, output_attentions)
+            x, present, weights = block(x, past, output_attentions, mask)
             if use_cache:
                 presents.append(present)
             if output_attentions:
@@ -254,12 +296,12 @@ class GPT(nn.Module):
             presents,
         )
 
-    @torch.no_grad()
     def generate(
         self,
         idx: torch.Tensor,
         max_new_tokens: int,
         *,
+        attention_mask: torch.Tensor | None = None,
         temperature: float = 1.0,
         top_k: int | None = None,
         top_p: float | None = None,
@@ -269,44 +311,102 @@ class GPT(nn.Module):
     ) -> torch.Tensor:
         """Continue each row of ``idx`` by up to ``max_new_tokens`` tokens; returns prompt + new tokens.
 
-        ``temperature=0`` is greedy decoding. With ``use_cache`` the prompt is run once and each step
-        feeds only the new token. A sequence longer than the context is cropped from the left (the
-        model sees the last ``n_ctx`` tokens; the cache is rebuilt when that happens). Rows that emit
-        ``eos_token_id`` stop and are padded with it; generation ends when every row has stopped.
+        ``temperature=0`` is greedy decoding; ``top_k`` keeps the k most likely tokens and ``top_p``
+        the smallest set holding that much probability (nucleus sampling); ``seed`` makes sampling
+        repeatable. With ``use_cache`` the prompt is run once and each step feeds only the new token.
+        Prompts of different lengths go in one batch left-padded, with ``attention_mask`` marking
+        the padding (see :func:`left_pad`). A sequence longer than the context is cropped from the
+        left: the model sees the last ``n_ctx`` tokens (the cache is rebuilt when the window moves,
+        since positions are absolute). Rows that emit ``eos_token_id`` stop and are padded with it;
+        generation ends when every row has stopped.
         """
-        if max_new_tokens < 0:
-            raise ValueError(f"max_new_tokens must be >= 0, got {max_new_tokens}")
+        steps = self.stream(
+            idx, max_new_tokens, attention_mask=attention_mask, temperature=temperature,
+            top_k=top_k, top_p=top_p, seed=seed, eos_token_id=eos_token_id, use_cache=use_cache,
+        )
+        return torch.cat([idx, *(token[:, None] for token in steps)], dim=1)
+
+    def stream(
+        self,
+        idx: torch.Tensor,
+        max_new_tokens: int,
+        *,
+        attention_mask: torch.Tensor | None = None,
+        temperature: float = 1.0,
+        top_k: int | None = None,
+        top_p: float | None = None,
+        seed: int | None = None,
+        eos_token_id: int | None = None,
+        use_cache: bool = True,
+    ) -> Iterator[torch.Tensor]:
+        """:meth:`generate` one step at a time: yields each step's new token of every row, ``[batch]``.
+
+        For streaming output (the playground shows text as it comes). The arguments are checked
+        here, before the first step; leaving the loop early stops the computation.
+        """
+        if not isinstance(max_new_tokens, int) or max_new_tokens < 0:
+            raise ValueError(f"max_new_tokens must be an integer >= 0, got {max_new_tokens!r}")
         if temperature < 0:
-            raise ValueError(f"temperature must be >= 0, got {temperature}")
+            raise ValueError(f"temperature must be >= 0 (0 is greedy), got {temperature}")
         if top_k is not None and top_k <= 0:
-            raise ValueError(f"top_k must be a positive integer, got {top_k}")
+            raise ValueError(f"top_k must be a positive integer or None, got {top_k}")
         if top_p is not None and not 0 < top_p <= 1:
             raise ValueError(f"top_p must be in (0, 1], got {top_p}")
+        self._check_input(idx[..., -self.config.n_ctx:], 0)  # longer prompts are cropped, not refused
+        if idx.size(1) == 0:
+            raise ValueError(
+                "the prompt is empty; start from <|endoftext|> for an unconditional sample"
+            )
+        if attention_mask is not None:
+            if attention_mask.shape != idx.shape:
+                raise ValueError(
+                    f"attention_mask shape {tuple(attention_mask.shape)} must equal idx shape "
+                    f"{tuple(idx.shape)}"
+                )
+            if not bool(attention_mask[:, -1].all()):
+                raise ValueError(
+                    "attention_mask has padding in the last column: pad prompts on the left "
+                    "(left_pad does), so that every row ends with its own last token"
+                )
+            # A batch without padding takes the fast path.
+            attention_mask = None if bool(attention_mask.all()) else attention_mask.bool()
         generator = None
         if seed is not None:
             generator = torch.Generator(device=idx.device).manual_seed(seed)
+        choose = functools.partial(
+            _pick_token, temperature=temperature, top_k=top_k, top_p=top_p, generator=generator
+        )
+        return self._steps(idx, attention_mask, max_new_tokens, choose, eos_token_id, use_cache)
+
+    @torch.no_grad()
+    def _steps(self, idx, attention_mask, max_new_tokens, choose, eos_token_id, use_cache):
+        """The decoding loop, as a generator so that tokens can be handed out as they come."""
         n_ctx = self.config.n_ctx
-        sequence = idx
-        model_input = idx[:, -n_ctx:]
-        past: KVCache | None = None
+        sequence, mask, past = idx, attention_mask, None
         finished = torch.zeros(idx.size(0), dtype=torch.bool, device=idx.device)
         for _ in range(max_new_tokens):
-            if past is not None and past[0][0].size(2) + model_input.size(1) > n_ctx:
-                past, model_input = None, sequence[:, -n_ctx:]
-            hidden, _, _, present = self.transformer(model_input, past, use_cache=use_cache)
-            logits = self.lm_head(hidden[:, -1]).float()
-            token = _pick_token(logits, temperature, top_k, top_p, generator)
+            if past is None:  # the prompt, or a refill after the window moved past the context
+                model_input = sequence[:, -n_ctx:]
+            window = None
+            if mask is not None:
+                window = mask[:, -(model_input.size(1) + (past[0][0].size(2) if past else 0)):]
+            hidden, _, _, present = self.transformer(
+                model_input, past, use_cache=use_cache, attention_mask=window
+            )
+            token = choose(self.lm_head(hidden[:, -1]).float())
             if eos_token_id is not None:
                 token = torch.where(finished, torch.full_like(token, eos_token_id), token)
                 finished |= token == eos_token_id
             sequence = torch.cat([sequence, token[:, None]], dim=1)
-            if use_cache:
+            if mask is not None:
+                mask = F.pad(mask, (0, 1), value=True)
+            yield token
+            if eos_token_id is not None and bool(finished.all()):
+                return
+            if use_cache and present[0][0].size(2) < n_ctx:
                 past, model_input = present, token[:, None]
             else:
-                model_input = sequence[:, -n_ctx:]
-            if eos_token_id is not None and bool(finished.all()):
-                break
-        return sequence
+                past = None
 
 
 def _pick_token(logits, temperature, top_k, top_p, generator) -> torch.Tensor:
@@ -325,3 +425,80 @@ def _pick_token(logits, temperature, top_k, top_p, generator) -> torch.Tensor:
         logits = torch.full_like(logits, float("-inf")).scatter(-1, order, sorted_logits)
     probs = logits.softmax(dim=-1)
     return torch.multinomial(probs, 1, generator=generator).squeeze(-1)
+
+
+def left_pad(sequences: Sequence[Sequence[int]], pad_id: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """Left-pad token lists into ``(idx, attention_mask)`` for :meth:`GPT.generate`.
+
+    Left, not right: generation appends to the end of every row, so each row must end with its
+    own last token. The pad value is never attended to; any valid id will do.
+    """
+    if not sequences or any(len(s) == 0 for s in sequences):
+        raise ValueError("left_pad needs at least one sequence and no empty ones")
+    width = max(len(s) for s in sequences)
+    idx = torch.full((len(sequences), width), pad_id, dtype=torch.long)
+    mask = torch.zeros(len(sequences), width, dtype=torch.long)
+    for row, seq in enumerate(sequences):
+        idx[row, width - len(seq):] = torch.as_tensor(seq, dtype=torch.long)
+        mask[row, width - len(seq):] = 1
+    return idx, mask
+
+
+def generate_text(
+    model: GPT,
+    tokenizer: "Tokenizer",
+    prompts: str | Sequence[str],
+    max_new_tokens: int = 64,
+    *,
+    temperature: float = 1.0,
+    top_k: int | None = None,
+    top_p: float | None = None,
+    seed: int | None = None,
+    stop: str | Sequence[str] | None = None,
+    stop_at_eos: bool = True,
+    use_cache: bool = True,
+    on_update: Callable[[list[str]], None] | None = None,
+) -> str | list[str]:
+    """Continue text prompts; returns the new text of each (a ``str`` for a single prompt).
+
+    An empty prompt starts from ``<|endoftext|>``, as GPT-2's unconditional samples do. A row ends
+    at ``<|endoftext|>`` (unless ``stop_at_eos=False``; the token is not part of the text) or at
+    the first of the ``stop`` strings, which is cut off with everything after it. Prompts of
+    different lengths share one left-padded batch. ``on_update`` receives every row's text so far
+    after each step, for streaming; sampling arguments are those of :meth:`GPT.generate`.
+    """
+    single = isinstance(prompts, str)
+    prompts = [prompts] if single else list(prompts)
+    if not prompts or not all(isinstance(p, str) for p in prompts):
+        raise ValueError(f"prompts must be a string or a non-empty list of strings, got {prompts!r}")
+    stops = [stop] if isinstance(stop, str) else list(stop or [])
+    if not all(isinstance(s, str) and s for s in stops):
+        raise ValueError(f"stop strings must be non-empty strings, got {stop!r}")
+    eos = tokenizer.eos_id
+    idx, mask = left_pad([tokenizer.encode(p) if p else [eos] for p in prompts], pad_id=eos)
+    device = next(model.parameters()).device
+    steps = model.stream(
+        idx.to(device), max_new_tokens, attention_mask=mask.to(device), temperature=temperature,
+        top_k=top_k, top_p=top_p, seed=seed, eos_token_id=eos if stop_at_eos else None,
+        use_cache=use_cache,
+    )
+    new: list[list[int]] = [[] for _ in prompts]
+    texts = [""] * len(prompts)
+    done = [False] * len(prompts)
+    for token in steps:
+        for row, token_id in enumerate(token.tolist()):
+            if done[row]:
+                continue
+            if stop_at_eos and token_id == eos:
+                done[row] = True
+                continue
+            new[row].append(token_id)
+            texts[row] = tokenizer.decode(new[row])
+            cut = min((i for i in (texts[row].find(s) for s in stops) if i >= 0), default=None)
+            if cut is not None:
+                texts[row], done[row] = texts[row][:cut], True
+        if on_update is not None:
+            on_update(list(texts))
+        if all(done):
+            break
+    return texts[0] if single else texts

@@ -1,0 +1,88 @@
+"""Generation speed: this model's KV-cache decoding vs Hugging Face ``GPT2LMHeadModel.generate``.
+
+Same weights (a Hugging Face model saved with ``save_pretrained`` and loaded with
+``GPT.from_pretrained``), same config (gpt2-mini: 4 layers, width 256, 4 heads, FFN 1024,
+vocabulary 8192; the context is raised from 128 to 256 so that a 16-token prompt plus 128 new
+tokens fits without cropping), batch 1, greedy decoding, one process. The contenders run in turn,
+round after round, the first round is discarded (``harness.compare``), and the median tokens/s of
+each is reported. A check first requires all three to produce the same tokens. Targets: the cache
+>= 1.1x Hugging Face's ``generate`` with its cache, and >= 2x this model without its cache.
+
+    .venv/bin/python bench/bench_generate.py [--rounds 7] [--csv out.csv]
+"""
+
+from __future__ import annotations
+
+import argparse
+import tempfile
+
+import torch
+import transformers
+from harness import compare, machine
+
+from workbench import GPT, GPTConfig
+
+PRESET = "gpt2-mini"
+PROMPT_TOKENS = 16
+NEW_TOKENS = 128
+
+
+def build_pair(directory: str) -> tuple[transformers.GPT2LMHeadModel, GPT]:
+    """A random Hugging Face GPT-2 of the preset's shape, and the same weights in this model."""
+    preset = GPTConfig.from_preset(PRESET)
+    config = transformers.GPT2Config(
+        n_layer=preset.n_layer, n_embd=preset.d_model, n_head=preset.n_head, n_inner=preset.d_ff,
+        vocab_size=preset.vocab_size, n_positions=2 * preset.n_ctx, bos_token_id=0, eos_token_id=0,
+    )
+    torch.manual_seed(0)
+    hf = transformers.GPT2LMHeadModel(config).eval()
+    hf.save_pretrained(directory)
+    return hf, GPT.from_pretrained(directory).eval()
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--rounds", type=int, default=7, help="timed rounds per contender (median reported)")
+    parser.add_argument("--csv", default=None, help="also write the table to this CSV")
+    args = parser.parse_args()
+
+    transformers.utils.logging.disable_progress_bar()
+    with tempfile.TemporaryDirectory() as directory:
+        hf, ours = build_pair(directory)
+    prompt = torch.randint(0, ours.config.vocab_size, (1, PROMPT_TOKENS), generator=torch.Generator().manual_seed(0))
+    mask = torch.ones_like(prompt)
+    generators = {
+        "workbench (KV cache)": lambda: ours.generate(prompt, NEW_TOKENS, temperature=0),
+        "hugging face (KV cache)": lambda: hf.generate(
+            prompt, attention_mask=mask, max_new_tokens=NEW_TOKENS, min_new_tokens=NEW_TOKENS,
+            do_sample=False, pad_token_id=0),
+        "workbench (no cache)": lambda: ours.generate(prompt, NEW_TOKENS, temperature=0, use_cache=False),
+    }
+    reference = generators["hugging face (KV cache)"]()
+    for name, generate in generators.items():
+        if not torch.equal(generate(), reference):
+            raise SystemExit(f"{name} produced other tokens than Hugging Face: not a fair comparison")
+
+    def tokens(generate):
+        return lambda: generate().size(1) - PROMPT_TOKENS
+
+    table = compare("generation", {name: tokens(g) for name, g in generators.items()}, unit="tokens/s",
+                    baseline="hugging face (KV cache)", rounds=args.rounds)
+    info = machine()
+    print(f"{info['cpu']}, {info['threads']} threads, torch {info['torch']}, transformers "
+          f"{transformers.__version__}; {PRESET} (context 256), {PROMPT_TOKENS}-token prompt, "
+          f"{NEW_TOKENS} new tokens, batch 1, greedy, {args.rounds} rounds")
+    print(table[["contender", "median", "spread", "ratio"]].to_string(
+        index=False, formatters={"median": "{:,.0f}".format, "spread": "{:,.0f}".format,
+                                 "ratio": "{:.2f}x".format}))
+    speed = table.set_index("contender")["median"]
+    print(f"KV cache vs Hugging Face: {speed['workbench (KV cache)'] / speed['hugging face (KV cache)']:.2f}x "
+          f"(target >= 1.1x)")
+    print(f"KV cache vs no cache:     {speed['workbench (KV cache)'] / speed['workbench (no cache)']:.2f}x "
+          f"(target >= 2x)")
+    if args.csv:
+        table.to_csv(args.csv, index=False)
+
+
+if __name__ == "__main__":
+    main()

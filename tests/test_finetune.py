@@ -170,3 +170,16 @@ def test_finetune_learns_a_real_task(tmp_path):
     # Memorising 64 examples is within reach of 60 updates: train accuracy rises far above chance.
     assert accuracy(model, train, tok.pad_id) >= 0.9
     assert (tmp_path / "history.csv").exists()
+
+
+def test_pretrain_then_finetune_from_the_command_line(tmp_path, capsys):
+    from workbench.__main__ import main
+
+    common = ["--steps", "2", "--batch-size", "4", "--device", "cpu", "--precision", "fp32", "--no-progress"]
+    assert main(["pretrain", "--preset", "gpt1-micro", "--out", str(tmp_path / "pre"), *common]) == 0
+    assert main(["finetune", "--task", "sentiment", "--checkpoint", str(tmp_path / "pre"), "--layers", "1",
+                 "--n-train", "8", "--eval-every", "0", "--out", str(tmp_path / "ft"), *common]) == 0
+    assert "embeddings + 1 blocks" in capsys.readouterr().out
+    assert (tmp_path / "ft" / "history.csv").exists()
+    with pytest.raises(SystemExit, match="--layers needs --checkpoint"):
+        main(["finetune", "--task", "sentiment", "--preset", "gpt1-micro", "--layers", "1", *common])

@@ -13,6 +13,8 @@ import sys
 # command name -> (module, one-line help)
 COMMANDS = {
     "reproduce": ("workbench.reproduce", "run every notebook headless with papermill"),
+    "pretrain": ("workbench.pretrain", "pretrain a GPT language model on packed tokens (DDP under torchrun)"),
+    "finetune": ("workbench.finetune", "fine-tune a pretrained checkpoint on a task (GPT-1's L2 + lambda L1)"),
     "data": ("workbench.data.prepare", "fetch and prepare the corpora, tokenizer, packed tokens and tasks"),
 }
 

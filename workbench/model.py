@@ -210,7 +210,9 @@ class GPT(nn.Module):
                 f"sequence length {length} exceeds the context n_ctx={self.config.n_ctx}; "
                 "crop or split the input (nothing is truncated silently)"
             )
-        if idx.numel():
+        # The value check reads the ids back to the host; a compiled graph skips it (the Trainer
+        # checks nothing per step there), eager calls always run it.
+        if idx.numel() and not torch.compiler.is_compiling():
             low, high = (int(v) for v in torch.aminmax(idx))
             if low < 0 or high >= self.config.vocab_size:
                 bad = low if low < 0 else high

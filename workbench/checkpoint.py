@@ -1,0 +1,255 @@
+"""Checkpoints: a directory per step, written whole or not at all, with no pickle anywhere.
+
+Layout of ``RUN_DIR/checkpoints/step-00001000/``:
+
+- ``model.safetensors``: the weights, under the model's own parameter names (never ``module.`` or
+  ``_orig_mod.``); a tied tensor is stored once and its other names are listed in the metadata.
+- ``optimizer.safetensors``: the optimizer's per-parameter tensors, keyed ``INDEX.NAME``.
+- ``trainer.json``: everything else (model and train config, step, schedule, sampler and RNG
+  states, the optimizer's parameter names and hyperparameters).
+- ``history.csv``: the logged metrics up to this step, so a resumed run continues its history.
+
+The directory is assembled under a hidden temporary name, flushed to disk and renamed into place:
+a crash or Ctrl-C at any moment leaves either the previous set of checkpoints or the new one.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import re
+import shutil
+import tempfile
+from pathlib import Path
+from typing import Iterator
+
+import numpy as np
+import pandas as pd
+import torch
+from safetensors import safe_open
+from safetensors.torch import save_file
+from torch import nn
+
+CHECKPOINTS = "checkpoints"
+MODEL_FILE = "model.safetensors"
+OPTIMIZER_FILE = "optimizer.safetensors"
+STATE_FILE = "trainer.json"
+HISTORY_FILE = "history.csv"
+_STEP_DIR = re.compile(r"step-(\d+)")
+
+
+def checkpoint_path(run_dir: str | os.PathLike[str], step: int) -> Path:
+    return Path(run_dir) / CHECKPOINTS / f"step-{step:08d}"
+
+
+def checkpoint_step(path: str | os.PathLike[str]) -> int:
+    match = _STEP_DIR.fullmatch(Path(path).name)
+    if not match:
+        raise ValueError(f"{path} is not a checkpoint directory (expected a name like step-00001000)")
+    return int(match.group(1))
+
+
+def list_checkpoints(run_dir: str | os.PathLike[str]) -> list[Path]:
+    """Complete checkpoints of a run, oldest first (temporary directories are never listed)."""
+    root = Path(run_dir) / CHECKPOINTS
+    if not root.is_dir():
+        return []
+    found = [p for p in root.iterdir() if _STEP_DIR.fullmatch(p.name) and (p / STATE_FILE).is_file()]
+    return sorted(found, key=checkpoint_step)
+
+
+def latest_checkpoint(run_dir: str | os.PathLike[str]) -> Path | None:
+    checkpoints = list_checkpoints(run_dir)
+    return checkpoints[-1] if checkpoints else None
+
+
+def remove_stale_temporaries(run_dir: str | os.PathLike[str]) -> None:
+    """Delete half-written checkpoint directories left by a killed process."""
+    root = Path(run_dir) / CHECKPOINTS
+    if root.is_dir():
+        for path in root.glob(".step-*.tmp"):  # also matches removals cut short
+            shutil.rmtree(path, ignore_errors=True)
+
+
+def remove_checkpoint(path: Path) -> None:
+    """Delete a checkpoint; it is renamed to a temporary name first so it never appears half-deleted."""
+    doomed = path.with_name(f".{path.name}.deleted.tmp")
+    os.replace(path, doomed)
+    shutil.rmtree(doomed)
+
+
+def log_spaced_steps(steps: int, count: int) -> tuple[int, ...]:
+    """About ``count`` distinct steps from 1 to ``steps``, evenly spaced on a log axis.
+
+    For keeping checkpoints along pretraining whose evaluation is plotted against log(updates).
+    """
+    if steps < 1 or count < 1:
+        raise ValueError(f"steps and count must be positive, got steps={steps}, count={count}")
+    return tuple(int(s) for s in np.unique(np.round(np.geomspace(1, steps, count)).astype(int)))
+
+
+@contextlib.contextmanager
+def atomic_directory(target: Path) -> Iterator[Path]:
+    """Yield an empty hidden directory next to ``target``; on success it replaces ``target``.
+
+    Files written into it are fsynced before the rename, so a power cut cannot leave a renamed
+    directory with empty files either. On an exception nothing at ``target`` changes.
+    """
+    target.parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(dir=target.parent, prefix=f".{target.name}.", suffix=".tmp"))
+    try:
+        yield tmp
+        for path in tmp.iterdir():
+            with open(path, "rb") as handle:
+                os.fsync(handle.fileno())
+        if target.exists():  # re-saving a step: swap, then drop the old copy
+            old = Path(tempfile.mkdtemp(dir=target.parent, prefix=f".{target.name}.", suffix=".tmp"))
+            os.replace(target, old / "old")
+            os.replace(tmp, target)
+            shutil.rmtree(old)
+        else:
+            os.replace(tmp, target)
+        _fsync_directory(target.parent)
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+
+
+def _fsync_directory(path: Path) -> None:
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+def unique_state_dict(model: nn.Module) -> tuple[dict[str, torch.Tensor], dict[str, str]]:
+    """The state dict with each shared tensor once (the tied LM head is ``wte.weight``'s alias).
+
+    Returns ``(tensors, aliases)``, ``aliases`` mapping each dropped name to the kept one.
+    """
+    tensors: dict[str, torch.Tensor] = {}
+    aliases: dict[str, str] = {}
+    seen: dict[tuple[int, int], str] = {}
+    for name, tensor in model.state_dict().items():
+        key = (tensor.untyped_storage().data_ptr(), tensor.storage_offset())
+        if key in seen and tensor.shape == tensors[seen[key]].shape:
+            aliases[name] = seen[key]
+        else:
+            seen[key] = name
+            tensors[name] = tensor.detach().contiguous().cpu()
+    return tensors, aliases
+
+
+def save_weights(model: nn.Module, path: Path, config: dict | None = None) -> None:
+    """Write ``model``'s weights to a safetensors file (not atomic by itself: write into a temp dir)."""
+    tensors, aliases = unique_state_dict(model)
+    metadata = {"aliases": json.dumps(aliases, sort_keys=True)}
+    if config is not None:
+        metadata["config"] = json.dumps(config, sort_keys=True)
+    save_file(tensors, str(path), metadata=metadata)
+
+
+def load_weights(model: nn.Module, path: str | os.PathLike[str]) -> None:
+    """Load a checkpoint's weights (its directory or its ``model.safetensors``) into ``model``.
+
+    Missing, unexpected or differently shaped tensors are an error that names them.
+    """
+    path = Path(path)
+    if path.is_dir():
+        path = path / MODEL_FILE
+    tensors, metadata = read_safetensors(path)
+    for alias, name in json.loads(metadata.get("aliases", "{}")).items():
+        tensors[alias] = tensors[name]
+    expected = model.state_dict()
+    missing = sorted(set(expected) - set(tensors))
+    unexpected = sorted(set(tensors) - set(expected))
+    if missing or unexpected:
+        raise ValueError(
+            f"weights in {path} do not fit this {type(model).__name__}: "
+            f"missing {missing[:8]}{'...' if len(missing) > 8 else ''}, "
+            f"unexpected {unexpected[:8]}{'...' if len(unexpected) > 8 else ''}"
+        )
+    for name, tensor in tensors.items():
+        if tensor.shape != expected[name].shape:
+            raise ValueError(
+                f"weights in {path}: {name} has shape {tuple(tensor.shape)}, this model expects "
+                f"{tuple(expected[name].shape)}"
+            )
+    model.load_state_dict(tensors)
+
+
+def read_safetensors(path: Path) -> tuple[dict[str, torch.Tensor], dict[str, str]]:
+    with safe_open(str(path), framework="pt") as handle:
+        return {name: handle.get_tensor(name) for name in handle.keys()}, handle.metadata() or {}
+
+
+def read_state(path: str | os.PathLike[str]) -> dict:
+    """The ``trainer.json`` of a checkpoint directory."""
+    state_file = Path(path) / STATE_FILE
+    if not state_file.is_file():
+        raise FileNotFoundError(f"{path} is not a checkpoint: {STATE_FILE} is missing")
+    return json.loads(state_file.read_text())
+
+
+def write_checkpoint(path: Path, *, model: nn.Module, optimizer: torch.optim.Optimizer,
+                     state: dict, history: pd.DataFrame, model_config: dict | None) -> None:
+    """Write a whole checkpoint directory atomically (see the module docstring for its files)."""
+    with atomic_directory(path) as tmp:
+        save_weights(model, tmp / MODEL_FILE, model_config)
+        tensors, groups = optimizer_tensors(optimizer)
+        save_file(tensors, str(tmp / OPTIMIZER_FILE))
+        (tmp / STATE_FILE).write_text(json.dumps(state | {"optimizer_groups": groups}, indent=1))
+        history.to_csv(tmp / HISTORY_FILE, index=False)
+
+
+def read_history(path: str | os.PathLike[str]) -> pd.DataFrame:
+    """A checkpoint's (or a run directory's) ``history.csv``, floats read back bit for bit."""
+    path = Path(path)
+    if path.is_dir():
+        path = path / HISTORY_FILE
+    if path.stat().st_size <= 1:
+        return pd.DataFrame()
+    return pd.read_csv(path, engine="python")  # Python's float(): exact on every pandas version
+
+
+def load_model(path: str | os.PathLike[str]):
+    """The GPT stored in a checkpoint directory, built from its own config, in eval mode."""
+    from .config import GPTConfig
+    from .model import GPT
+
+    state = read_state(path)
+    if state["model_class"] != "GPT":
+        raise ValueError(f"checkpoint {path} holds a {state['model_class']}, not a GPT; build that "
+                         "model and use load_weights")
+    model = GPT(GPTConfig.from_dict(state["model_config"]))
+    load_weights(model, path)
+    return model.eval()
+
+
+def optimizer_tensors(optimizer: torch.optim.Optimizer) -> tuple[dict[str, torch.Tensor], list[dict]]:
+    """Per-parameter state as flat tensors ``INDEX.NAME`` and the groups' hyperparameters."""
+    state = optimizer.state_dict()
+    tensors = {}
+    for index, entries in state["state"].items():
+        for name, value in entries.items():
+            if not isinstance(value, torch.Tensor):
+                raise TypeError(f"optimizer state {index}.{name} is a {type(value).__name__}, not a tensor")
+            tensors[f"{index}.{name}"] = value.detach().contiguous().cpu()
+    groups = [{k: v for k, v in group.items() if k != "params"} | {"size": len(group["params"])}
+              for group in state["param_groups"]]
+    return tensors, groups
+
+
+def load_optimizer_tensors(optimizer: torch.optim.Optimizer, tensors: dict[str, torch.Tensor]) -> None:
+    """Restore per-parameter state into ``optimizer``, keeping its own hyperparameters and flags.
+
+    The device-specific flags (``fused``, ``foreach``) stay those of this run, so a checkpoint
+    written on a GPU resumes on a CPU and the other way round.
+    """
+    state: dict[int, dict[str, torch.Tensor]] = {}
+    for key, value in tensors.items():
+        index, name = key.split(".", 1)
+        state.setdefault(int(index), {})[name] = value
+    current = optimizer.state_dict()
+    optimizer.load_state_dict({"state": state, "param_groups": current["param_groups"]})

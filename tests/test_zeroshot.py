@@ -1,3 +1,5 @@
+import warnings
+
 import numpy as np
 import pytest
 import torch
@@ -7,7 +9,8 @@ from workbench import GPT, GPTConfig
 from workbench.data.tasks import load_task
 from workbench.model import GPTOutput
 from workbench.tokenizer import gpt2_tokenizer
-from workbench.zeroshot import HEURISTICS, evaluate, evaluate_all, random_accuracy, verbalizer_tokens
+from workbench.zeroshot import (HEURISTICS, describe_heuristics, evaluate, evaluate_all, random_accuracy,
+                                verbalizer_tokens)
 
 
 @pytest.fixture(scope="module")
@@ -58,3 +61,39 @@ def test_random_levels_and_verbalizers(tok):
         evaluate(FavouriteToken(0, tok.vocab_size), tok, "sentiment", max_examples=2, verbalizer="yes/no")
     with pytest.raises(ValueError, match="unknown heuristic 'winograd'"):
         evaluate(FavouriteToken(0, tok.vocab_size), tok, "winograd")
+
+
+def test_a_multi_token_verbalizer_is_named_and_scored_as_a_sequence(tok, monkeypatch):
+    import workbench.zeroshot as zeroshot
+
+    word = " antidisestablishmentarianism"
+    ids = tok.encode(word)
+    assert len(ids) > 1
+    monkeypatch.setitem(zeroshot.VERBALIZERS, "long/negative", (word, " negative"))
+    table = verbalizer_tokens(tok).set_index("word")
+    assert not table["single_token"][word] and table["tokens"][word] == ids
+    # a model that always predicts the word's first token: the sum over the word's tokens decides
+    first = FavouriteToken(ids[0], tok.vocab_size)
+    with pytest.warns(UserWarning, match=f"'{word}' is {len(ids)} tokens .* scored as a multi-token continuation"):
+        result = evaluate(first, tok, "sentiment", max_examples=6, verbalizer="long/negative")
+    assert result["heuristic"] == "sentiment (long/negative)" and 0 <= result["accuracy"] <= 1
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # the paper's pair is one token each in GPT-2's vocabulary: no warning
+        evaluate(first, tok, "sentiment", max_examples=2)
+
+
+def test_describe_heuristics_shows_the_requests():
+    table = describe_heuristics(max_examples=3)
+    assert len(table) == len(HEURISTICS) + 2 and (table["n"] == 3).all()
+    row = table.set_index("heuristic").loc["sentiment (positive/negative)"]
+    assert row["example_context"].endswith(" very") and row["example_continuations"] == [" positive", " negative"]
+    mc = table.set_index("heuristic").loc["multiple_choice"]
+    assert mc["requests_per_example"] == 4 and mc["example_context"].endswith("\n")
+
+
+def test_long_choices_are_scored_with_a_rolling_window(tok):
+    torch.manual_seed(0)
+    model = GPT(GPTConfig.from_preset("gpt2-micro", vocab_size=tok.vocab_size, n_ctx=16)).eval()
+    # next_line choices are often longer than 15 GPT-2 tokens: nothing is dropped, nothing fails
+    result = evaluate(model, tok, "multiple_choice", max_examples=5)
+    assert result["n"] == 5

@@ -24,6 +24,79 @@ def save_figure(fig: plt.Figure, data: pd.DataFrame, name: str, directory=None) 
     return png, csv
 
 
+ZERO_SHOT_MODEL_STYLES = {"transformer": "-", "lstm": "--"}
+
+
+def plot_zero_shot(curve: pd.DataFrame, value: str = "relative") -> plt.Figure:
+    """GPT-1 Figure 2 (right): zero-shot performance against pretraining updates on a log axis.
+
+    One panel per task; one colour per heuristic (each sentiment verbalizer pair its own);
+    Transformer solid, LSTM dashed. ``value="relative"``: 0 = chance, 1 = the fine-tuned
+    Transformer; a task without a supervised reference above chance is drawn as accuracy, with
+    the chance level, and its panel says so.
+    """
+    if value not in ("relative", "accuracy"):
+        raise ValueError(f"value must be 'relative' or 'accuracy', got {value!r}")
+    if curve.empty:
+        raise ValueError("the zero-shot curve is empty: nothing to plot")
+    tasks = list(dict.fromkeys(curve["task"]))
+    fig, axes = plt.subplots(1, len(tasks), figsize=(4.2 * len(tasks), 3.8), squeeze=False)
+    colours = plt.rcParams["axes.prop_cycle"].by_key()["color"]
+    for ax, task in zip(axes[0], tasks):
+        rows = curve[curve["task"] == task]
+        shown = value if value == "accuracy" or rows["relative"].notna().any() else "accuracy"
+        for index, heuristic in enumerate(dict.fromkeys(rows["heuristic"])):
+            for model, style in ZERO_SHOT_MODEL_STYLES.items():
+                line = rows[(rows["heuristic"] == heuristic) & (rows["model"] == model)].sort_values("step")
+                if line.empty:
+                    continue
+                ax.plot(line["step"], line[shown], style, marker="o", markersize=3,
+                        color=colours[index % len(colours)], label=f"{model}: {heuristic}")
+        if shown == "relative":
+            ax.axhline(0.0, color="grey", linewidth=0.8)
+            ax.axhline(1.0, color="grey", linewidth=0.8, linestyle=":")
+            ax.set_ylabel("relative performance (0 = chance, 1 = fine-tuned)")
+            ax.set_title(task)
+        else:
+            ax.axhline(rows["random"].iloc[0], color="grey", linewidth=0.8, label="chance")
+            ax.set_ylabel("zero-shot accuracy")
+            ax.set_title(task if value == "accuracy" else f"{task}\n(accuracy: no supervised reference above chance)",
+                         fontsize="medium")
+        ax.set_xscale("log")
+        ax.set_xlim(rows["step"].min() / 1.5, rows["step"].max() * 1.5)
+        ax.set_xlabel("pretraining updates")
+        ax.legend(fontsize="x-small", loc="best")
+        ax.grid(alpha=0.3)
+    fig.suptitle("Zero-shot behaviour over pretraining: Transformer (solid) vs LSTM (dashed)")
+    fig.tight_layout()
+    return fig
+
+
+def plot_zero_shot_scaling(table: pd.DataFrame) -> plt.Figure:
+    """Zero-shot accuracy against parameters (log axis), one panel per task, chance level drawn."""
+    if table.empty:
+        raise ValueError("the scaling table is empty: nothing to plot")
+    tasks = list(dict.fromkeys(table["task"]))
+    fig, axes = plt.subplots(1, len(tasks), figsize=(4.2 * len(tasks), 3.8), squeeze=False)
+    for ax, task in zip(axes[0], tasks):
+        rows = table[table["task"] == task]
+        for heuristic in dict.fromkeys(rows["heuristic"]):
+            line = rows[rows["heuristic"] == heuristic].sort_values("parameters")
+            ax.plot(line["parameters"], line["accuracy"], "-o", markersize=4, label=heuristic)
+            for x, y, preset in zip(line["parameters"], line["accuracy"], line["preset"]):
+                ax.annotate(preset, (x, y), fontsize="xx-small", textcoords="offset points", xytext=(2, 3))
+        ax.axhline(rows["random"].iloc[0], color="grey", linewidth=0.8, label="chance")
+        ax.set_xscale("log")
+        ax.set_xlabel("parameters")
+        ax.set_title(task)
+        ax.legend(fontsize="x-small", loc="best")
+        ax.grid(alpha=0.3)
+    axes[0][0].set_ylabel("zero-shot accuracy")
+    fig.suptitle("Zero-shot accuracy against model size (same tokens, same updates)")
+    fig.tight_layout()
+    return fig
+
+
 def parameter_count_data(names: list[str] | None = None) -> pd.DataFrame:
     """Long table ``model, component, group, parameters`` for every named preset."""
     names = names or ["gpt1", "gpt2", "gpt2-medium", "gpt2-large", "gpt2-xl"]
@@ -53,5 +126,90 @@ def plot_parameter_count(data: pd.DataFrame) -> plt.Figure:
     right.set_ylabel("parameters (millions, log scale)")
     right.set_title("Exact count vs the 12 L d$^2$ rule")
     right.legend()
+    fig.tight_layout()
+    return fig
+
+
+def pretraining_loss_data(history: pd.DataFrame) -> pd.DataFrame:
+    """Long table ``step, tokens, split, loss`` (train and val) from a pretraining history."""
+    train = history.dropna(subset=["loss"])[["step", "tokens", "loss"]].assign(split="train")
+    val = history.dropna(subset=["val_loss"])[["step", "tokens", "val_loss"]]
+    val = val.rename(columns={"val_loss": "loss"}).assign(split="val")
+    data = pd.concat([train, val], ignore_index=True)[["step", "tokens", "split", "loss"]]
+    return data.sort_values(["split", "step"], kind="stable").reset_index(drop=True)
+
+
+def plot_pretraining_loss(data: pd.DataFrame, title: str = "Pretraining") -> plt.Figure:
+    """Train and validation cross-entropy (nats per token) against tokens seen."""
+    fig, ax = plt.subplots(figsize=(6.5, 4))
+    styles = {"train": dict(color="tab:blue", alpha=0.8), "val": dict(color="tab:orange", marker="o")}
+    for split, rows in data.groupby("split", sort=False):
+        ax.plot(rows["tokens"] / 1e6, rows["loss"], label=split, **styles.get(split, {}))
+    ax.set_xlabel("tokens seen (millions)")
+    ax.set_ylabel("cross-entropy (nats per token)")
+    ax.set_title(title)
+    ax.legend()
+    ax.grid(alpha=0.3)
+    fig.tight_layout()
+    return fig
+
+
+_SPLIT_STYLES = {"dev": dict(color="tab:blue", linestyle="-", marker="o"),
+                 "train": dict(color="tab:orange", linestyle="--", marker="s")}
+
+
+def plot_layer_transfer(sweep: pd.DataFrame, splits: tuple[str, ...] = ("dev", "train")) -> plt.Figure:
+    """GPT-1 Figure 2 (left): accuracy against pretrained layers transferred, one panel per task.
+
+    Points are the mean over seeds, error bars the min-max spread; the grey line and band are the
+    dev accuracy without pretraining (mean and min-max), the reference the curve must beat.
+    """
+    tasks = list(dict.fromkeys(sweep["task"]))
+    fig, axes = plt.subplots(1, len(tasks), figsize=(5.2 * len(tasks), 4), squeeze=False)
+    for ax, task in zip(axes[0], tasks):
+        rows = sweep[sweep["task"] == task]
+        curve = rows[rows["variant"] == "transfer"]
+        for split in splits:
+            stats = curve[curve["split"] == split].groupby("layers_transferred")["accuracy"].agg(
+                ["mean", "min", "max", "count"])
+            x = stats.index.astype(int)
+            ax.errorbar(x, stats["mean"], yerr=[stats["mean"] - stats["min"], stats["max"] - stats["mean"]],
+                        capsize=3, label=f"{split} (pretrained)", **_SPLIT_STYLES.get(split, {}))
+        base = rows[(rows["variant"] == "no_pretraining") & (rows["split"] == "dev")]["accuracy"]
+        if len(base):
+            ax.axhline(base.mean(), color="grey", linestyle=":", label="dev, no pretraining")
+            ax.axhspan(base.min(), base.max(), color="grey", alpha=0.15)
+        n_seeds = curve["seed"].nunique()
+        ax.set_title(f"{task} ({n_seeds} seeds)")
+        ax.set_xlabel("# of layers transferred")
+        ax.set_xticks(sorted(curve["layers_transferred"].dropna().astype(int).unique()))
+        ax.set_ylabel("accuracy")
+        ax.grid(alpha=0.3)
+        ax.legend(fontsize="small")
+    fig.tight_layout()
+    return fig
+
+
+def plot_ablation(table: pd.DataFrame, split: str = "dev") -> plt.Figure:
+    """GPT-1 Table 5 as bars: ``split`` accuracy per task and variant, mean over seeds with each
+    seed as a dot."""
+    rows = table[table["split"] == split]
+    tasks = list(dict.fromkeys(rows["task"]))
+    variants = list(dict.fromkeys(rows["variant"]))
+    width = 0.8 / len(variants)
+    fig, ax = plt.subplots(figsize=(2.2 + 2.2 * len(tasks), 4))
+    for i, variant in enumerate(variants):
+        for j, task in enumerate(tasks):
+            values = rows[(rows["task"] == task) & (rows["variant"] == variant)]["accuracy"]
+            x = j + (i - (len(variants) - 1) / 2) * width
+            ax.bar(x, values.mean(), width, color=f"C{i}", label=variant if j == 0 else None)
+            ax.plot([x] * len(values), values, "k.", markersize=4)
+    ax.set_xticks(range(len(tasks)), tasks)
+    ax.set_ylabel(f"{split} accuracy")
+    ax.set_title(f"Ablation ({split} accuracy; dots: seeds)")
+    low = rows["accuracy"].min()
+    ax.set_ylim(max(0.0, low - 0.1), min(1.0, rows["accuracy"].max() + 0.05))
+    ax.legend(fontsize="small", loc="lower right")
+    ax.grid(axis="y", alpha=0.3)
     fig.tight_layout()
     return fig

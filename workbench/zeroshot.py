@@ -15,11 +15,14 @@ log-likelihoods from :mod:`workbench.scoring`:
    token log-probability of the rest of the sentence (the "partial" scoring of Trinh & Le, 2018).
 
 Any model with ``model(idx).logits`` and ``model.config.n_ctx`` works: the GPT, the LSTM baseline,
-or ``GPT.from_pretrained`` weights with their tokenizer.
+or ``GPT.from_pretrained`` weights with their tokenizer. Contexts too long for the model's window
+are cut from the left; a continuation longer than the window is scored with a rolling window
+(``score(..., rolling=True)``), so no example is dropped and no token is ignored.
 """
 
 from __future__ import annotations
 
+import warnings
 from dataclasses import dataclass
 from typing import Callable
 
@@ -43,12 +46,47 @@ class Heuristic:
     task: str
     run: Callable  # (model, tokenizer, examples, dev_examples, batch_size, **options) -> predictions
     needs_dev: bool = False
+    rule: str = ""  # the scoring rule in words
+
+
+# The (context, continuation) requests each heuristic scores for one example, in one place so that
+# the heuristics and :func:`describe_heuristics` show the same thing.
+
+def acceptability_requests(example: dict) -> list[tuple[str, str]]:
+    return [("", " " + example["text"])]
+
+
+def sentiment_requests(example: dict, verbalizer: str = "positive/negative") -> list[tuple[str, str]]:
+    positive, negative = _verbalizer_words(verbalizer)
+    return [(example["text"].rstrip() + " very", word) for word in (positive, negative)]
+
+
+def multiple_choice_requests(example: dict) -> list[tuple[str, str]]:
+    return [(example["context"] + "\n", choice) for choice in example["choices"]]
+
+
+def substitution_requests(example: dict) -> list[tuple[str, str]]:
+    return [(f"{example['prefix']} {choice}", example["suffix"]) for choice in example["choices"]]
+
+
+REQUESTS = {
+    "acceptability": acceptability_requests,
+    "sentiment": sentiment_requests,
+    "multiple_choice": multiple_choice_requests,
+    "substitution": substitution_requests,
+}
+
+
+def _verbalizer_words(verbalizer: str) -> tuple[str, str]:
+    if verbalizer not in VERBALIZERS:
+        raise ValueError(f"unknown verbalizer {verbalizer!r}; expected one of {list(VERBALIZERS)}")
+    return VERBALIZERS[verbalizer]
 
 
 def _acceptability(model, tokenizer, examples, dev, batch_size):
     def sentence_scores(items):
-        frame = score(model, tokenizer, [("", " " + e["text"]) for e in items], batch_size)
-        return frame["logprob_per_token"].to_numpy()
+        requests = [r for e in items for r in acceptability_requests(e)]
+        return score(model, tokenizer, requests, batch_size, rolling=True)["logprob_per_token"].to_numpy()
 
     dev_scores, dev_labels = sentence_scores(dev), np.array([e["label"] for e in dev])
     candidates = np.unique(dev_scores)
@@ -58,23 +96,29 @@ def _acceptability(model, tokenizer, examples, dev, batch_size):
 
 
 def _sentiment(model, tokenizer, examples, dev, batch_size, verbalizer="positive/negative"):
-    if verbalizer not in VERBALIZERS:
-        raise ValueError(f"unknown verbalizer {verbalizer!r}; expected one of {list(VERBALIZERS)}")
-    positive, negative = VERBALIZERS[verbalizer]
-    requests = [(e["text"].rstrip() + " very", word) for e in examples for word in (positive, negative)]
-    logprob = score(model, tokenizer, requests, batch_size)["logprob"].to_numpy().reshape(-1, 2)
+    words = _verbalizer_words(verbalizer)
+    for word in words:
+        ids = tokenizer.encode(word)
+        if len(ids) != 1:
+            warnings.warn(
+                f"verbalizer {verbalizer!r}: {word!r} is {len(ids)} tokens {ids} for this tokenizer, not "
+                "one; it is scored as a multi-token continuation (the sum of its tokens' log-probabilities)",
+                stacklevel=3,
+            )
+    requests = [r for e in examples for r in sentiment_requests(e, verbalizer)]
+    logprob = score(model, tokenizer, requests, batch_size, rolling=True)["logprob"].to_numpy().reshape(-1, 2)
     return (logprob[:, 0] > logprob[:, 1]).astype(int)
 
 
 def _multiple_choice(model, tokenizer, examples, dev, batch_size):
-    requests = [(e["context"] + "\n", choice) for e in examples for choice in e["choices"]]
-    frame = score(model, tokenizer, requests, batch_size)
+    requests = [r for e in examples for r in multiple_choice_requests(e)]
+    frame = score(model, tokenizer, requests, batch_size, rolling=True)
     return _argmax_per_example(frame["logprob_per_token"].to_numpy(), [len(e["choices"]) for e in examples])
 
 
 def _substitution(model, tokenizer, examples, dev, batch_size):
-    requests = [(f"{e['prefix']} {choice}", e["suffix"]) for e in examples for choice in e["choices"]]
-    frame = score(model, tokenizer, requests, batch_size)
+    requests = [r for e in examples for r in substitution_requests(e)]
+    frame = score(model, tokenizer, requests, batch_size, rolling=True)
     return _argmax_per_example(frame["logprob_per_token"].to_numpy(), [len(e["choices"]) for e in examples])
 
 
@@ -84,10 +128,14 @@ def _argmax_per_example(values: np.ndarray, sizes: list[int]) -> np.ndarray:
 
 
 HEURISTICS = {h.name: h for h in [
-    Heuristic("acceptability", "corrupted_sentence", _acceptability, needs_dev=True),
-    Heuristic("sentiment", "sentiment", _sentiment),
-    Heuristic("multiple_choice", "next_line", _multiple_choice),
-    Heuristic("substitution", "name_substitution", _substitution),
+    Heuristic("acceptability", "corrupted_sentence", _acceptability, needs_dev=True,
+              rule="mean token log-probability of the sentence >= a threshold chosen on the dev split"),
+    Heuristic("sentiment", "sentiment", _sentiment,
+              rule='append " very"; positive if log p(positive word) > log p(negative word)'),
+    Heuristic("multiple_choice", "next_line", _multiple_choice,
+              rule="the choice with the highest mean token log-probability after the context"),
+    Heuristic("substitution", "name_substitution", _substitution,
+              rule="put each candidate in the blank; the highest mean token log-probability of the rest"),
 ]}
 
 
@@ -132,4 +180,22 @@ def evaluate_all(model, tokenizer, split: str = "test", max_examples: int | None
         variants = [{"verbalizer": v} for v in VERBALIZERS] if name == "sentiment" and all_verbalizers else [{}]
         for options in variants:
             rows.append(evaluate(model, tokenizer, name, split, max_examples, seed, batch_size, **options))
+    return pd.DataFrame(rows)
+
+
+def describe_heuristics(split: str = "test", seed: int = 0, max_examples: int | None = None) -> pd.DataFrame:
+    """What each heuristic scores: its task, its rule, how many examples, and the requests of the
+    first example of ``split`` (the sentiment heuristic once per verbalizer pair)."""
+    rows = []
+    for name, spec in HEURISTICS.items():
+        examples = load_task(spec.task, split, seed=seed)[:max_examples]
+        variants = [{"verbalizer": v} for v in VERBALIZERS] if name == "sentiment" else [{}]
+        for options in variants:
+            requests = REQUESTS[name](examples[0], **options) if examples else []
+            rows.append(dict(
+                heuristic=name if not options else f"{name} ({options['verbalizer']})", task=spec.task,
+                n=len(examples), requests_per_example=len(requests), rule=spec.rule,
+                example_context=requests[0][0] if requests else "",
+                example_continuations=[c for _, c in requests],
+            ))
     return pd.DataFrame(rows)

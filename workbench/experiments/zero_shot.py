@@ -1,0 +1,420 @@
+"""Zero-shot behaviour: GPT-1 Figure 2 (right) over pretraining, and GPT-2's claim over model size.
+
+:func:`zero_shot_curve` evaluates every heuristic of :mod:`workbench.zeroshot` on every kept
+checkpoint of a Transformer pretraining run and of the LSTM baseline trained on the same tokens,
+and reports accuracy and *relative performance* ``(accuracy - random) / (supervised - random)``:
+0 is chance, 1 is the fine-tuned Transformer's dev accuracy on the same task (from
+:func:`workbench.experiments.transfer.finetune_task`). :func:`zero_shot_scaling` evaluates the last
+checkpoint of runs of several model sizes trained on the same tokens.
+
+Every (run, checkpoint, evaluation settings) result is cached on its own (``cached_frame``), so a
+re-run recomputes only what changed and an interrupted sweep resumes where it stopped.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+from dataclasses import dataclass
+from typing import Callable, Mapping, Sequence
+
+import pandas as pd
+import torch
+
+from ..config import PRESETS
+from ..device import resolve_device
+from ..params import count_parameters
+from ..zeroshot import HEURISTICS, VERBALIZERS, evaluate, random_accuracy
+from .cache import cached_frame
+from .pretraining import PretrainRun, PretrainSpec, pretrain
+
+EVALUATION_VERSION = 1
+"""Bump when scoring or a heuristic changes its results, so that cached evaluations are redone."""
+
+CURVE_COLUMNS = ["model", "step", "task", "heuristic", "accuracy", "relative", "random", "supervised", "n"]
+SCALING_COLUMNS = ["preset", "parameters", "step", "val_loss", "task", "heuristic", "accuracy",
+                   "relative", "random", "supervised", "n"]
+
+LADDER = ("nano", "tiny", "mini")
+
+
+def scaling_ladder(spec: PretrainSpec) -> tuple[str, ...]:
+    """The model sizes trained on the same tokens as ``spec``'s run, of its family (GPT-1's
+    post-LN or GPT-2's pre-LN): ``<family>-nano`` (0.58M parameters), ``-tiny`` (1.5M) and
+    ``-mini`` (5.3M). With a ``*-mini`` shared run (the CPU scale) the largest rung is that run."""
+    family = "gpt1" if spec.gpt_config.norm == "post" else "gpt2"
+    return tuple(f"{family}-{size}" for size in LADDER)
+
+
+@dataclass(frozen=True)
+class ZeroShotExperiment:
+    """The validated parameters of the zero-shot notebook."""
+
+    scale: str
+    spec: PretrainSpec                 # the shared Transformer run; the LSTM is the same with model="lstm"
+    variants: tuple[tuple[str, dict], ...]
+    tasks: tuple[str, ...]
+    max_examples: int | None
+    split: str
+    supervised_seeds: tuple[int, ...]
+    scaling_presets: tuple[str, ...]
+    pretrained: str | None
+    device: str
+    batch_size: int
+
+    @property
+    def lstm_spec(self) -> PretrainSpec:
+        return dataclasses.replace(self.spec, model="lstm")
+
+    @property
+    def tokenizer(self):
+        """The corpus BPE both runs are trained on."""
+        from ..data.prepare import corpus_tokenizer
+
+        return corpus_tokenizer(self.spec.gpt_config.vocab_size, seed=self.spec.data_seed)
+
+    @property
+    def heuristics(self) -> list[str]:
+        return list(dict.fromkeys(name for name, _ in self.variants))
+
+
+def zero_shot_experiment(scale: str = "cpu", *, heuristics: Sequence[str] | None = None,
+                         max_examples: int | None = 200, split: str = "test",
+                         supervised_seeds: Sequence[int] = (0,), scaling_presets: Sequence[str] | None = None,
+                         pretrained: str | None = None, device: str = "auto",
+                         batch_size: int = 32) -> ZeroShotExperiment:
+    """Check every parameter of the notebook before any work; fill in the scale's defaults.
+
+    ``scaling_presets=None`` takes the run's ladder (:func:`scaling_ladder`); ``[]`` skips the
+    scaling section. ``pretrained`` is a local Hugging Face directory or hub name, or None.
+    """
+    from .pretraining import SCALES
+    from .transfer import check_seeds
+
+    if scale not in SCALES:
+        raise ValueError(f"unknown scale {scale!r}; valid scales: {list(SCALES)}")
+    _check_settings(max_examples, split, batch_size)
+    variants = heuristic_variants([heuristics] if isinstance(heuristics, str) else heuristics)
+    try:
+        seeds = check_seeds(supervised_seeds)
+    except ValueError as error:
+        raise ValueError(f"supervised_seeds: {error}") from None
+    spec = SCALES[scale]
+    presets = scaling_ladder(spec) if scaling_presets is None else tuple(scaling_presets)
+    if presets:
+        scaling_specs(spec, presets)
+    if pretrained is not None and (not isinstance(pretrained, str) or not pretrained.strip()):
+        raise ValueError(f"pretrained must be None or a Hugging Face directory or hub name, got {pretrained!r}")
+    resolve_device(device)
+    tasks = tuple(dict.fromkeys(HEURISTICS[name].task for name, _ in variants))
+    return ZeroShotExperiment(scale, spec, tuple(variants), tasks, max_examples, split, seeds,
+                              tuple(presets), pretrained, device, batch_size)
+
+
+def heuristic_variants(heuristics: Sequence[str] | None = None,
+                       all_verbalizers: bool = True) -> list[tuple[str, dict]]:
+    """``(heuristic, options)`` pairs to evaluate: every sentiment verbalizer pair, by default."""
+    names = list(HEURISTICS) if heuristics is None else list(heuristics)
+    if not names:
+        raise ValueError("heuristics is empty; expected some of " + ", ".join(HEURISTICS))
+    unknown = [h for h in names if h not in HEURISTICS]
+    if unknown:
+        raise ValueError(f"unknown heuristics {unknown}; expected some of {list(HEURISTICS)}")
+    variants = []
+    for name in dict.fromkeys(names):
+        if name == "sentiment" and all_verbalizers:
+            variants += [(name, {"verbalizer": v}) for v in VERBALIZERS]
+        else:
+            variants.append((name, {}))
+    return variants
+
+
+def _check_settings(max_examples, split: str, batch_size: int) -> None:
+    if max_examples is not None and (not isinstance(max_examples, int) or isinstance(max_examples, bool)
+                                     or max_examples < 1):
+        raise ValueError(f"max_examples must be a positive int or None, got {max_examples!r}")
+    if split not in ("dev", "test"):
+        raise ValueError(f"split must be 'dev' or 'test' (train is what the supervised model saw), got {split!r}")
+    if not isinstance(batch_size, int) or batch_size < 1:
+        raise ValueError(f"batch_size must be a positive int, got {batch_size!r}")
+
+
+def evaluate_model(model, tokenizer, variants: Sequence[tuple[str, dict]], split: str = "test",
+                   max_examples: int | None = 200, seed: int = 0, batch_size: int = 32) -> pd.DataFrame:
+    """Accuracy of each heuristic variant on one model: ``task, heuristic, n, accuracy, random``."""
+    rows = [evaluate(model, tokenizer, name, split, max_examples, seed, batch_size, **options)
+            for name, options in variants]
+    return pd.DataFrame(rows)[["task", "heuristic", "n", "accuracy", "random"]]
+
+
+def evaluate_checkpoint(run: PretrainRun, step: int, variants: Sequence[tuple[str, dict]],
+                        split: str = "test", max_examples: int | None = 200, seed: int = 0,
+                        batch_size: int = 32, device: str = "cpu") -> pd.DataFrame:
+    """:func:`evaluate_model` on one kept checkpoint of ``run``, cached."""
+    _check_settings(max_examples, split, batch_size)
+    if step not in run.steps:
+        raise ValueError(f"no checkpoint at step {step} in {run.run_dir}; kept steps: {run.steps}")
+    target = resolve_device(device)
+    config = dict(run=run.run_dir.name, spec=run.spec.to_dict(), step=step,
+                  variants=[[name, options] for name, options in variants], split=split,
+                  max_examples=max_examples, seed=seed, device=target.type, version=EVALUATION_VERSION)
+
+    def compute() -> pd.DataFrame:
+        model = run.load(step).to(target)
+        with torch.inference_mode():
+            return evaluate_model(model, run.tokenizer, variants, split, max_examples, seed, batch_size)
+
+    return cached_frame("zero_shot", config, compute)
+
+
+def relative_performance(accuracy: float, random: float, supervised: float) -> float:
+    """``(accuracy - random) / (supervised - random)``; NaN when there is no supervised reference
+    or it does not beat chance (the ratio would have no meaning)."""
+    if supervised is None or not math.isfinite(supervised) or supervised <= random:
+        return math.nan
+    return (accuracy - random) / (supervised - random)
+
+
+def supervised_reference(run: PretrainRun, tasks: Sequence[str], scale: str = "cpu",
+                         seeds: Sequence[int] = (0,), device: str = "auto", precision: str = "auto",
+                         progress: bool = True, finetune: Callable | None = None) -> pd.DataFrame:
+    """The fine-tuned Transformer's dev accuracy on each task, one row per ``(task, seed)``.
+
+    The runs are the layer-transfer experiments' (:func:`workbench.experiments.transfer.finetune_task`,
+    all pretrained layers transferred, lambda = 0.5) with the settings and label counts of
+    ``scale``, so the layer-transfer notebook's cached runs are reused; a task those runs do not
+    cover gets the same number of labels as the ones they do. Columns: ``task, seed, n_labelled,
+    dev_accuracy``.
+    """
+    from . import transfer
+
+    finetune = finetune or transfer.finetune_task
+    transfer.check_scale(scale)
+    seeds = transfer.check_seeds(seeds)
+    tasks = [transfer.check_task(t) for t in dict.fromkeys(tasks)]
+    settings = dataclasses.replace(transfer.FINETUNE_SCALES[scale], device=device, precision=precision)
+    labelled = transfer.N_LABELLED[scale]
+    common = set(labelled.values())
+    default = common.pop() if len(common) == 1 else None
+    rows = []
+    with _progress(len(tasks) * len(seeds), "supervised reference (fine-tuning)", progress) as bar:
+        for task in tasks:
+            for seed in seeds:
+                bar.set_postfix_str(f"{task} seed {seed}")
+                n_labelled = labelled.get(task, default)
+                result = finetune(run, task, seed=seed, n_labelled=n_labelled, settings=settings)
+                rows.append(dict(task=task, seed=seed, n_labelled=n_labelled,
+                                 dev_accuracy=float(result["dev_accuracy"])))
+                bar.update()
+    return pd.DataFrame(rows)
+
+
+def supervised_accuracy(run: PretrainRun, tasks: Sequence[str], **options) -> dict[str, float]:
+    """:func:`supervised_reference` averaged over its seeds: ``{task: dev accuracy}``."""
+    table = supervised_reference(run, tasks, **options)
+    return table.groupby("task", sort=False)["dev_accuracy"].mean().to_dict()
+
+
+def _supervised(gpt_run, variants, supervised, progress) -> dict[str, float]:
+    tasks = [HEURISTICS[name].task for name, _ in variants]
+    if supervised is False:
+        return {task: math.nan for task in tasks}
+    if supervised is None:
+        return supervised_accuracy(gpt_run, tasks, progress=progress)
+    if not isinstance(supervised, Mapping):
+        raise TypeError(f"supervised must be None, False or a mapping task -> accuracy, got {type(supervised).__name__}")
+    missing = [t for t in dict.fromkeys(tasks) if t not in supervised]
+    if missing:
+        raise ValueError(f"supervised has no accuracy for tasks {missing}; it has {sorted(supervised)}")
+    bad = {t: a for t, a in supervised.items() if isinstance(a, bool) or not isinstance(a, (int, float))
+           or not 0 <= a <= 1}
+    if bad:
+        raise ValueError(f"supervised accuracies must be numbers in [0, 1], got {bad}")
+    return {t: float(supervised[t]) for t in tasks}
+
+
+def _add_relative(frame: pd.DataFrame, supervised: dict[str, float]) -> pd.DataFrame:
+    frame["supervised"] = frame["task"].map(supervised)
+    frame["relative"] = [relative_performance(a, r, s) for a, r, s in
+                         zip(frame["accuracy"], frame["random"], frame["supervised"])]
+    return frame
+
+
+def _progress(total: int, description: str, enabled: bool):
+    from tqdm.auto import tqdm
+
+    return tqdm(total=total, desc=description, disable=not enabled)
+
+
+def zero_shot_curve(gpt_run: PretrainRun, lstm_run: PretrainRun | None = None,
+                    heuristics: Sequence[str] | None = None, max_examples: int | None = 200,
+                    split: str = "test", seed: int = 0, batch_size: int = 32,
+                    supervised: Mapping[str, float] | bool | None = None,
+                    steps: Sequence[int] | None = None, device: str = "cpu",
+                    progress: bool = True) -> pd.DataFrame:
+    """Every heuristic on every kept checkpoint of the Transformer and (if given) the LSTM.
+
+    One row per ``(model, step, heuristic)`` with the columns of :data:`CURVE_COLUMNS`; ``model``
+    is ``"transformer"`` or ``"lstm"``. ``supervised``: None computes the reference with
+    :func:`supervised_accuracy`; a mapping gives it; False leaves ``relative`` NaN. ``steps``
+    restricts the checkpoints (default: every kept one). ``max_examples`` caps each split (the
+    dev split the acceptability threshold is chosen on included); ``seed`` is the task-split seed.
+    """
+    _check_settings(max_examples, split, batch_size)
+    variants = heuristic_variants(heuristics)
+    runs = {"transformer": gpt_run}
+    if lstm_run is not None:
+        if lstm_run.spec.model != "lstm" or gpt_run.spec.model != "gpt":
+            raise ValueError(f"expected a GPT run and an LSTM run, got model={gpt_run.spec.model!r} "
+                             f"and model={lstm_run.spec.model!r}")
+        same = ("vocab_size", "n_ctx")
+        a, b = gpt_run.spec.gpt_config, lstm_run.spec.gpt_config
+        if any(getattr(a, f) != getattr(b, f) for f in same) or gpt_run.spec.data_seed != lstm_run.spec.data_seed:
+            raise ValueError("the LSTM must be trained on the same tokens as the Transformer (same "
+                             "vocabulary, window and data_seed)")
+        runs["lstm"] = lstm_run
+    plan = {}
+    for label, run in runs.items():
+        kept = run.steps
+        if not kept:
+            raise ValueError(f"the {label} run {run.run_dir} has no checkpoints; train it first with pretrain()")
+        chosen = kept if steps is None else list(steps)
+        if not chosen:
+            raise ValueError("steps is empty: give at least one checkpoint step (or None for all kept steps)")
+        missing = [s for s in chosen if s not in kept]
+        if missing:
+            raise ValueError(f"the {label} run has no checkpoint at steps {missing}; kept steps: {kept}")
+        plan[label] = (run, chosen)
+    reference = _supervised(gpt_run, variants, supervised, progress)
+    frames = []
+    bar = _progress(sum(len(chosen) for _, chosen in plan.values()), "zero-shot checkpoints", progress)
+    with bar:
+        for label, (run, chosen) in plan.items():
+            for step in chosen:
+                bar.set_postfix_str(f"{label} step {step}")
+                frame = evaluate_checkpoint(run, step, variants, split, max_examples, seed, batch_size, device)
+                frames.append(frame.assign(model=label, step=step))
+                bar.update()
+    curve = _add_relative(pd.concat(frames, ignore_index=True), reference)
+    return curve[CURVE_COLUMNS]
+
+
+def scaling_specs(spec: PretrainSpec, presets: Sequence[str]) -> list[PretrainSpec]:
+    """``spec`` with each preset in turn: same tokens, steps, batch and learning rate."""
+    if not presets:
+        raise ValueError("presets is empty; expected model-size presets such as " + ", ".join(scaling_ladder(spec)))
+    unknown = [p for p in presets if p not in PRESETS]
+    if unknown:
+        raise ValueError(f"unknown presets {unknown}; valid presets: {', '.join(PRESETS)}")
+    if spec.model != "gpt":
+        raise ValueError(f"the scaling runs are Transformers; got a spec with model={spec.model!r}")
+    vocab = {p: PRESETS[p].vocab_size for p in presets}
+    if len(set(vocab.values())) != 1:
+        raise ValueError(f"presets must share a vocabulary to be trained on the same tokens, got {vocab}")
+    return [dataclasses.replace(spec, preset=p) for p in presets]
+
+
+def zero_shot_scaling(spec: PretrainSpec, presets: Sequence[str] | None = None,
+                      heuristics: Sequence[str] | None = None, max_examples: int | None = 200,
+                      split: str = "test", seed: int = 0, batch_size: int = 32,
+                      supervised: Mapping[str, float] | bool = False, device: str = "cpu",
+                      progress: bool = True) -> pd.DataFrame:
+    """Zero-shot accuracy of the last checkpoint of one run per model size (GPT-2's scaling claim).
+
+    Each preset is pretrained with ``spec`` (cached like any run: the preset of the shared run is
+    that run). One row per ``(preset, heuristic)`` with the columns of :data:`SCALING_COLUMNS`;
+    ``supervised`` as in :func:`zero_shot_curve`, but off by default (a mapping reuses the curve's).
+    """
+    _check_settings(max_examples, split, batch_size)
+    variants = heuristic_variants(heuristics)
+    specs = scaling_specs(spec, scaling_ladder(spec) if presets is None else presets)
+    if supervised is None or supervised is True:
+        raise ValueError("zero_shot_scaling: supervised must be False or a mapping task -> accuracy "
+                         "(for example the reference zero_shot_curve used)")
+    reference = _supervised(None, variants, supervised, progress)
+    frames = []
+    for run_spec in specs:
+        run = pretrain(run_spec, progress=progress)
+        if not run.steps:
+            raise ValueError(f"the {run_spec.preset} run {run.run_dir} has no checkpoints")
+        step = run.steps[-1]
+        history = run.history
+        val = history["val_loss"].dropna() if "val_loss" in history else pd.Series(dtype=float)
+        frame = evaluate_checkpoint(run, step, variants, split, max_examples, seed, batch_size, device)
+        frames.append(frame.assign(preset=run_spec.preset, parameters=count_parameters(run_spec.gpt_config),
+                                   step=step, val_loss=float(val.iloc[-1]) if len(val) else math.nan))
+    table = pd.concat(frames, ignore_index=True)
+    table = _add_relative(table, reference)
+    return table[SCALING_COLUMNS]
+
+
+def summarise_curve(curve: pd.DataFrame) -> pd.DataFrame:
+    """Per model and heuristic: accuracy at the first and last checkpoint and the change."""
+    rows = []
+    for (model, task, heuristic), group in curve.groupby(["model", "task", "heuristic"], sort=False):
+        group = group.sort_values("step")
+        first, last = group.iloc[0], group.iloc[-1]
+        rows.append(dict(model=model, task=task, heuristic=heuristic, random=first["random"],
+                         supervised=first["supervised"], first_step=int(first["step"]),
+                         first_accuracy=first["accuracy"], last_step=int(last["step"]),
+                         last_accuracy=last["accuracy"], change=last["accuracy"] - first["accuracy"],
+                         last_relative=last["relative"], n=int(last["n"])))
+    return pd.DataFrame(rows)
+
+
+def _standard_error(accuracy: float, n: int) -> float:
+    return math.sqrt(max(accuracy * (1 - accuracy), 1e-12) / max(n, 1))
+
+
+def findings(curve: pd.DataFrame, scaling: pd.DataFrame | None = None) -> list[str]:
+    """What the numbers say, in sentences computed from them (no number is typed by hand).
+
+    A change counts as a rise or a fall only when it exceeds two standard errors of the
+    difference of two accuracies on ``n`` examples; anything smaller is called noise.
+    """
+    lines = []
+    summary = summarise_curve(curve)
+    for model, rows in summary.groupby("model", sort=False):
+        first, last = int(rows["first_step"].iloc[0]), int(rows["last_step"].iloc[0])
+        verdicts = []
+        for row in rows.itertuples():
+            error = 2 * math.hypot(_standard_error(row.first_accuracy, row.n), _standard_error(row.last_accuracy, row.n))
+            verdict = "rose" if row.change > error else "fell" if row.change < -error else "did not move beyond noise"
+            verdicts.append((row.heuristic, verdict, row.first_accuracy, row.last_accuracy, row.random, error))
+        rose = sum(v == "rose" for _, v, *_ in verdicts)
+        lines.append(f"{model}: from update {first} to update {last}, zero-shot accuracy rose on {rose} of "
+                     f"{len(verdicts)} heuristics (a change counts when it exceeds two standard errors).")
+        for heuristic, verdict, a, b, random, error in verdicts:
+            lines.append(f"  - {heuristic}: {a:.3f} -> {b:.3f} (chance {random:.2f}, +/- {error:.3f}): {verdict}")
+    last_step = curve.groupby("model")["step"].transform("max") == curve["step"]
+    final = curve[last_step].groupby("model")[["accuracy", "relative"]].mean()
+    if {"transformer", "lstm"} <= set(final.index):
+        t, l = final.loc["transformer"], final.loc["lstm"]
+        better = "above" if t["accuracy"] > l["accuracy"] else "below" if t["accuracy"] < l["accuracy"] else "level with"
+        text = (f"At the last checkpoint the Transformer's mean zero-shot accuracy over the heuristics is "
+                f"{t['accuracy']:.3f}, {better} the LSTM's {l['accuracy']:.3f}")
+        if not (math.isnan(t["relative"]) or math.isnan(l["relative"])):
+            text += f" (mean relative performance {t['relative']:.2f} vs {l['relative']:.2f})"
+        lines.append(text + ".")
+    if scaling is not None and len(scaling):
+        order = scaling.drop_duplicates("preset").sort_values("parameters")
+        small, large = order.iloc[0], order.iloc[-1]
+        rose = 0
+        heuristics = list(dict.fromkeys(scaling["heuristic"]))
+        for heuristic in heuristics:
+            rows = scaling[scaling["heuristic"] == heuristic].set_index("preset")
+            a, b, n = rows.loc[small["preset"], "accuracy"], rows.loc[large["preset"], "accuracy"], int(rows["n"].iloc[0])
+            rose += (b - a) > 2 * math.hypot(_standard_error(a, n), _standard_error(b, n))
+        lines.append(f"Model size: from {small['preset']} ({small['parameters'] / 1e6:.2f}M parameters, validation loss "
+                     f"{small['val_loss']:.2f}) to {large['preset']} ({large['parameters'] / 1e6:.2f}M, "
+                     f"{large['val_loss']:.2f}), zero-shot accuracy rose beyond noise on {rose} of {len(heuristics)} "
+                     f"heuristics.")
+    return lines
+
+
+__all__ = [
+    "CURVE_COLUMNS", "LADDER", "SCALING_COLUMNS", "scaling_ladder", "evaluate_checkpoint", "evaluate_model", "findings",
+    "heuristic_variants", "random_accuracy", "relative_performance", "scaling_specs", "summarise_curve",
+    "supervised_accuracy", "supervised_reference", "zero_shot_curve", "zero_shot_experiment", "zero_shot_scaling",
+    "ZeroShotExperiment",
+]

@@ -161,3 +161,24 @@ def test_plots_draw_the_experiment_frames(run, tmp_path):
                             ("ablation", plots.plot_ablation(table), table)]:
         png, csv = plots.save_figure(fig, data, name, tmp_path)
         assert png.stat().st_size > 0 and len(pd.read_csv(csv)) == len(data)
+
+
+def test_findings_name_only_differences_beyond_two_standard_errors():
+    def rows(variant, layers, accuracies, task="sentiment"):
+        return [dict(task=task, variant=variant, layers_transferred=layers, seed=seed, split="dev", accuracy=a)
+                for seed, a in enumerate(accuracies)]
+
+    sweep = pd.DataFrame(rows("no_pretraining", pd.NA, [0.50, 0.51, 0.49]) + rows("transfer", 0, [0.60, 0.61, 0.59])
+                         + rows("transfer", 2, [0.58, 0.66, 0.62]), columns=SWEEP_COLUMNS)
+    ablation_table = pd.DataFrame(
+        [dict(r, variant=v) for v, accs in [("full", [0.60, 0.61, 0.59]), ("no_aux_lm", [0.60, 0.62, 0.58]),
+                                            ("no_pretraining", [0.50, 0.51, 0.49])]
+         for r in rows(v, None, accs)], columns=SWEEP_COLUMNS).drop(columns="layers_transferred")
+    lines = transfer_module.findings(sweep, ablation_table)
+    assert lines[0].startswith("sentiment (dev, chance 0.50, 3 seeds): no pretraining 0.500; by layers transferred "
+                               "0: 0.600, 2: 0.620.")
+    # 2 layers: mean 0.62 against 0.60 with a seed spread of 0.04: within noise; both far above 0.50.
+    assert lines[1] == ("  - all 2 layers are above no pretraining, and level with 0 layers; "
+                        "0 layers are above no pretraining.")
+    assert lines[2] == ("ablation, sentiment: full 0.600 is level with no auxiliary LM (0.600) "
+                        "and above no pretraining (0.500).")

@@ -30,11 +30,11 @@ MODELS = ("gpt", "lstm")
 class PretrainSpec:
     """Everything that determines a pretraining run (and so its cache key)."""
 
-    preset: str = "gpt1-mini"
+    preset: str = "gpt2-slim"
     model: str = "gpt"            # "gpt", or "lstm": the baseline sized like the preset
     steps: int = 600
     batch_size: int = 16
-    lr: float = 1e-3
+    lr: float = 2e-3
     warmup_steps: int | None = None
     dropout: float = 0.1
     seed: int = 0                 # model init, data order and dropout
@@ -83,8 +83,11 @@ class PretrainSpec:
 
 
 SCALES: dict[str, PretrainSpec] = {
-    # About 4 minutes on a 2-core CPU: 600 updates of 16 x 128 tokens (1.2M tokens, a third of
-    # an epoch of the corpus) for the 5.3M-parameter GPT-1-shaped model.
+    # About 2 minutes on a 2-core CPU: 600 updates of 16 x 128 tokens (1.2M tokens, a third of
+    # an epoch of the corpus) for the 1.9M-parameter gpt2-slim (4 layers of width 128). It uses
+    # GPT-2's pre-LN block: GPT-1's post-LN block stays on the unigram plateau at this budget
+    # (measured with 4 x 256 at lr 1e-3: validation loss 6.75 after 600 updates, against 5.23
+    # for pre-LN; 6.66 at lr 3e-4).
     "cpu": PretrainSpec(),
     # One GPU, minutes: GPT-1's architecture and recipe on this corpus (about 9 epochs).
     "gpu": PretrainSpec(preset="gpt1", steps=1000, batch_size=64, lr=2.5e-4, warmup_steps=200),

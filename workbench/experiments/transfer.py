@@ -101,14 +101,17 @@ class FinetuneSettings:
 
 
 FINETUNE_SCALES: dict[str, FinetuneSettings] = {
-    "cpu": FinetuneSettings(),
+    # Few updates (15-30 per run) need more than GPT-1's quarter of the pretraining lr (probes in
+    # notebook 03). 64 tokens hold a sentence, or two lines and a choice; one thread per run, two
+    # runs at once, is how two cores train these small models best.
+    "cpu": FinetuneSettings(lr=1e-3, n_ctx=64, max_eval_examples=200, threads=1),
     "gpu": FinetuneSettings(lr=6.25e-5, max_eval_examples=None),
     # GPT-1's recipe as published.
     "paper": FinetuneSettings(lr=6.25e-5, max_eval_examples=None),
 }
 
 N_LABELLED: dict[str, dict[str, int | None]] = {
-    "cpu": {"sentiment": 500, "next_line": 500},
+    "cpu": {"sentiment": 300, "next_line": 150},
     "gpu": {"sentiment": 500, "next_line": 500},
     "paper": {"sentiment": None, "next_line": None},
 }
@@ -428,3 +431,43 @@ def summarize(frame: pd.DataFrame, by: Iterable[str]) -> pd.DataFrame:
     table = frame.groupby(by, sort=False, dropna=False)["accuracy"].agg(
         ["mean", "std", "min", "max", "count"]).rename(columns={"count": "seeds"})
     return table.reset_index()
+
+
+def _differs(a: pd.Series, b: pd.Series) -> str:
+    """"above" / "below" when the means of two sets of seeds differ by more than two standard
+    errors of the difference, else "level with" (the spread between seeds is the noise)."""
+    error = 2 * math.sqrt(a.var(ddof=1) / len(a) + b.var(ddof=1) / len(b)) if len(a) > 1 and len(b) > 1 else 0.0
+    change = a.mean() - b.mean()
+    return "above" if change > error else "below" if change < -error else "level with"
+
+
+def findings(sweep: pd.DataFrame, ablation_table: pd.DataFrame | None = None, split: str = "dev") -> list[str]:
+    """What the sweep and the ablation say on ``split``, in sentences computed from them.
+
+    A difference counts only when it exceeds two standard errors of the difference of the means
+    over seeds; the chance level is one over the number of labels or choices.
+    """
+    from ..zeroshot import random_accuracy
+
+    lines = []
+    rows = sweep[sweep["split"] == split]
+    for task, group in rows.groupby("task", sort=False):
+        transfer_rows = group[group["variant"] == "transfer"]
+        by_layers = {int(n): g["accuracy"] for n, g in transfer_rows.groupby("layers_transferred")}
+        baseline = group[group["variant"] == "no_pretraining"]["accuracy"]
+        means = ", ".join(f"{n}: {a.mean():.3f}" for n, a in by_layers.items())
+        fewest, most = min(by_layers), max(by_layers)
+        lines.append(f"{task} ({split}, chance {random_accuracy(task):.2f}, {len(baseline)} seeds): no pretraining "
+                     f"{baseline.mean():.3f}; by layers transferred {means}.")
+        lines.append(f"  - all {most} layers are {_differs(by_layers[most], baseline)} no pretraining, and "
+                     f"{_differs(by_layers[most], by_layers[fewest])} {fewest} layers; "
+                     f"{fewest} layers are {_differs(by_layers[fewest], baseline)} no pretraining.")
+    if ablation_table is not None and len(ablation_table):
+        rows = ablation_table[ablation_table["split"] == split]
+        for task, group in rows.groupby("task", sort=False):
+            variant = {v: g["accuracy"] for v, g in group.groupby("variant", sort=False)}
+            lines.append(f"ablation, {task}: full {variant['full'].mean():.3f} is "
+                         f"{_differs(variant['full'], variant['no_aux_lm'])} no auxiliary LM "
+                         f"({variant['no_aux_lm'].mean():.3f}) and {_differs(variant['full'], variant['no_pretraining'])} "
+                         f"no pretraining ({variant['no_pretraining'].mean():.3f}).")
+    return lines

@@ -35,13 +35,14 @@ CURVE_COLUMNS = ["model", "step", "task", "heuristic", "accuracy", "relative", "
 SCALING_COLUMNS = ["preset", "parameters", "step", "val_loss", "task", "heuristic", "accuracy",
                    "relative", "random", "supervised", "n"]
 
-LADDER = ("nano", "tiny", "mini")
+LADDER = ("nano", "tiny", "slim", "mini")
 
 
 def scaling_ladder(spec: PretrainSpec) -> tuple[str, ...]:
     """The model sizes trained on the same tokens as ``spec``'s run, of its family (GPT-1's
-    post-LN or GPT-2's pre-LN): ``<family>-nano`` (0.58M parameters), ``-tiny`` (1.5M) and
-    ``-mini`` (5.3M). With a ``*-mini`` shared run (the CPU scale) the largest rung is that run."""
+    post-LN or GPT-2's pre-LN): ``<family>-nano`` (0.58M parameters), ``-tiny`` (1.5M), ``-slim``
+    (1.9M) and ``-mini`` (5.3M). With the CPU scale's ``*-slim`` shared run, that rung is read
+    from the cache."""
     family = "gpt1" if spec.gpt_config.norm == "post" else "gpt2"
     return tuple(f"{family}-{size}" for size in LADDER)
 

@@ -69,6 +69,9 @@ def test_supervised_reference_comes_from_the_layer_transfer_runs(runs, monkeypat
     assert table[["task", "seed"]].values.tolist() == [["sentiment", 0], ["sentiment", 1], ["next_line", 0], ["next_line", 1]]
     assert table["dev_accuracy"].tolist() == pytest.approx([0.7, 0.6, 0.5, 0.4])
     assert {n for _, _, n, _ in calls} == set(transfer.N_LABELLED["cpu"].values())
+    calls.clear()
+    zs.supervised_reference(gpt_run, ["corrupted_sentence"], device="cpu", progress=False)
+    assert calls == [("corrupted_sentence", 0, max(transfer.N_LABELLED["cpu"].values()), "cpu")]  # not every label
     assert zs.supervised_accuracy(gpt_run, ["sentiment"], seeds=(0, 1), progress=False) == pytest.approx({"sentiment": 0.65})
     curve = zs.zero_shot_curve(gpt_run, heuristics=["multiple_choice"], max_examples=N, progress=False)
     assert (curve["supervised"] == REFERENCE["next_line"]).all()
@@ -78,6 +81,7 @@ def test_relative_performance():
     assert zs.relative_performance(0.75, 0.5, 1.0) == 0.5
     assert zs.relative_performance(0.4, 0.5, 1.0) == pytest.approx(-0.2)
     assert math.isnan(zs.relative_performance(0.7, 0.5, 0.5))   # the reference is no better than chance
+    assert math.isnan(zs.relative_performance(0.56, 0.5, 0.505))  # barely above chance: a ratio of 12 means nothing
     assert math.isnan(zs.relative_performance(0.7, 0.5, math.nan))
 
 

@@ -168,10 +168,15 @@ def evaluate_checkpoint(run: PretrainRun, step: int, variants: Sequence[tuple[st
     return cached_frame("zero_shot", config, compute)
 
 
+MIN_SUPERVISED_MARGIN = 0.05
+"""How far above chance the supervised reference must be for relative performance to be reported:
+dividing by a gap of a point or two turns noise into ratios of 10 or more."""
+
+
 def relative_performance(accuracy: float, random: float, supervised: float) -> float:
     """``(accuracy - random) / (supervised - random)``; NaN when there is no supervised reference
-    or it does not beat chance (the ratio would have no meaning)."""
-    if supervised is None or not math.isfinite(supervised) or supervised <= random:
+    or it beats chance by less than :data:`MIN_SUPERVISED_MARGIN` (the ratio would mean nothing)."""
+    if supervised is None or not math.isfinite(supervised) or supervised - random < MIN_SUPERVISED_MARGIN:
         return math.nan
     return (accuracy - random) / (supervised - random)
 
@@ -184,8 +189,8 @@ def supervised_reference(run: PretrainRun, tasks: Sequence[str], scale: str = "c
     The runs are the layer-transfer experiments' (:func:`workbench.experiments.transfer.finetune_task`,
     all pretrained layers transferred, lambda = 0.5) with the settings and label counts of
     ``scale``, so the layer-transfer notebook's cached runs are reused; a task those runs do not
-    cover gets the same number of labels as the ones they do. Columns: ``task, seed, n_labelled,
-    dev_accuracy``.
+    cover gets the largest of their label counts (None at a scale that uses every label).
+    Columns: ``task, seed, n_labelled, dev_accuracy``.
     """
     from . import transfer
 
@@ -195,8 +200,8 @@ def supervised_reference(run: PretrainRun, tasks: Sequence[str], scale: str = "c
     tasks = [transfer.check_task(t) for t in dict.fromkeys(tasks)]
     settings = dataclasses.replace(transfer.FINETUNE_SCALES[scale], device=device, precision=precision)
     labelled = transfer.N_LABELLED[scale]
-    common = set(labelled.values())
-    default = common.pop() if len(common) == 1 else None
+    counts = [n for n in labelled.values() if n is not None]
+    default = max(counts) if counts and len(counts) == len(labelled) else None
     rows = []
     with _progress(len(tasks) * len(seeds), "supervised reference (fine-tuning)", progress) as bar:
         for task in tasks:

@@ -4,16 +4,24 @@ A benchmark compares contenders on one workload. Each contender is a callable th
 measured unit of work and returns how much work it did (tokens, examples); the harness times it.
 Contenders run in turn, A B A B ..., so that drift of a shared, noisy machine hits all alike; the
 first ``warmup`` rounds are discarded.
+
+Peak memory is measured per contender in a process of its own (:func:`peak_memories`):
+a CPU process's peak resident set never comes down, so a second contender measured in the same
+process would see the first one's peak.
 """
 
 from __future__ import annotations
 
 import datetime as dt
+import importlib
 import json
 import os
 import platform
+import resource
 import socket
 import statistics
+import subprocess
+import sys
 import time
 from pathlib import Path
 from typing import Callable
@@ -21,7 +29,11 @@ from typing import Callable
 import pandas as pd
 import torch
 
+from workbench.device import resolve_precision
+
 RESULT_COLUMNS = ["benchmark", "contender", "unit", "median", "spread", "rounds", "ratio", "baseline"]
+# Optional: only some benchmarks measure them; blank (NaN) in the others' rows.
+EXTRA_COLUMNS = ["precision", "mfu", "peak_memory_mb"]
 
 
 def compare(benchmark: str, contenders: dict[str, Callable[[], float]], unit: str, baseline: str,
@@ -49,6 +61,46 @@ def compare(benchmark: str, contenders: dict[str, Callable[[], float]], unit: st
     )
 
 
+def precision_name(dtype: torch.dtype) -> str:
+    """``"fp32"`` or ``"bf16"``, the names ``TrainConfig.precision`` takes."""
+    return {torch.float32: "fp32", torch.bfloat16: "bf16"}[dtype]
+
+
+def peak_memory_mb(work: Callable[[], object], device: torch.device) -> float:
+    """Peak memory, in MiB, that ``work()`` adds to what this process held just before it.
+
+    On CUDA the allocator's exact peak; on a CPU the peak resident set (``ru_maxrss``, KiB on
+    Linux) above the resident set before ``work`` (``/proc/self/statm``). That includes what the
+    process loads on first use, except torch's compiler stack (about 70 MiB, which optimizers
+    import when built), loaded here first because it is the same for every contender.
+    """
+    if device.type == "cuda":
+        torch.cuda.reset_peak_memory_stats(device)
+        before = torch.cuda.memory_allocated(device)
+        work()
+        return (torch.cuda.max_memory_allocated(device) - before) / 2**20
+    importlib.import_module("torch._dynamo")  # not `import torch._dynamo`: that makes `torch` local
+    pages = int(Path("/proc/self/statm").read_text().split()[1])
+    before = pages * os.sysconf("SC_PAGE_SIZE")
+    work()
+    return (resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024 - before) / 2**20
+
+
+def peak_memories(contenders: list[str], steps: int) -> dict[str, float]:
+    """Each contender's :func:`peak_memory_mb`, from this script's command line run again with
+    ``--memory-of CONTENDER --steps STEPS`` in a fresh process that prints it as its last line.
+
+    One after the other: on a 2-core CPU, processes running side by side slow each other down
+    many times over (their OpenMP threads spin while they wait for a core).
+    """
+    memories = {}
+    for name in contenders:
+        command = [sys.executable, *sys.argv, "--memory-of", name, "--steps", str(steps)]
+        output = subprocess.run(command, check=True, stdout=subprocess.PIPE, text=True).stdout
+        memories[name] = float(output.split()[-1])
+    return memories
+
+
 def machine() -> dict:
     """The facts a reader needs to compare numbers across machines."""
     cpu = platform.processor() or platform.machine()
@@ -58,10 +110,12 @@ def machine() -> dict:
             if line.startswith("model name"):
                 cpu = line.split(":", 1)[1].strip()
                 break
+    device = torch.device("cuda" if torch.cuda.is_available() else "cpu")
     info = dict(
         host=socket.gethostname(), cpu=cpu, cores=os.cpu_count(), torch=torch.__version__,
-        threads=torch.get_num_threads(), python=platform.python_version(),
-        device="cuda" if torch.cuda.is_available() else "cpu",
+        threads=torch.get_num_threads(), python=platform.python_version(), device=device.type,
+        precision=precision_name(resolve_precision("auto", device)),
+        cpu_capability=torch.backends.cpu.get_cpu_capability(),
     )
     if torch.cuda.is_available():
         info["gpu"] = torch.cuda.get_device_name(0)
@@ -75,8 +129,9 @@ def write_report(results: pd.DataFrame, directory: str | os.PathLike[str], extra
     info = machine()
     directory = Path(directory)
     stem = f"{info['device']}-{info['cores']}core-{dt.date.today().isoformat()}"
+    records = results.astype(object).where(results.notna(), None).to_dict(orient="records")  # NaN is no JSON
     payload = dict(machine=info, date=dt.datetime.now().isoformat(timespec="seconds"),
-                   results=results.to_dict(orient="records"), **(extra or {}))
+                   results=records, **(extra or {}))
     json_path, md_path = directory / f"{stem}.json", directory / f"{stem}.md"
     write_text_atomic(json_path, json.dumps(payload, indent=2, default=str))
     write_text_atomic(md_path, markdown_table(results, info))
@@ -86,15 +141,22 @@ def write_report(results: pd.DataFrame, directory: str | os.PathLike[str], extra
 def markdown_table(results: pd.DataFrame, info: dict) -> str:
     gpu = f", {info['gpu']}" if "gpu" in info else ""
     lines = [
-        f"Measured on {info['cpu']} ({info['cores']} cores{gpu}), torch {info['torch']}, "
-        f"{info['threads']} threads.",
+        f"Measured on {info['cpu']} ({info['cores']} cores, {info['cpu_capability']}{gpu}), "
+        f"torch {info['torch']}, {info['threads']} threads; default precision {info['precision']}.",
         "",
-        "| benchmark | contender | throughput (median) | spread | ratio vs baseline |",
-        "| --- | --- | --- | --- | --- |",
+        "| benchmark | contender | precision | throughput (median) | spread | ratio vs baseline | MFU "
+        "| peak memory (MiB) |",
+        "| --- | --- | --- | --- | --- | --- | --- | --- |",
     ]
-    for row in results.itertuples():
+    for row in results.reindex(columns=RESULT_COLUMNS + EXTRA_COLUMNS).itertuples():
         lines.append(
-            f"| {row.benchmark} | {row.contender} | {row.median:,.1f} {row.unit} | "
-            f"{row.spread:,.1f} | {row.ratio:.2f}x vs {row.baseline} |"
+            f"| {row.benchmark} | {row.contender} | {_cell(row.precision, '{}')} | "
+            f"{row.median:,.1f} {row.unit} | {row.spread:,.1f} | {row.ratio:.2f}x vs {row.baseline} | "
+            f"{_cell(row.mfu, '{:.1%}')} | {_cell(row.peak_memory_mb, '{:,.0f}')} |"
         )
     return "\n".join(lines) + "\n"
+
+
+def _cell(value: object, template: str) -> str:
+    """``template`` filled with ``value``; blank where the benchmark did not measure it."""
+    return "" if pd.isna(value) else template.format(value)

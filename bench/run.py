@@ -2,8 +2,9 @@
 and put the table into the README between its ``bench:start`` / ``bench:end`` markers.
 
 Each ``bench_*.py`` is a script that takes ``--rounds N`` and ``--csv PATH`` and writes its
-results in the harness's columns (:data:`harness.RESULT_COLUMNS`). Each runs in its own process, so
-one benchmark's threads, caches and allocator state cannot colour the next one's numbers.
+results in the harness's columns (:data:`harness.RESULT_COLUMNS`, plus whichever of
+:data:`harness.EXTRA_COLUMNS` it measures: precision, MFU, peak memory). Each runs in its own
+process, so one benchmark's threads, caches and allocator state cannot colour the next one's numbers.
 
     .venv/bin/python bench/run.py [--only train generate] [--rounds N] [--no-readme]
 """
@@ -17,7 +18,7 @@ import tempfile
 from pathlib import Path
 
 import pandas as pd
-from harness import RESULT_COLUMNS, write_report
+from harness import EXTRA_COLUMNS, RESULT_COLUMNS, write_report
 
 BENCH_DIR = Path(__file__).resolve().parent
 README = BENCH_DIR.parent / "README.md"
@@ -46,7 +47,7 @@ def run_script(script: Path, rounds: int | None, extra: list[str]) -> pd.DataFra
     missing = [c for c in RESULT_COLUMNS if c not in table]
     if missing:
         raise SystemExit(f"{script.name} wrote no {missing} columns: expected {RESULT_COLUMNS}")
-    return table[RESULT_COLUMNS]
+    return table.reindex(columns=RESULT_COLUMNS + EXTRA_COLUMNS)  # NaN where a script measured none
 
 
 def update_readme(markdown: str, readme: Path = README) -> None:
@@ -69,7 +70,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("extra", nargs=argparse.REMAINDER, help="arguments after -- go to every script")
     args = parser.parse_args(argv)
     extra = args.extra[1:] if args.extra[:1] == ["--"] else args.extra
-    results = pd.concat([run_script(s, args.rounds, extra) for s in discover(args.only)], ignore_index=True)
+    tables = [run_script(s, args.rounds, extra) for s in discover(args.only)]
+    # infer_objects: a header-only table (the GPU profile without a GPU) turns every column to object.
+    results = pd.concat(tables, ignore_index=True).infer_objects()
     json_path, md_path = write_report(results, args.out)
     print(md_path.read_text())
     print(f"wrote {json_path} and {md_path}")

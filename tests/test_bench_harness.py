@@ -4,15 +4,47 @@ No timing assertions (the machines are shared and noisy): only structure and ari
 """
 
 import json
+import os
+import subprocess
 import sys
+import textwrap
 from pathlib import Path
 
 import pandas as pd
 import pytest
+import torch
 
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "bench"))
+from workbench import GPTConfig
+
+BENCH = Path(__file__).resolve().parent.parent / "bench"
+sys.path.insert(0, str(BENCH))
+import bench_train  # noqa: E402
 import harness  # noqa: E402
 import run as bench_run  # noqa: E402
+
+COLUMNS = harness.RESULT_COLUMNS + harness.EXTRA_COLUMNS
+
+
+def run_bench(script: str, *args: str, csv: Path) -> tuple[pd.DataFrame, str]:
+    """Run a benchmark script in its own process, as ``make bench`` does: its CSV and its output.
+
+    On one thread: on a busy 2-core machine, spinning OpenMP threads make tiny steps up to 100x
+    slower, and no timing is checked here.
+    """
+    result = subprocess.run([sys.executable, str(BENCH / script), *args, "--csv", str(csv)],
+                            capture_output=True, text=True, env=dict(os.environ, OMP_NUM_THREADS="1"))
+    assert result.returncode == 0, result.stderr
+    return pd.read_csv(csv), result.stdout
+
+
+def assert_well_formed(table: pd.DataFrame, baseline: str) -> None:
+    """Every column filled, throughput, MFU and memory positive, precisions named, ratios vs the baseline."""
+    assert list(table.columns[:len(COLUMNS)]) == COLUMNS
+    assert table[COLUMNS].notna().all(axis=None)
+    assert (table[["median", "mfu", "peak_memory_mb"]] > 0).all(axis=None)
+    assert set(table["precision"]) <= {"fp32", "bf16"}
+    assert (table["baseline"] == baseline).all()
+    assert table.set_index("contender").loc[baseline, "ratio"] == 1.0
 
 
 def test_compare_alternates_and_reports_ratios():
@@ -36,12 +68,31 @@ def test_compare_alternates_and_reports_ratios():
 
 def test_report_is_well_formed_json_and_markdown(tmp_path):
     table = harness.compare("toy", {"a": lambda: 5, "b": lambda: 5}, unit="items/s", baseline="a", rounds=2)
+    table["mfu"] = [0.5, float("nan")]
     json_path, md_path = harness.write_report(table, tmp_path)
-    payload = json.loads(json_path.read_text())
-    assert {"cpu", "cores", "torch", "device"} <= set(payload["machine"])
-    assert pd.DataFrame(payload["results"]).shape == (2, len(harness.RESULT_COLUMNS))
+    payload = json.loads(json_path.read_text(), parse_constant=pytest.fail)  # NaN is not JSON
+    assert {"cpu", "cores", "torch", "device", "precision", "cpu_capability"} <= set(payload["machine"])
+    assert payload["machine"]["precision"] in ("fp32", "bf16")
+    assert pd.DataFrame(payload["results"]).shape == (2, len(harness.RESULT_COLUMNS) + 1)
+    assert [row["mfu"] for row in payload["results"]] == [0.5, None]
     markdown = md_path.read_text()
-    assert "| toy | a |" in markdown and "1.00x vs a" in markdown
+    assert "| toy | a |  |" in markdown and "1.00x vs a | 50.0% |  |" in markdown
+
+
+def test_extra_columns_survive_run_script_and_show_in_markdown(tmp_path):
+    script = tmp_path / "bench_toy.py"
+    script.write_text(textwrap.dedent("""\
+        import sys
+        import pandas as pd
+        row = dict(benchmark="toy", contender="a", unit="items/s", median=2.0, spread=0.0, rounds=1,
+                   ratio=1.0, baseline="a", mfu=0.125, examples=3)
+        pd.DataFrame([row]).to_csv(sys.argv[sys.argv.index("--csv") + 1], index=False)
+    """))
+    table = bench_run.run_script(script, rounds=None, extra=[])
+    assert list(table.columns) == COLUMNS  # the extra columns it wrote kept, the rest NaN
+    assert table.loc[0, "mfu"] == 0.125 and table[["precision", "peak_memory_mb"]].isna().all(axis=None)
+    markdown = harness.markdown_table(table, harness.machine())
+    assert "| toy | a |  | 2.0 items/s | 0.0 | 1.00x vs a | 12.5% |  |" in markdown
 
 
 def test_readme_table_is_replaced_between_markers(tmp_path):
@@ -57,3 +108,37 @@ def test_readme_table_is_replaced_between_markers(tmp_path):
 def test_unknown_benchmark_is_named():
     with pytest.raises(SystemExit, match=r"unknown benchmarks \['warp'\]"):
         bench_run.discover(["warp"])
+
+
+def test_flops_count_agrees_with_the_trainer_and_a_wrong_count_fails_loudly():
+    tokens = bench_train.text_tokens()
+    config = GPTConfig.from_preset("gpt2-micro", dropout=0.0)  # SDPA's CPU flash kernel: our formula counts it
+    contender = bench_train.TrainerContender(tokens, config, 1, batch_size=2, device="cpu")
+    counted = bench_train.checked_flops_per_token(contender)
+    assert counted == pytest.approx(contender.trainer.flops_per_token, rel=0.05)
+    wrong = bench_train.TrainerContender(tokens, config, 1, batch_size=2, device="cpu", flops_per_token=1e3)
+    with pytest.raises(SystemExit, match=r"counted [\d,]+, the Trainer's 1,000"):
+        bench_train.checked_flops_per_token(wrong)
+
+
+def test_training_benchmark_runs_tiny(tmp_path):
+    table, printed = run_bench("bench_train.py", "--preset", "gpt2-micro", "--batch", "2", "--steps", "1",
+                               "--rounds", "1", csv=tmp_path / "train.csv")
+    assert_well_formed(table, baseline="hugging face fp32")
+    assert list(table["contender"]) == ["hugging face fp32", "workbench fp32", "workbench auto",
+                                        "hugging face + bf16 autocast"]
+    assert "FLOPs per token: counted by torch" in printed and "MFU logged by the Trainer" in printed
+
+
+def test_gpu_profile_runs_tiny_on_the_cpu(tmp_path):
+    table, printed = run_bench("bench_gpu.py", "--tiny", csv=tmp_path / "gpu.csv")
+    assert_well_formed(table, baseline="trainer eager")
+    assert list(table["contender"]) == ["trainer eager"] and list(table["precision"]) == ["bf16"]
+    assert "gpt2-micro, batch 2 x 64" in printed
+
+
+@pytest.mark.skipif(torch.cuda.is_available(), reason="this machine runs the GPU profile for real")
+def test_gpu_profile_without_cuda_writes_the_header_only(tmp_path):
+    table, printed = run_bench("bench_gpu.py", csv=tmp_path / "gpu.csv")
+    assert list(table.columns) == COLUMNS and table.empty
+    assert "needs a CUDA device" in printed

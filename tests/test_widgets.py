@@ -213,7 +213,7 @@ def test_loss_curve_viewer_without_runs(tmp_path):
 
 def test_explorer_model_prefers_the_longest_cached_run(tmp_path, monkeypatch):
     from workbench.experiments import PretrainSpec, pretrain
-    from workbench.widgets import explorer_model
+    from workbench.widgets import cached_pretraining_runs, explorer_model
 
     monkeypatch.setenv("WORKBENCH_CACHE_DIR", str(tmp_path / "cache"))
     tiny = dict(preset="gpt2-mini", batch_size=2, n_checkpoints=1, device="cpu",
@@ -226,6 +226,13 @@ def test_explorer_model_prefers_the_longest_cached_run(tmp_path, monkeypatch):
     assert explored.model.config.vocab_size == explored.tokenizer.vocab_size
     viewer = loss_curve_viewer(explored.runs)
     assert len(set(viewer.plotted["run"])) == 2
+    # Equal tokens: the lower validation loss wins.
+    pretrain(PretrainSpec(steps=3, seed=1, **tiny), progress=False)
+    explored = explorer_model("auto")
+    equal = [run for run in cached_pretraining_runs().values() if run.spec.steps == 3]
+    assert len(equal) == 2
+    best = min(equal, key=lambda run: float(run.history["val_loss"].dropna().iloc[-1]))
+    assert f"(seed {best.spec.seed}, {best.run_dir.name[:6]})" in explored.description
 
 
 def test_explorer_model_other_sources(tmp_path, monkeypatch):

@@ -508,8 +508,8 @@ def cached_pretraining_runs() -> dict[str, "PretrainRun"]:
 def explorer_model(source: str | os.PathLike[str] = "auto", demo_steps: int = 300, seed: int = 0) -> Explorable:
     """The model to explore. No pretrained GPT weights exist offline, so it is one trained here.
 
-    ``"auto"``: the cached GPT pretraining run that has seen the most tokens (notebook 02's, once
-    it has run), else the demo. ``"demo"``: :func:`demo_spec` (trained on first use).
+    ``"auto"``: the cached GPT pretraining run that has seen the most tokens, the lowest
+    validation loss breaking ties (after notebook 04, its gpt2-mini rung), else the demo. ``"demo"``: :func:`demo_spec` (trained on first use).
     ``"untrained"``: random gpt2-mini weights, to check the widgets quickly. A path: a run
     directory written by the Trainer on the corpus (``python -m workbench pretrain``).
     ``runs`` holds every cached pretraining run, for the loss-curve viewer.
@@ -547,8 +547,13 @@ def explorer_model(source: str | os.PathLike[str] = "auto", demo_steps: int = 30
 
 
 def _longest_gpt_run(runs: dict[str, "PretrainRun"]) -> tuple[str, "PretrainRun"] | None:
-    """The GPT run (not an LSTM baseline) that has seen the most training tokens, or None."""
-    seen = {name: int(run.history["tokens"].max()) for name, run in runs.items() if run.spec.model == "gpt"}
+    """The GPT run (not an LSTM baseline) that has seen the most training tokens, and of those the
+    one with the lowest validation loss (the best model on offer), or None."""
+    seen = {}
+    for name, run in runs.items():
+        if run.spec.model == "gpt":
+            history = run.history
+            seen[name] = (int(history["tokens"].max()), -float(history["val_loss"].dropna().iloc[-1]))
     if not seen:
         return None
     best = max(seen, key=seen.get)

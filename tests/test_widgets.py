@@ -213,7 +213,8 @@ def test_loss_curve_viewer_without_runs(tmp_path):
 
 def test_explorer_model_prefers_the_longest_cached_run(tmp_path, monkeypatch):
     from workbench.experiments import PretrainSpec, pretrain
-    from workbench.widgets import cached_pretraining_runs, explorer_model
+    from workbench.experiments.pretraining import cached_pretraining_runs
+    from workbench.widgets import explorer_model
 
     monkeypatch.setenv("WORKBENCH_CACHE_DIR", str(tmp_path / "cache"))
     tiny = dict(preset="gpt2-mini", batch_size=2, n_checkpoints=1, device="cpu",

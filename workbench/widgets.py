@@ -483,28 +483,6 @@ def demo_spec(steps: int = 300, seed: int = 0):
                         dropout=0.0, seed=seed, n_checkpoints=1, extra={"eval_sequences": 16})
 
 
-def cached_pretraining_runs() -> dict[str, "PretrainRun"]:
-    """Finished GPT and LSTM pretraining runs in the experiment cache, by a readable name."""
-    import json
-
-    from .experiments import PretrainRun, PretrainSpec, cache_root
-    from .experiments.cache import is_done
-
-    runs = {}
-    for entry in sorted((cache_root() / "pretrain").glob("*/config.json")):
-        if not is_done(entry.parent):
-            continue
-        config = json.loads(entry.read_text())
-        config.pop("data", None)
-        try:
-            spec = PretrainSpec(**config)
-        except (TypeError, ValueError):  # written by another version of the spec
-            continue
-        name = f"{spec.preset} {spec.model}, {spec.steps} x {spec.batch_size} (seed {spec.seed}, {entry.parent.name[:6]})"
-        runs[name] = PretrainRun(spec, entry.parent)
-    return runs
-
-
 def explorer_model(source: str | os.PathLike[str] = "auto", demo_steps: int = 300, seed: int = 0) -> Explorable:
     """The model to explore. No pretrained GPT weights exist offline, so it is one trained here.
 
@@ -516,6 +494,7 @@ def explorer_model(source: str | os.PathLike[str] = "auto", demo_steps: int = 30
     """
     from .data.prepare import corpus_tokenizer
     from .experiments import pretrain
+    from .experiments.pretraining import cached_pretraining_runs
 
     if isinstance(source, str) and source not in EXPLORER_SOURCES and not Path(source).exists():
         raise ValueError(f"source={source!r}: expected one of {EXPLORER_SOURCES} or an existing run directory")

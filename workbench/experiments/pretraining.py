@@ -8,6 +8,7 @@ Checkpoints are kept at log-spaced steps because the zero-shot curves are read o
 from __future__ import annotations
 
 import dataclasses
+import json
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -21,7 +22,7 @@ from ..model import GPT
 from ..pretrain import open_token_file
 from ..pretrain import pretrain as run_pretraining
 from ..train import TrainConfig
-from .cache import entry_dir, is_done, mark_done
+from .cache import cache_root, entry_dir, is_done, mark_done
 
 MODELS = ("gpt", "lstm")
 
@@ -149,3 +150,21 @@ def pretrain(spec: PretrainSpec | None = None, *, progress: bool = True, **chang
                     run_dir=run_dir, resume=resume, metadata=metadata)
     mark_done(run_dir)
     return run
+
+
+def cached_pretraining_runs() -> dict[str, PretrainRun]:
+    """Every finished pretraining run in the cache (GPT and LSTM), by a readable name; entries
+    written by another version of :class:`PretrainSpec` are skipped."""
+    runs = {}
+    for entry in sorted((cache_root() / "pretrain").glob("*/config.json")):
+        if not is_done(entry.parent):
+            continue
+        config = json.loads(entry.read_text())
+        config.pop("data", None)
+        try:
+            spec = PretrainSpec(**config)
+        except (TypeError, ValueError):
+            continue
+        name = f"{spec.preset} {spec.model}, {spec.steps} x {spec.batch_size} (seed {spec.seed}, {entry.parent.name[:6]})"
+        runs[name] = PretrainRun(spec, entry.parent)
+    return runs

@@ -25,7 +25,7 @@ import torch
 from tqdm.auto import tqdm
 
 from ..data.tasks import TASK_SPLITS, TASKS, load_task
-from ..device import PRECISIONS, autocast, resolve_device, resolve_precision
+from ..device import PRECISIONS, autocast, resolve_device
 from ..finetune import TaskModel, accuracy, finetune, model_kind, transfer
 from ..io import write_text_atomic
 from ..model import GPT

@@ -7,7 +7,7 @@ which must take seconds. The load average is printed before and after: on a shar
 says how much the numbers can be trusted.
 
 The default, ``02 03``, is the pair with a 10-minute budget on a 2-core CPU (what ``make bench``
-runs). ``--notebooks all`` times all of ``make reproduce`` (about 20 minutes on 2 cores).
+runs). ``--notebooks all`` times all of ``make reproduce`` (about 17 minutes on 2 cores).
 ``--reuse-pretraining`` links the pretraining runs of your own experiment cache into the fresh
 one, so what is timed is the notebook's own work with its pretraining cached (the zero-shot
 notebook's 5-minute budget: ``--notebooks 04 --reuse-pretraining``).

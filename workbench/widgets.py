@@ -487,7 +487,8 @@ def explorer_model(source: str | os.PathLike[str] = "auto", demo_steps: int = 30
     """The model to explore. No pretrained GPT weights exist offline, so it is one trained here.
 
     ``"auto"``: the cached GPT pretraining run that has seen the most tokens, the lowest
-    validation loss breaking ties (after notebook 04, its gpt2-mini rung), else the demo. ``"demo"``: :func:`demo_spec` (trained on first use).
+    validation loss breaking ties (after notebook 04, its gpt2-mini rung), else the demo.
+    ``"demo"``: :func:`demo_spec` (trained on first use).
     ``"untrained"``: random gpt2-mini weights, to check the widgets quickly. A path: a run
     directory written by the Trainer on the corpus (``python -m workbench pretrain``).
     ``runs`` holds every cached pretraining run, for the loss-curve viewer.
@@ -508,12 +509,14 @@ def explorer_model(source: str | os.PathLike[str] = "auto", demo_steps: int = 30
     if source not in EXPLORER_SOURCES:
         return _load_run(Path(source))
     demo = demo_spec(demo_steps, seed)
-    longest = _longest_gpt_run(cached_pretraining_runs()) if source == "auto" else None
-    if longest is None:
+    cached = cached_pretraining_runs()
+    best = _best_gpt_run(cached) if source == "auto" else None
+    if best is None:
         run = pretrain(demo)
-        name = next(n for n, r in cached_pretraining_runs().items() if r.run_dir == run.run_dir)
+        cached = cached_pretraining_runs()  # now with the demo run
+        name = next(n for n, r in cached.items() if r.run_dir == run.run_dir)
     else:
-        name, run = longest
+        name, run = best
     history = run.history
     val = history["val_loss"].dropna()
     is_demo = run.spec == demo
@@ -521,11 +524,11 @@ def explorer_model(source: str | os.PathLike[str] = "auto", demo_steps: int = 30
                    f"{run.spec.steps:,} updates ({int(history['tokens'].max()):,} tokens) on the corpus, "
                    f"validation loss {val.iloc[-1]:.2f} nats/token (cached run {name!r})"
                    f"{'; expect word salad, not prose' if is_demo else ''}")
-    runs = {name: run.run_dir} | {n: r.run_dir for n, r in cached_pretraining_runs().items()}
+    runs = {n: r.run_dir for n, r in cached.items()}
     return Explorable(run.load(), run.tokenizer, description, runs)
 
 
-def _longest_gpt_run(runs: dict[str, "PretrainRun"]) -> tuple[str, "PretrainRun"] | None:
+def _best_gpt_run(runs: dict[str, "PretrainRun"]) -> tuple[str, "PretrainRun"] | None:
     """The GPT run (not an LSTM baseline) that has seen the most training tokens, and of those the
     one with the lowest validation loss (the best model on offer), or None."""
     seen = {}

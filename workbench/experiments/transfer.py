@@ -32,6 +32,7 @@ from ..model import GPT
 from ..schedules import SCHEDULES
 from ..train import TrainConfig
 from ..transforms import encode_examples
+from ..zeroshot import random_accuracy
 from .cache import entry_dir, is_done, mark_done
 from .pretraining import SCALES, PretrainRun, PretrainSpec
 
@@ -447,8 +448,6 @@ def findings(sweep: pd.DataFrame, ablation_table: pd.DataFrame | None = None, sp
     A difference counts only when it exceeds two standard errors of the difference of the means
     over seeds; the chance level is one over the number of labels or choices.
     """
-    from ..zeroshot import random_accuracy
-
     lines = []
     rows = sweep[sweep["split"] == split]
     for task, group in rows.groupby("task", sort=False):

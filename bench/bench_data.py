@@ -29,7 +29,7 @@ from harness import compare, machine
 from workbench.data.corpus import corpus_split
 from workbench.data.prepare import corpus_tokenizer
 from workbench.data.sources import SOURCES, fetch
-from workbench.tokenizer import gpt2_tokenizer
+from workbench.data.tokenizer import gpt2_tokenizer
 
 PREPARE = ("import json; from workbench.data.prepare import prepare; "
            "r = prepare(progress=False); "

@@ -4,7 +4,7 @@ GPT-2 (the ``gpt2`` preset, 124M parameters; dropout 0, as nanoGPT measures it),
 bf16 autocast, fused AdamW, flash attention through SDPA (the kernel PyTorch picks for causal bf16
 attention on CUDA) and, by default on CUDA, ``torch.compile``. Contenders: the Trainer eager and,
 with compile on, the Trainer compiled (its ratio vs eager), alternating rounds as everywhere in
-``bench/``. MFU is against the device's bf16 peak (:func:`workbench.device.peak_flops`), with the
+``bench/``. MFU is against the device's bf16 peak (:func:`workbench.core.device.peak_flops`), with the
 FLOPs per token counted by torch on one real update and checked against the Trainer's 6N + 12 L T d
 (:func:`bench_train.checked_flops_per_token`). Goal on an H100/H200-class GPU: >= 45% MFU
 (nanoGPT reports about 37% on an A100). Peak memory as in ``bench_train.py``, from the allocator.

@@ -27,8 +27,8 @@ import pandas as pd
 from harness import RESULT_COLUMNS, machine
 
 from workbench.experiments import cache_root
-from workbench.paths import REPO_ROOT
-from workbench.reproduce import run_notebooks, select_notebooks
+from workbench.core.paths import REPO_ROOT
+from workbench.cli.reproduce import run_notebooks, select_notebooks
 
 BUDGETS_S = {("02", "03"): 600, ("04",): 300}
 

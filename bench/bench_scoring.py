@@ -47,8 +47,8 @@ from torch import nn
 from workbench import GPT, GPTConfig
 from workbench.data.prepare import corpus_tokenizer
 from workbench.data.tasks import load_task
-from workbench.scoring import encode_requests, score_token_requests
-from workbench.zeroshot import multiple_choice_requests
+from workbench.evaluation.scoring import encode_requests, score_token_requests
+from workbench.evaluation.heuristics import multiple_choice_requests
 
 
 class FullSequencesOnly(nn.Module):

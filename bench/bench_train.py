@@ -11,7 +11,7 @@ float32. "Hugging Face + bf16 autocast" is shown for context: how much of the ga
 MFU: torch's ``FlopCounterMode`` counts the FLOPs of one real update of the Trainer (forward and
 backward), which must agree within 5% with the Trainer's own 6N + 12 L T d, else the script fails:
 the MFU of both rests on that arithmetic. MFU = median tokens/s x counted FLOPs per token / the
-nominal peak of :func:`workbench.device.peak_flops`, printed beside the MFU the Trainer logged.
+nominal peak of :func:`workbench.core.device.peak_flops`, printed beside the MFU the Trainer logged.
 
 Peak memory: each contender is built again in a fresh process (``--memory-of NAME``) and trained
 for two updates; reported is the peak memory above what that process held before the build
@@ -36,9 +36,9 @@ from harness import compare, machine, peak_memories, peak_memory_mb, precision_n
 from torch.utils.flop_counter import FlopCounterMode
 
 from workbench import GPT, GPTConfig
-from workbench.device import autocast, peak_flops, resolve_precision
-from workbench.pretrain import TokenSampler
-from workbench.train import Trainer, TrainConfig
+from workbench.core.device import autocast, peak_flops, resolve_precision
+from workbench.training.language_model import TokenSampler
+from workbench.training.trainer import Trainer, TrainConfig
 
 CPU = torch.device("cpu")
 MEMORY_STEPS = 2  # the first update allocates the optimizer state, the second runs with it

@@ -29,7 +29,7 @@ from typing import Callable
 import pandas as pd
 import torch
 
-from workbench.device import resolve_precision
+from workbench.core.device import resolve_precision
 
 RESULT_COLUMNS = ["benchmark", "contender", "unit", "median", "spread", "rounds", "ratio", "baseline"]
 # Optional: only some benchmarks measure them; blank (NaN) in the others' rows.
@@ -124,7 +124,7 @@ def machine() -> dict:
 
 def write_report(results: pd.DataFrame, directory: str | os.PathLike[str], extra: dict | None = None) -> tuple[Path, Path]:
     """Write ``<machine>-<date>.json`` and the Markdown table beside it; return both paths."""
-    from workbench.io import write_text_atomic
+    from workbench.core.io import write_text_atomic
 
     info = machine()
     directory = Path(directory)

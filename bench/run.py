@@ -51,7 +51,7 @@ def run_script(script: Path, rounds: int | None, extra: list[str]) -> pd.DataFra
 
 
 def update_readme(markdown: str, readme: Path = README) -> None:
-    from workbench.io import write_text_atomic
+    from workbench.core.io import write_text_atomic
 
     text = readme.read_text()
     if START not in text or END not in text:

@@ -9,8 +9,8 @@ import pytest
 import torch
 
 from workbench import GPT, GPTConfig
-from workbench import checkpoint as ckpt
-from workbench.train import TrainConfig, build_optimizer
+from workbench.training import checkpoint as ckpt
+from workbench.training.trainer import TrainConfig, build_optimizer
 
 
 def _gpt(seed=0, **changes):

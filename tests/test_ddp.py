@@ -12,12 +12,12 @@ import numpy as np
 import pytest
 import torch
 
-from workbench import checkpoint as ckpt
-from workbench import pretrain
+from workbench.training import checkpoint as ckpt
+from workbench.cli import pretrain
 
 LAUNCHER = """\
 import argparse, sys
-from workbench import pretrain
+from workbench.cli import pretrain
 parser = argparse.ArgumentParser()
 pretrain.add_arguments(parser)
 sys.exit(pretrain.run(parser.parse_args()))

@@ -4,7 +4,7 @@ import torch
 from workbench import GPT
 from workbench.experiments import PretrainSpec, pretrain
 from workbench.experiments import pretraining as pretraining_module
-from workbench.lstm import LSTMLanguageModel
+from workbench.models.lstm import LSTMLanguageModel
 
 TINY = dict(preset="gpt1-micro", steps=6, batch_size=4, n_checkpoints=3, device="cpu", precision="fp32")
 
@@ -27,7 +27,7 @@ def test_pretrain_keeps_log_spaced_checkpoints_and_caches(monkeypatch):
     def no_training(*args, **kwargs):
         raise AssertionError("a cached run was trained again")
 
-    monkeypatch.setattr(pretraining_module, "run_pretraining", no_training)
+    monkeypatch.setattr(pretraining_module, "train_language_model", no_training)
     again = pretrain(PretrainSpec(**TINY), progress=False)
     assert again.run_dir == run.run_dir
     assert torch.equal(again.load().wte.weight, run.load().wte.weight)

@@ -2,8 +2,8 @@ import pytest
 import torch
 
 from workbench import GPT, GPTConfig
-from workbench.finetune import TaskModel, check_labels, extend_vocabulary, task_loss, transfer
-from workbench.transforms import collate
+from workbench.training.finetuning import TaskModel, check_labels, extend_vocabulary, task_loss, transfer
+from workbench.data.transforms import collate
 
 
 def _gpt(seed, **changes):
@@ -115,15 +115,15 @@ def test_collated_batch_trains_end_to_end():
 def _encoded_task(name, split, n, n_ctx=64):
     from workbench.data.prepare import corpus_tokenizer
     from workbench.data.tasks import get_task, load_task
-    from workbench.transforms import encode_examples
+    from workbench.data.transforms import encode_examples
 
     tok = corpus_tokenizer(vocab_size=512)  # the micro presets' vocabulary
     return tok, encode_examples(get_task(name).kind, load_task(name, split)[:n], tok, n_ctx)
 
 
 def test_task_batches_shard_by_rank_and_resume():
-    from workbench.finetune import TaskBatches
-    from workbench.train import BatchPlan
+    from workbench.training.finetuning import TaskBatches
+    from workbench.training.trainer import BatchPlan
 
     encoded = [([[1, i, 2]], i % 2) for i in range(10)]
     single = TaskBatches(encoded, "classification", 0, BatchPlan(4, 1, None, seed=3))
@@ -142,7 +142,7 @@ def test_task_batches_shard_by_rank_and_resume():
 @pytest.mark.parametrize("task", ["sentiment", "next_line", "same_work", "name_substitution"])
 def test_real_tasks_encode_and_batch(task):
     from workbench.data.tasks import get_task
-    from workbench.finetune import make_batch, model_kind
+    from workbench.training.finetuning import make_batch, model_kind
 
     tok, encoded = _encoded_task(task, "dev", 4)
     kind = model_kind(get_task(task).kind)
@@ -154,8 +154,8 @@ def test_real_tasks_encode_and_batch(task):
 
 
 def test_finetune_learns_a_real_task(tmp_path):
-    from workbench.finetune import accuracy, finetune
-    from workbench.train import TrainConfig
+    from workbench.training.finetuning import accuracy, finetune
+    from workbench.training.trainer import TrainConfig
 
     tok, train = _encoded_task("sentiment", "train", 64)
     _, dev = _encoded_task("sentiment", "dev", 32)
@@ -173,7 +173,7 @@ def test_finetune_learns_a_real_task(tmp_path):
 
 
 def test_pretrain_then_finetune_from_the_command_line(tmp_path, capsys):
-    from workbench.__main__ import main
+    from workbench.cli import main
 
     common = ["--steps", "2", "--batch-size", "4", "--device", "cpu", "--precision", "fp32", "--no-progress"]
     assert main(["pretrain", "--preset", "gpt1-micro", "--out", str(tmp_path / "pre"), *common]) == 0

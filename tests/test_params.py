@@ -2,8 +2,8 @@ import pytest
 import torch
 
 from workbench import GPT, count_parameters, parameter_breakdown
-from workbench.config import PRESETS
-from workbench.params import (
+from workbench.models.config import PRESETS
+from workbench.models.params import (
     family_table,
     per_block_parameters,
     quoted_gpt1_approximation,

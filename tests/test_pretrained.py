@@ -7,7 +7,7 @@ import torch
 from safetensors.torch import save_file
 
 from workbench import GPT
-from workbench.pretrained import config_from_hf
+from workbench.models.huggingface import config_from_hf
 
 HF_GPT2 = dict(model_type="gpt2", n_layer=1, n_embd=8, n_head=2, n_positions=4, vocab_size=11)
 

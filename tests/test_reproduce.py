@@ -3,8 +3,8 @@
 import nbformat
 import pytest
 
-from workbench.__main__ import main
-from workbench.reproduce import run_notebooks, select_notebooks
+from workbench.cli import main
+from workbench.cli.reproduce import run_notebooks, select_notebooks
 
 
 def _notebook(path, *sources):

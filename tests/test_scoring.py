@@ -3,8 +3,8 @@ import torch
 from torch import nn
 
 from workbench import GPT, GPTConfig
-from workbench.scoring import encode_requests, score, score_token_requests, split_boundary
-from workbench.tokenizer import gpt2_tokenizer
+from workbench.evaluation.scoring import encode_requests, score, score_token_requests, split_boundary
+from workbench.data.tokenizer import gpt2_tokenizer
 
 
 @pytest.fixture(scope="module")
@@ -109,7 +109,7 @@ MIXED = [([5, 6, 7], [8, 9]), ([1, 2], [3, 4, 5, 6]), ([9] * 11, [1, 2]), ([4, 3
 def test_batched_paths_equal_one_pass_per_request(model, monkeypatch, batch_size, masked):
     """Whatever the batching (contexts of mixed lengths in one masked pass, or one pass per length
     for a model without attention_mask), every score equals its own unbatched forward pass."""
-    import workbench.scoring as scoring
+    import workbench.evaluation.scoring as scoring
 
     monkeypatch.setattr(scoring, "_accepts_attention_mask", lambda m: masked)
     frame = score_token_requests(model, MIXED, batch_size=batch_size)

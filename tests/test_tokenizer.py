@@ -6,7 +6,7 @@ import pytest
 
 from workbench.data.corpus import load_documents
 from workbench.data.sources import source_dir
-from workbench.tokenizer import SPECIAL_TOKENS, Tokenizer, gpt2_tokenizer, train_bpe
+from workbench.data.tokenizer import SPECIAL_TOKENS, Tokenizer, gpt2_tokenizer, train_bpe
 
 TEXTS = ["Hello world", "  leading spaces,\nnewlines\n\n\tand tabs ", "Ünïcödé 日本語 🎉",
          "It's 12,345 -- don't <|endoftext|> end", "O Romeo, Romeo! wherefore art thou Romeo?"]

@@ -13,11 +13,11 @@ import pytest
 import torch
 
 from workbench import GPT, GPTConfig
-from workbench import checkpoint as ckpt
-from workbench.device import cpu_supports_bf16, resolve_device, resolve_precision
-from workbench.pretrain import TokenEvaluator, TokenSampler, pretrain
-from workbench.schedules import Schedule, plot_schedule
-from workbench.train import (
+from workbench.training import checkpoint as ckpt
+from workbench.core.device import cpu_supports_bf16, resolve_device, resolve_precision
+from workbench.training.language_model import TokenEvaluator, TokenSampler, train_language_model
+from workbench.training.schedules import Schedule, plot_schedule
+from workbench.training.trainer import (
     TrainConfig,
     Trainer,
     TrainingDiverged,
@@ -228,7 +228,7 @@ def test_evaluator_is_the_mean_loss_over_its_windows():
 def test_training_lowers_the_loss_and_logs_history(tmp_path):
     config = quick(steps=40, batch_size=8, log_every=10, eval_every=20, eval_sequences=16,
                    checkpoint_every=20)
-    t = pretrain(micro_gpt(), TRAIN, VAL, config, run_dir=tmp_path)
+    t = train_language_model(micro_gpt(), TRAIN, VAL, config, run_dir=tmp_path)
     h = t.history
     assert list(h["step"]) == [0, 10, 20, 30, 40]
     assert list(h.columns[:5]) == ["step", "tokens", "lr", "loss", "grad_norm"]

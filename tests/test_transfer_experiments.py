@@ -4,7 +4,7 @@ import pandas as pd
 import pytest
 import torch
 
-from workbench import plots
+from workbench.ui import plots
 from workbench.experiments import PretrainSpec, pretrain
 from workbench.experiments import transfer as transfer_module
 from workbench.experiments.transfer import (

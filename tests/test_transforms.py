@@ -5,8 +5,8 @@ import torch
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from workbench import transforms
-from workbench.tokenizer import gpt2_tokenizer
+from workbench.data import transforms
+from workbench.data.tokenizer import gpt2_tokenizer
 
 HELLO, WORLD = 15496, 995  # "Hello", " world" in GPT-2's vocabulary
 

@@ -1,6 +1,6 @@
-from workbench.params import count_parameters
-from workbench.widgets import parameter_explorer
-from workbench.config import GPTConfig
+from workbench.models.params import count_parameters
+from workbench.ui.widgets import parameter_explorer
+from workbench.models.config import GPTConfig
 
 
 def _shown_total(explorer) -> int:
@@ -28,8 +28,8 @@ import pytest
 import torch
 
 from workbench import GPT
-from workbench.tokenizer import Tokenizer, train_bpe
-from workbench.widgets import attention_viewer, find_runs, generation_playground, loss_curve_viewer, transform_viewer
+from workbench.data.tokenizer import Tokenizer, train_bpe
+from workbench.ui.widgets import attention_viewer, find_runs, generation_playground, loss_curve_viewer, transform_viewer
 
 TEXTS = ["It was the best of times, it was the worst of times.",
          "To be, or not to be, that is the question.",
@@ -214,7 +214,7 @@ def test_loss_curve_viewer_without_runs(tmp_path):
 def test_explorer_model_prefers_the_longest_cached_run(tmp_path, monkeypatch):
     from workbench.experiments import PretrainSpec, pretrain
     from workbench.experiments.pretraining import cached_pretraining_runs
-    from workbench.widgets import explorer_model
+    from workbench.ui.widgets import explorer_model
 
     monkeypatch.setenv("WORKBENCH_CACHE_DIR", str(tmp_path / "cache"))
     tiny = dict(preset="gpt2-mini", batch_size=2, n_checkpoints=1, device="cpu",
@@ -237,8 +237,8 @@ def test_explorer_model_prefers_the_longest_cached_run(tmp_path, monkeypatch):
 
 
 def test_explorer_model_other_sources(tmp_path, monkeypatch):
-    from workbench.checkpoint import latest_checkpoint
-    from workbench.widgets import explorer_model
+    from workbench.training.checkpoint import latest_checkpoint
+    from workbench.ui.widgets import explorer_model
 
     monkeypatch.setenv("WORKBENCH_CACHE_DIR", str(tmp_path / "cache"))
     demo = explorer_model("demo", demo_steps=2)

@@ -4,10 +4,11 @@ import shutil
 import pandas as pd
 import pytest
 
-from workbench import count_parameters, plots
+from workbench import count_parameters
+from workbench.ui import plots
 from workbench.experiments import PretrainRun, PretrainSpec, pretrain
 from workbench.experiments import zero_shot as zs
-from workbench.zeroshot import HEURISTICS, VERBALIZERS
+from workbench.evaluation.heuristics import HEURISTICS, VERBALIZERS
 
 TINY = dict(preset="gpt1-micro", steps=6, batch_size=4, n_checkpoints=3, device="cpu", precision="fp32")
 REFERENCE = {"corrupted_sentence": 0.8, "sentiment": 0.7, "next_line": 0.5, "name_substitution": 0.6}

@@ -7,9 +7,9 @@ from torch import nn
 
 from workbench import GPT, GPTConfig
 from workbench.data.tasks import load_task
-from workbench.model import GPTOutput
-from workbench.tokenizer import gpt2_tokenizer
-from workbench.zeroshot import (HEURISTICS, describe_heuristics, evaluate, evaluate_all, random_accuracy,
+from workbench.models.gpt import GPTOutput
+from workbench.data.tokenizer import gpt2_tokenizer
+from workbench.evaluation.heuristics import (HEURISTICS, describe_heuristics, evaluate, evaluate_all, random_accuracy,
                                 verbalizer_tokens)
 
 
@@ -64,7 +64,7 @@ def test_random_levels_and_verbalizers(tok):
 
 
 def test_a_multi_token_verbalizer_is_named_and_scored_as_a_sequence(tok, monkeypatch):
-    import workbench.zeroshot as zeroshot
+    import workbench.evaluation.heuristics as zeroshot
 
     word = " antidisestablishmentarianism"
     ids = tok.encode(word)

@@ -20,7 +20,7 @@ from typing import Callable, Iterable
 
 import pandas as pd
 
-from ..tokenizer import Tokenizer, gpt2_tokenizer
+from .tokenizer import Tokenizer, gpt2_tokenizer
 from .sources import Source, data_dir, get_source, source_dir
 
 CORPUS_VERSION = 1  # bump when the text a loader returns changes: prepared files are keyed on it

@@ -5,7 +5,7 @@ shapes are built from the "heldout" documents of the book corpus (never seen in 
 named for what they are. Every task has deterministic train/dev/test splits (a seeded shuffle, then
 80/10/10), a description of its fields, and a validator that users' own examples also go through.
 
-Fields by kind (what ``workbench.transforms`` turns into token sequences):
+Fields by kind (what ``workbench.data.transforms`` turns into token sequences):
   classification   text, label
   entailment       premise, hypothesis, label
   similarity       text_a, text_b, label

@@ -1,5 +1,5 @@
 """Packed token files: a split encoded once into a flat memmap that a trainer samples windows from
-(``workbench.pretrain.TokenSampler``), reading only the windows it draws.
+(``workbench.training.language_model.TokenSampler``), reading only the windows it draws.
 
 ``NAME.bin`` holds every document's token ids back to back, each followed by ``<|endoftext|>``,
 as ``uint16`` (``uint32`` when the vocabulary has more than 65,536 ids); ``NAME.json`` beside it is
@@ -17,8 +17,8 @@ from typing import Sequence
 
 import numpy as np
 
-from ..io import atomic_path, write_text_atomic
-from ..tokenizer import Tokenizer
+from ..core.io import atomic_path, write_text_atomic
+from .tokenizer import Tokenizer
 from .corpus import CORPUS_SOURCES, Document, archive_of
 
 FORMAT_VERSION = 1

@@ -15,7 +15,7 @@ from typing import Any
 
 import pandas as pd
 
-from ..io import atomic_path, write_text_atomic
+from ..core.io import atomic_path, write_text_atomic
 
 CACHE_VERSION = 1
 """Bump when a change to the code changes results, so that old cache entries are not reused."""

@@ -15,13 +15,13 @@ from pathlib import Path
 import pandas as pd
 import torch
 
-from .. import checkpoint as ckpt
-from ..config import PRESETS, GPTConfig
-from ..lstm import LSTMConfig, LSTMLanguageModel, matching_lstm_config
-from ..model import GPT
-from ..pretrain import open_token_file
-from ..pretrain import pretrain as run_pretraining
-from ..train import TrainConfig
+from ..training import checkpoint as ckpt
+from ..models.config import PRESETS, GPTConfig
+from ..models.lstm import LSTMConfig, LSTMLanguageModel, matching_lstm_config
+from ..models.gpt import GPT
+from ..training.language_model import open_token_file
+from ..training.language_model import train_language_model
+from ..training.trainer import TrainConfig
 from .cache import cache_root, entry_dir, is_done, mark_done
 
 MODELS = ("gpt", "lstm")
@@ -146,7 +146,7 @@ def pretrain(spec: PretrainSpec | None = None, *, progress: bool = True, **chang
         return run
     val_tokens, _ = open_token_file(val_path, vocab_size)
     resume = ckpt.latest_checkpoint(run_dir) is not None
-    run_pretraining(spec.build_model(), train_tokens, val_tokens, spec.train_config(progress),
+    train_language_model(spec.build_model(), train_tokens, val_tokens, spec.train_config(progress),
                     run_dir=run_dir, resume=resume, metadata=metadata)
     mark_done(run_dir)
     return run

@@ -25,14 +25,14 @@ import torch
 from tqdm.auto import tqdm
 
 from ..data.tasks import TASK_SPLITS, TASKS, load_task
-from ..device import PRECISIONS, autocast, resolve_device
-from ..finetune import TaskModel, accuracy, finetune, model_kind, transfer
-from ..io import write_text_atomic
-from ..model import GPT
-from ..schedules import SCHEDULES
-from ..train import TrainConfig
-from ..transforms import encode_examples
-from ..zeroshot import random_accuracy
+from ..core.device import PRECISIONS, autocast, resolve_device
+from ..training.finetuning import TaskModel, accuracy, finetune, model_kind, transfer
+from ..core.io import write_text_atomic
+from ..models.gpt import GPT
+from ..training.schedules import SCHEDULES
+from ..training.trainer import TrainConfig
+from ..data.transforms import encode_examples
+from ..evaluation.heuristics import random_accuracy
 from .cache import entry_dir, is_done, mark_done
 from .pretraining import SCALES, PretrainRun, PretrainSpec
 

@@ -1,6 +1,6 @@
 """Zero-shot behaviour: GPT-1 Figure 2 (right) over pretraining, and GPT-2's claim over model size.
 
-:func:`zero_shot_curve` evaluates every heuristic of :mod:`workbench.zeroshot` on every kept
+:func:`zero_shot_curve` evaluates every heuristic of :mod:`workbench.evaluation.heuristics` on every kept
 checkpoint of a Transformer pretraining run and of the LSTM baseline trained on the same tokens,
 and reports accuracy and *relative performance* ``(accuracy - random) / (supervised - random)``:
 0 is chance, 1 is the fine-tuned Transformer's dev accuracy on the same task (from
@@ -21,10 +21,10 @@ from typing import Callable, Mapping, Sequence
 import pandas as pd
 import torch
 
-from ..config import PRESETS
-from ..device import resolve_device
-from ..params import count_parameters
-from ..zeroshot import HEURISTICS, VERBALIZERS, evaluate, random_accuracy
+from ..models.config import PRESETS
+from ..core.device import resolve_device
+from ..models.params import count_parameters
+from ..evaluation.heuristics import HEURISTICS, VERBALIZERS, evaluate, random_accuracy
 from .cache import cached_frame
 from .pretraining import PretrainRun, PretrainSpec, pretrain
 

@@ -1,7 +1,7 @@
 """The GPT model: one decoder-only transformer that is GPT-1 or GPT-2 depending on its config.
 
 Weights are stored as ``nn.Linear`` (out, in); Hugging Face's ``Conv1D`` (in, out) layout is
-transposed by :mod:`workbench.pretrained` when a checkpoint is loaded.
+transposed by :mod:`workbench.models.huggingface` when a checkpoint is loaded.
 """
 
 from __future__ import annotations
@@ -21,7 +21,7 @@ from .config import GPTConfig
 if TYPE_CHECKING:
     from os import PathLike
 
-    from .tokenizer import Tokenizer
+    from ..data.tokenizer import Tokenizer
 
 KVCache = list[tuple[torch.Tensor, torch.Tensor]]
 """One ``(key, value)`` pair per layer, each ``[batch, heads, time, head_dim]``."""
@@ -189,8 +189,8 @@ class GPT(nn.Module):
 
     @classmethod
     def from_pretrained(cls, path_or_name: "str | PathLike[str]") -> "GPT":
-        """Load a Hugging Face ``openai-gpt`` or ``gpt2`` checkpoint (see :mod:`workbench.pretrained`)."""
-        from .pretrained import load_pretrained
+        """Load a Hugging Face ``openai-gpt`` or ``gpt2`` checkpoint (see :mod:`workbench.models.huggingface`)."""
+        from .huggingface import load_pretrained
 
         return load_pretrained(path_or_name)
 

@@ -2,7 +2,7 @@
 
 What it trains is pluggable: a model, a factory of batch sources (told the per-rank batch size,
 rank and world size, so that it can shard), and ``loss_fn(model, batch) -> (loss, metrics)``.
-Pretraining plugs in :mod:`workbench.pretrain`'s token windows and :func:`lm_loss`; fine-tuning
+Pretraining plugs in :mod:`workbench.training.language_model`'s token windows and :func:`lm_loss`; fine-tuning
 plugs in its own batches and objective. Everything else is shared: AdamW with GPT-1's weight
 decay, the paper's schedules, bf16 autocast, gradient accumulation and clipping, DDP, checkpoints
 that resume bit for bit, a progress bar with throughput and MFU, and a history DataFrame.
@@ -33,7 +33,7 @@ from torch.nn.parallel import DistributedDataParallel
 from tqdm.auto import tqdm
 
 from . import checkpoint as ckpt
-from .device import (
+from ..core.device import (
     PRECISIONS,
     autocast,
     init_distributed,
@@ -41,8 +41,8 @@ from .device import (
     resolve_device,
     resolve_precision,
 )
-from .io import atomic_path
-from .model import GPT
+from ..core.io import atomic_path
+from ..models.gpt import GPT
 from .schedules import SCHEDULES, Schedule
 
 CHECKPOINT_FORMAT = 1

@@ -16,7 +16,7 @@ import torch
 from safetensors.torch import load_file
 
 from .config import GPTConfig
-from .model import GPT
+from .gpt import GPT
 
 MODEL_TYPES = ("openai-gpt", "gpt2")
 

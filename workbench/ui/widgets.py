@@ -19,13 +19,13 @@ import ipywidgets as widgets
 import torch
 from IPython.display import display
 
-from .config import GPTConfig
-from .model import GPT, generate_text
-from .params import count_parameters, parameter_breakdown
+from ..models.config import GPTConfig
+from ..models.gpt import GPT, generate_text
+from ..models.params import count_parameters, parameter_breakdown
 
 if TYPE_CHECKING:
-    from .experiments import PretrainRun
-    from .tokenizer import Tokenizer
+    from ..experiments import PretrainRun
+    from ..data.tokenizer import Tokenizer
 
 
 def parameter_explorer(config: GPTConfig | None = None) -> widgets.VBox:
@@ -280,8 +280,8 @@ def transform_viewer(tokenizer: Tokenizer, n_ctx: int = 128, split: str = "dev",
     head reads, is marked. ``load`` is :func:`workbench.data.tasks.load_task` unless given (tests
     pass their own examples). The tokenizer needs GPT-1's special tokens.
     """
-    from . import transforms
-    from .data.tasks import TASKS, load_task
+    from ..data import transforms
+    from ..data.tasks import TASKS, load_task
 
     load = load or load_task
     names = [name for name, spec in TASKS.items() if spec.kind in transforms.KINDS]
@@ -477,7 +477,7 @@ def demo_spec(steps: int = 300, seed: int = 0):
     About a minute on 2 CPU cores for 300 updates; a high learning rate and no dropout, because
     it is short. Cached like every pretraining run, so only the first call trains.
     """
-    from .experiments import PretrainSpec
+    from ..experiments import PretrainSpec
 
     return PretrainSpec(preset="gpt2-mini", steps=steps, batch_size=8, lr=2e-3, warmup_steps=max(1, steps // 10),
                         dropout=0.0, seed=seed, n_checkpoints=1, extra={"eval_sequences": 16})
@@ -493,9 +493,9 @@ def explorer_model(source: str | os.PathLike[str] = "auto", demo_steps: int = 30
     directory written by the Trainer on the corpus (``python -m workbench pretrain``).
     ``runs`` holds every cached pretraining run, for the loss-curve viewer.
     """
-    from .data.prepare import corpus_tokenizer
-    from .experiments import pretrain
-    from .experiments.pretraining import cached_pretraining_runs
+    from ..data.prepare import corpus_tokenizer
+    from ..experiments import pretrain
+    from ..experiments.pretraining import cached_pretraining_runs
 
     if isinstance(source, str) and source not in EXPLORER_SOURCES and not Path(source).exists():
         raise ValueError(f"source={source!r}: expected one of {EXPLORER_SOURCES} or an existing run directory")
@@ -549,8 +549,8 @@ def _describe(config: GPTConfig) -> str:
 
 
 def _load_run(run: Path) -> Explorable:
-    from . import checkpoint
-    from .data.prepare import corpus_tokenizer
+    from ..training import checkpoint
+    from ..data.prepare import corpus_tokenizer
 
     latest = checkpoint.latest_checkpoint(run)
     if latest is None:

@@ -7,10 +7,10 @@ from pathlib import Path
 import matplotlib.pyplot as plt
 import pandas as pd
 
-from .config import PRESETS
-from .io import atomic_path
-from .params import parameter_breakdown
-from .paths import figures_dir
+from ..models.config import PRESETS
+from ..core.io import atomic_path
+from ..models.params import parameter_breakdown
+from ..core.paths import figures_dir
 
 
 def save_figure(fig: plt.Figure, data: pd.DataFrame, name: str, directory=None) -> tuple[Path, Path]:

@@ -2,7 +2,7 @@
 
 ``python -m workbench pretrain`` trains the ``gpt1-mini`` preset on the books corpus into
 ``runs/gpt1-mini``; ``--train-tokens``, ``--val-tokens``, ``--preset``, ``--out`` and every
-:class:`~workbench.train.TrainConfig` option change that. ``torchrun --nproc_per_node=N -m
+:class:`~workbench.training.trainer.TrainConfig` option change that. ``torchrun --nproc_per_node=N -m
 workbench pretrain ...`` runs the same command as N DDP processes.
 """
 
@@ -19,10 +19,10 @@ import torch
 import torch.distributed as dist
 from torch import nn
 
-from .config import PRESETS, GPTConfig
-from .device import init_distributed
-from .model import GPT
-from .train import BatchPlan, Trainer, TrainConfig, add_train_config_arguments, config_from_args
+from ..models.config import PRESETS, GPTConfig
+from ..core.device import init_distributed
+from ..models.gpt import GPT
+from .trainer import BatchPlan, Trainer, TrainConfig, add_train_config_arguments, config_from_args
 
 _GOLDEN = np.uint64(0x9E3779B97F4A7C15)
 
@@ -124,7 +124,7 @@ class TokenEvaluator:
         return {"val_loss": loss, "val_ppl": math.exp(min(loss, 700.0))}
 
 
-def pretrain(model: nn.Module, train_tokens: np.ndarray, val_tokens: np.ndarray | None = None,
+def train_language_model(model: nn.Module, train_tokens: np.ndarray, val_tokens: np.ndarray | None = None,
              config: TrainConfig | None = None, *, run_dir: str | os.PathLike[str] | None = None,
              resume: bool | str | os.PathLike[str] = False,
              metadata: dict[str, Any] | None = None) -> Trainer:
@@ -157,7 +157,7 @@ def open_token_file(path: str | os.PathLike[str], vocab_size: int) -> tuple[np.n
     if path.suffix == ".npy":
         tokens = np.load(path, mmap_mode="r")
         return tokens, {"train_tokens": path.name, "train_token_count": int(len(tokens))}
-    from .data.tokens import open_tokens, read_manifest
+    from ..data.tokens import open_tokens, read_manifest
 
     manifest = read_manifest(path)
     if manifest["vocab_size"] > vocab_size:
@@ -175,7 +175,7 @@ def default_token_files(vocab_size: int) -> tuple[Path, Path]:
 
     Under torchrun rank 0 prepares them while the other ranks wait.
     """
-    from .data.prepare import packed_split
+    from ..data.prepare import packed_split
 
     context = init_distributed()
     if not context.is_main:
@@ -184,57 +184,3 @@ def default_token_files(vocab_size: int) -> tuple[Path, Path]:
     if context.is_main and context.world_size > 1:
         dist.barrier()
     return paths
-
-
-# ------------------------------------------------------------------------------ command line
-
-
-def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--train-tokens", type=Path, default=None, metavar="PATH",
-                        help="packed training tokens (.npy or a workbench corpus .bin); default "
-                             "the books corpus's train split, prepared for the preset's vocabulary")
-    parser.add_argument("--val-tokens", type=Path, default=None, metavar="PATH",
-                        help="packed validation tokens; default the books corpus's val split when "
-                             "--train-tokens is not given, else no validation")
-    parser.add_argument("--out", type=Path, default=None, metavar="DIR",
-                        help="run directory for checkpoints and history.csv; default runs/PRESET")
-    parser.add_argument("--preset", default="gpt1-mini", choices=list(PRESETS),
-                        help="model configuration")
-    parser.add_argument("--dropout", type=float, default=None,
-                        help="dropout instead of the preset's (GPT-1 and GPT-2 use 0.1)")
-    parser.add_argument("--resume", action="store_true",
-                        help="continue from the latest checkpoint in --out")
-    add_train_config_arguments(parser)
-
-
-def run(args: argparse.Namespace) -> int:
-    out = args.out or Path("runs") / args.preset
-    try:
-        config = config_from_args(args)
-        context = init_distributed(config.device)  # join torchrun's job before anything else
-        overrides = {} if args.dropout is None else {"dropout": args.dropout}
-        model_config = GPTConfig.from_preset(args.preset, **overrides)
-        train_path, val_path = args.train_tokens, args.val_tokens
-        if train_path is None:
-            if val_path is not None:
-                raise ValueError("--val-tokens was given without --train-tokens")
-            train_path, val_path = default_token_files(model_config.vocab_size)
-        train_tokens, metadata = open_token_file(train_path, model_config.vocab_size)
-        val_tokens = open_token_file(val_path, model_config.vocab_size)[0] if val_path else None
-        torch.manual_seed(config.seed)  # the same initial weights on every rank
-        model = GPT(model_config)
-        trainer = pretrain(model, train_tokens, val_tokens, config, run_dir=out,
-                           resume=args.resume, metadata=metadata)
-    except KeyboardInterrupt:
-        if int(os.environ.get("RANK", "0")) == 0:
-            print(f"interrupted; the latest checkpoint is in {out}; continue with --resume")
-        return 130
-    except (ValueError, OSError, FloatingPointError) as error:  # bad input or a diverged run
-        raise SystemExit(f"pretrain: error: {error}") from error
-    finally:
-        if dist.is_initialized():
-            dist.destroy_process_group()
-    if context.is_main:
-        last = trainer.history.dropna(subset=["loss"]).iloc[-1]
-        print(f"step {trainer.step}: loss {last['loss']:.4f}; run directory {out}")
-    return 0

@@ -32,7 +32,7 @@ from typing import Sequence
 import pandas as pd
 import torch
 
-from .model import GPT
+from ..models.gpt import GPT
 
 SCORE_COLUMNS = ["logprob", "n_tokens", "n_chars", "logprob_per_token", "logprob_per_char", "greedy"]
 

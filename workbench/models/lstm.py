@@ -1,7 +1,7 @@
 """The LSTM language model GPT-1 compares against in Figure 2 (right).
 
-Same tokens, same Trainer, same scoring interface as :class:`workbench.model.GPT`: ``forward(idx,
-targets)`` returns a :class:`~workbench.model.GPTOutput` with logits and the mean cross-entropy.
+Same tokens, same Trainer, same scoring interface as :class:`workbench.models.gpt.GPT`: ``forward(idx,
+targets)`` returns a :class:`~workbench.models.gpt.GPTOutput` with logits and the mean cross-entropy.
 The input embedding is tied to the output layer; a linear projection maps the LSTM's hidden state
 back to the embedding width so the tie holds for any hidden size. (A separate layer rather than
 ``nn.LSTM(proj_size=...)``, which has no fast oneDNN kernel on CPU.)
@@ -17,7 +17,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from .config import GPTConfig
-from .model import IGNORE_INDEX, GPTOutput
+from .gpt import IGNORE_INDEX, GPTOutput
 
 
 @dataclass(frozen=True)

@@ -215,8 +215,8 @@ def read_history(path: str | os.PathLike[str]) -> pd.DataFrame:
 
 def load_model(path: str | os.PathLike[str]):
     """The GPT stored in a checkpoint directory, built from its own config, in eval mode."""
-    from .config import GPTConfig
-    from .model import GPT
+    from ..models.config import GPTConfig
+    from ..models.gpt import GPT
 
     state = read_state(path)
     if state["model_class"] != "GPT":

@@ -1,7 +1,7 @@
 """GPT-1's zero-shot heuristics (section 5, "Zero-shot behaviors"), generic over model and task.
 
 Each heuristic turns a language model into a classifier with no training, using only
-log-likelihoods from :mod:`workbench.scoring`:
+log-likelihoods from :mod:`workbench.evaluation.scoring`:
 
 1. ``acceptability`` (``corrupted_sentence``): the average token log-probability of the sentence,
    thresholded; the threshold is the one that maximises accuracy on the dev split.
@@ -29,7 +29,7 @@ from typing import Callable
 import numpy as np
 import pandas as pd
 
-from .data.tasks import get_task, load_task
+from ..data.tasks import get_task, load_task
 from .scoring import score
 
 VERBALIZERS = {

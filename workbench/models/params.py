@@ -1,6 +1,6 @@
 """Analytic parameter counts, derived from a config without building a model.
 
-The counts are exact: tests hold them equal to ``sum(p.numel())`` of :class:`workbench.model.GPT`
+The counts are exact: tests hold them equal to ``sum(p.numel())`` of :class:`workbench.models.gpt.GPT`
 for every preset. The quoted approximations of both papers are derived here too, so that the
 notebook can reconcile them term by term instead of asserting numbers.
 """

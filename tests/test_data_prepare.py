@@ -10,6 +10,8 @@ from workbench.data.corpus import DEFAULT_SOURCES
 from workbench.data.tasks import TASKS
 from workbench.data.tokens import open_tokens, read_manifest
 
+pytestmark = pytest.mark.data
+
 VOCAB = 1024  # small, so the test trains fast; the command's default is 8192
 
 

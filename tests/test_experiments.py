@@ -1,12 +1,20 @@
+import dataclasses
+
 import pytest
 import torch
 
 from workbench import GPT
-from workbench.experiments import PretrainSpec, pretrain
+from workbench.core.options import apply_overrides
+from workbench.experiments import RECIPES, cached_pretraining_runs, pretrain
 from workbench.experiments import pretraining as pretraining_module
 from workbench.models.lstm import LSTMLanguageModel
 
-TINY = dict(preset="gpt1-micro", steps=6, batch_size=4, n_checkpoints=3, device="cpu", precision="fp32")
+pytestmark = pytest.mark.data
+
+TINY = apply_overrides(RECIPES["cpu"].pretraining, {
+    "preset": "gpt1-micro", "n_checkpoints": 3,
+    "train": {"steps": 6, "batch_size": 4, "eval_every": 3, "eval_sequences": 8, "device": "cpu",
+              "precision": "fp32", "progress": False}})
 
 
 @pytest.fixture(autouse=True)
@@ -15,10 +23,10 @@ def cache(tmp_path, monkeypatch):
 
 
 def test_pretrain_keeps_log_spaced_checkpoints_and_caches(monkeypatch):
-    run = pretrain(PretrainSpec(**TINY), progress=False)
-    assert run.steps == [1, 2, 6]
+    run = pretrain(TINY, progress=False)
+    assert TINY.checkpoint_steps() == (1, 2, 6) and run.steps == [1, 2, 6]
     history = run.history
-    assert history["step"].max() == 6 and "val_loss" in history
+    assert history["step"].max() == 6 and history["val_loss"].notna().sum() == 3  # steps 0, 3, 6
     model = run.load(2)
     assert isinstance(model, GPT) and not model.training
     with pytest.raises(ValueError, match=r"no checkpoint at step 3; kept steps: \[1, 2, 6\]"):
@@ -28,24 +36,45 @@ def test_pretrain_keeps_log_spaced_checkpoints_and_caches(monkeypatch):
         raise AssertionError("a cached run was trained again")
 
     monkeypatch.setattr(pretraining_module, "train_language_model", no_training)
-    again = pretrain(PretrainSpec(**TINY), progress=False)
+    again = pretrain(TINY, progress=False)
     assert again.run_dir == run.run_dir
     assert torch.equal(again.load().wte.weight, run.load().wte.weight)
+    # progress bars are not part of the run: the same cache entry
+    shown = apply_overrides(TINY, {"train": {"progress": True}})
+    assert pretrain(shown, progress=False).run_dir == run.run_dir
     with pytest.raises(AssertionError, match="trained again"):
-        pretrain(PretrainSpec(**TINY), progress=False, seed=1)  # another config: a new run
+        pretrain(apply_overrides(TINY, {"train": {"seed": 1}}), progress=False)  # another config: a new run
 
 
+def test_cached_runs_are_listed_by_spec():
+    run = pretrain(TINY, progress=False)
+    listed = cached_pretraining_runs()
+    assert [r.run_dir for r in listed.values()] == [run.run_dir]
+    (name, found), = listed.items()
+    assert found.spec.key() == TINY.key()  # the cache keeps the key, progress bars left out
+    assert name.startswith("gpt1-micro gpt, 6 x 4 (seed 0, ")
+
+
+@pytest.mark.train
 def test_lstm_baseline_runs_through_the_same_runner():
-    run = pretrain(PretrainSpec(**TINY, model="lstm"), progress=False)
+    run = pretrain(dataclasses.replace(TINY, model="lstm"), progress=False)
     model = run.load()
     assert isinstance(model, LSTMLanguageModel)
     assert run.steps == [1, 2, 6]
 
 
 def test_bad_specs_are_named():
-    with pytest.raises(ValueError, match="unknown preset 'gpt5'"):
-        PretrainSpec(preset="gpt5")
-    with pytest.raises(ValueError, match=r"model must be one of \('gpt', 'lstm'\), got 'rnn'"):
-        PretrainSpec(model="rnn")
-    with pytest.raises(ValueError, match="steps.* must be positive, got steps=0"):
-        PretrainSpec(steps=0)
+    with pytest.raises(ValueError, match=r"PretrainSpec.preset must be one of \[.*'gpt1-micro'.*\], got 'gpt5'"):
+        dataclasses.replace(TINY, preset="gpt5")
+    with pytest.raises(ValueError, match=r"PretrainSpec.model must be one of \['gpt', 'lstm'\], got 'rnn'"):
+        apply_overrides(TINY, {"model": "rnn"})
+    with pytest.raises(ValueError, match="TrainConfig.steps must be a positive integer, got 0"):
+        apply_overrides(TINY, {"train": {"steps": 0}})
+    with pytest.raises(ValueError, match=r"PretrainSpec.n_checkpoints must be a positive integer, got 0"):
+        apply_overrides(TINY, {"n_checkpoints": 0})
+    with pytest.raises(ValueError, match=r"PretrainSpec.dropout must be a number in \[0, 1\), got 1.0"):
+        apply_overrides(TINY, {"dropout": 1.0})
+    with pytest.raises(ValueError, match=r"PretrainSpec.train.checkpoint_steps must be empty .*set n_checkpoints"):
+        apply_overrides(TINY, {"train": {"checkpoint_steps": (1, 2)}})
+    with pytest.raises(ValueError, match=r"PretrainSpec has no option\(s\) \['steps'\]; valid: \["):
+        apply_overrides(TINY, {"steps": 6})

@@ -2,8 +2,9 @@ import pytest
 import torch
 
 from workbench import GPT, GPTConfig
-from workbench.training.finetuning import TaskModel, check_labels, extend_vocabulary, task_loss, transfer
 from workbench.data.transforms import collate
+from workbench.training.finetuning import TaskModel, check_labels, task_loss
+from workbench.training.surgery import extend_vocabulary, transfer
 
 
 def _gpt(seed, **changes):
@@ -122,8 +123,8 @@ def _encoded_task(name, split, n, n_ctx=64):
 
 
 def test_task_batches_shard_by_rank_and_resume():
+    from workbench.training.config import BatchPlan
     from workbench.training.finetuning import TaskBatches
-    from workbench.training.trainer import BatchPlan
 
     encoded = [([[1, i, 2]], i % 2) for i in range(10)]
     single = TaskBatches(encoded, "classification", 0, BatchPlan(4, 1, None, seed=3))
@@ -139,6 +140,7 @@ def test_task_batches_shard_by_rank_and_resume():
     assert torch.equal(restored.next_batch()["input_ids"], expected)
 
 
+@pytest.mark.data
 @pytest.mark.parametrize("task", ["sentiment", "next_line", "same_work", "name_substitution"])
 def test_real_tasks_encode_and_batch(task):
     from workbench.data.tasks import get_task
@@ -153,9 +155,11 @@ def test_real_tasks_encode_and_batch(task):
     assert (ids[..., 0] == tok.start_id).all()
 
 
+@pytest.mark.data
+@pytest.mark.train
 def test_finetune_learns_a_real_task(tmp_path):
+    from workbench.training.config import TrainConfig
     from workbench.training.finetuning import accuracy, finetune
-    from workbench.training.trainer import TrainConfig
 
     tok, train = _encoded_task("sentiment", "train", 64)
     _, dev = _encoded_task("sentiment", "dev", 32)
@@ -172,13 +176,16 @@ def test_finetune_learns_a_real_task(tmp_path):
     assert (tmp_path / "history.csv").exists()
 
 
+@pytest.mark.data
 def test_pretrain_then_finetune_from_the_command_line(tmp_path, capsys):
     from workbench.cli import main
 
-    common = ["--steps", "2", "--batch-size", "4", "--device", "cpu", "--precision", "fp32", "--no-progress"]
+    common = ["--train.steps", "2", "--train.batch-size", "4", "--train.device", "cpu", "--train.precision", "fp32",
+              "--train.progress", "false"]
     assert main(["pretrain", "--preset", "gpt1-micro", "--out", str(tmp_path / "pre"), *common]) == 0
     assert main(["finetune", "--task", "sentiment", "--checkpoint", str(tmp_path / "pre"), "--layers", "1",
-                 "--n-train", "8", "--eval-every", "0", "--out", str(tmp_path / "ft"), *common]) == 0
+                 "--n-train", "8", "--epochs", "none", "--train.eval-every", "0", "--out", str(tmp_path / "ft"),
+                 *common]) == 0
     assert "embeddings + 1 blocks" in capsys.readouterr().out
     assert (tmp_path / "ft" / "history.csv").exists()
     with pytest.raises(SystemExit, match="--layers needs --checkpoint"):

@@ -6,8 +6,8 @@ import pytest
 import torch
 
 from workbench import GPT, GPTConfig
-from workbench.models.gpt import generate_text, left_pad
 from workbench.data.tokenizer import Tokenizer, train_bpe
+from workbench.models.generation import generate_text, left_pad
 
 CORPUS = [
     "It was the best of times, it was the worst of times, it was the age of wisdom.",

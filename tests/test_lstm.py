@@ -2,8 +2,8 @@ import pytest
 import torch
 
 from workbench import GPTConfig, count_parameters
-from workbench.models.lstm import LSTMConfig, LSTMLanguageModel, lstm_parameters, matching_lstm_config
 from workbench.evaluation.scoring import score_token_requests
+from workbench.models.lstm import LSTMConfig, LSTMLanguageModel, lstm_parameters, matching_lstm_config
 
 
 def test_parameter_count_is_exact_and_tied():

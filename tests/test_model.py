@@ -4,6 +4,7 @@ import pytest
 import torch
 
 from workbench import GPT, GPTConfig
+from workbench.models.weights import load_state_checked, tied_parameters
 
 
 @pytest.fixture(params=["gpt1-micro", "gpt2-micro"])
@@ -133,3 +134,28 @@ def test_bad_generation_arguments():
         model.generate(prompt, 2, temperature=-1)
     with pytest.raises(ValueError, match=r"targets shape \(1, 2\) must equal idx shape \(1, 1\)"):
         model(prompt, targets=torch.zeros(1, 2, dtype=torch.long))
+
+
+def test_load_state_checked_ties_names_and_lists_problems():
+    torch.manual_seed(0)
+    source = GPT(GPTConfig.from_preset("gpt2-micro"))
+    target = GPT(GPTConfig.from_preset("gpt2-micro"))
+    assert tied_parameters(target) == {"lm_head.weight": "wte.weight"}
+    state = source.state_dict()
+    del state["lm_head.weight"]  # a tied tensor may come under either of its names
+    load_state_checked(target, state, "here")
+    assert target.lm_head.weight is target.wte.weight and torch.equal(target.wte.weight, source.wte.weight)
+    untied = {**state, "lm_head.weight": torch.zeros_like(state["wte.weight"])}
+    with pytest.raises(ValueError, match="weights in here do not fit this GPT: lm_head.weight differs from wte"):
+        load_state_checked(target, untied, "here")
+    broken = {k: v for k, v in state.items() if not k.startswith("blocks.1.")}
+    broken["blocks.0.extra"] = torch.zeros(1)
+    with pytest.raises(ValueError, match=r"missing \['blocks.1.attn.proj.bias', .*\] and 4 more, "
+                                         r"unexpected \['blocks.0.extra'\]"):
+        load_state_checked(target, broken, "here")
+    del state["wte.weight"]
+    with pytest.raises(ValueError, match=r"missing \['wte.weight'\]$"):  # its tied name is not listed twice
+        load_state_checked(target, state, "here")
+    small = GPT(GPTConfig.from_preset("gpt2-micro", n_ctx=32))
+    with pytest.raises(ValueError, match=r"wpe.weight has shape \(64, 64\), this model expects \(32, 64\)"):
+        load_state_checked(small, source.state_dict(), "here")

@@ -42,7 +42,7 @@ def test_shape_mismatch_names_tensor_and_both_shapes(tmp_path):
     tensors = _gpt2_tensors()
     tensors["transformer.h.0.mlp.c_fc.bias"] = torch.zeros(31)
     _write_checkpoint(tmp_path, HF_GPT2, tensors)
-    with pytest.raises(ValueError, match=r"'blocks.0.mlp.fc.bias' has shape \(31,\), the model expects \(32,\)"):
+    with pytest.raises(ValueError, match=r"blocks.0.mlp.fc.bias has shape \(31,\), this model expects \(32,\)"):
         GPT.from_pretrained(tmp_path)
 
 
@@ -50,7 +50,7 @@ def test_missing_and_unexpected_tensors_are_listed(tmp_path):
     tensors = _gpt2_tensors()
     del tensors["transformer.ln_f.bias"]
     _write_checkpoint(tmp_path, HF_GPT2, tensors)
-    with pytest.raises(ValueError, match=r"missing tensors \['ln_f.bias'\]"):
+    with pytest.raises(ValueError, match=r"missing \['ln_f.bias'\]"):
         GPT.from_pretrained(tmp_path)
     tensors = _gpt2_tensors()
     tensors["transformer.h.0.attn.q_norm.weight"] = torch.ones(8)
@@ -63,7 +63,7 @@ def test_untied_lm_head_is_rejected(tmp_path):
     tensors = _gpt2_tensors()
     tensors["lm_head.weight"] = torch.randn(11, 8)
     _write_checkpoint(tmp_path, HF_GPT2, tensors)
-    with pytest.raises(ValueError, match="not tied to the token embedding"):
+    with pytest.raises(ValueError, match="lm_head.weight differs from wte.weight"):
         GPT.from_pretrained(tmp_path)
 
 

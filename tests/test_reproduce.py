@@ -6,6 +6,8 @@ import pytest
 from workbench.cli import main
 from workbench.cli.reproduce import run_notebooks, select_notebooks
 
+pytestmark = pytest.mark.notebook
+
 
 def _notebook(path, *sources):
     nb = nbformat.v4.new_notebook()

@@ -68,6 +68,7 @@ def test_long_context_is_cut_from_the_left(model):
     assert frame["logprob"][0] == pytest.approx(_hand_logprob(model, context[-13:], [7, 8, 9]), abs=1e-5)
 
 
+@pytest.mark.data
 def test_bad_requests_are_named(model):
     with pytest.raises(ValueError, match="request 0: continuation of 16 tokens does not fit the window n_ctx=16"):
         score_token_requests(model, [([1], list(range(16)))])
@@ -78,6 +79,7 @@ def test_bad_requests_are_named(model):
         encode_requests(tok, [("a", " b"), ("a", " ")])
 
 
+@pytest.mark.data
 def test_text_boundary_gives_the_space_to_the_continuation():
     assert split_boundary("It was very ", "positive") == ("It was very", " positive")
     tok = gpt2_tokenizer()
@@ -88,6 +90,7 @@ def test_text_boundary_gives_the_space_to_the_continuation():
     assert context == [tok.eos_id]
 
 
+@pytest.mark.data
 def test_text_scores_report_per_char_means():
     tok = gpt2_tokenizer()
     torch.manual_seed(0)
@@ -147,6 +150,7 @@ def test_long_continuations_error_or_roll(model):
     assert slow["logprob"][0] == pytest.approx(expected, abs=1e-4)
 
 
+@pytest.mark.data
 def test_token_level_bad_input(model):
     with pytest.raises(ValueError, match="request 1: continuation has no tokens"):
         score_token_requests(model, [([1], [2]), ([1], [])])

@@ -9,6 +9,8 @@ from workbench.data.corpus import corpus_split
 from workbench.data.tasks import (KIND_FIELDS, TASK_SPLITS, TASKS, describe_tasks, load_task,
                                   passages, task_sizes, validate_examples)
 
+pytestmark = pytest.mark.data
+
 
 def heldout_lines(sources=("shakespeare", "kjv")):
     """work title -> its task lines, from the held-out documents only."""

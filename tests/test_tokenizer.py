@@ -8,6 +8,8 @@ from workbench.data.corpus import load_documents
 from workbench.data.sources import source_dir
 from workbench.data.tokenizer import SPECIAL_TOKENS, Tokenizer, gpt2_tokenizer, train_bpe
 
+pytestmark = pytest.mark.data
+
 TEXTS = ["Hello world", "  leading spaces,\nnewlines\n\n\tand tabs ", "Ünïcödé 日本語 🎉",
          "It's 12,345 -- don't <|endoftext|> end", "O Romeo, Romeo! wherefore art thou Romeo?"]
 

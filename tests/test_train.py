@@ -13,20 +13,14 @@ import pytest
 import torch
 
 from workbench import GPT, GPTConfig
-from workbench.training import checkpoint as ckpt
 from workbench.core.device import cpu_supports_bf16, resolve_device, resolve_precision
+from workbench.training import checkpoint as ckpt
+from workbench.training.config import TrainConfig, plan_batches
 from workbench.training.language_model import TokenEvaluator, TokenSampler, train_language_model
-from workbench.training.schedules import Schedule, plot_schedule
-from workbench.training.trainer import (
-    TrainConfig,
-    Trainer,
-    TrainingDiverged,
-    build_optimizer,
-    flops_per_token,
-    lm_loss,
-    param_groups,
-    plan_batches,
-)
+from workbench.training.metrics import TrainingDiverged
+from workbench.training.schedules import Schedule
+from workbench.training.trainer import Trainer, build_optimizer, flops_per_token, lm_loss, param_groups
+from workbench.ui.plots import plot_schedule
 
 
 def text_tokens() -> np.ndarray:
@@ -225,6 +219,7 @@ def test_evaluator_is_the_mean_loss_over_its_windows():
 # ------------------------------------------------------------------------------- training
 
 
+@pytest.mark.train
 def test_training_lowers_the_loss_and_logs_history(tmp_path):
     config = quick(steps=40, batch_size=8, log_every=10, eval_every=20, eval_sequences=16,
                    checkpoint_every=20)

@@ -4,24 +4,29 @@ import pandas as pd
 import pytest
 import torch
 
-from workbench.ui import plots
-from workbench.experiments import PretrainSpec, pretrain
+from workbench.core.options import apply_overrides
+from workbench.experiments import RECIPES, TransferExperiment, pretrain
 from workbench.experiments import transfer as transfer_module
 from workbench.experiments.transfer import (
     ABLATION_COLUMNS,
     SWEEP_COLUMNS,
-    FinetuneSettings,
     ablation,
     finetune_task,
     layer_transfer_sweep,
-    pretrain_spec,
     summarize,
-    transfer_experiment,
 )
+from workbench.ui import plots
 
-TINY = PretrainSpec(preset="gpt1-micro", steps=4, batch_size=4, n_checkpoints=2, device="cpu", precision="fp32",
-                    extra={"eval_sequences": 4})
-FAST = FinetuneSettings(steps=2, batch_size=4, max_eval_examples=8, device="cpu", precision="fp32")
+pytestmark = [pytest.mark.data, pytest.mark.train]
+
+TINY = apply_overrides(RECIPES["cpu"].pretraining, {
+    "preset": "gpt1-micro", "n_checkpoints": 2,
+    "train": {"steps": 4, "batch_size": 4, "eval_every": 2, "eval_sequences": 4, "device": "cpu",
+              "precision": "fp32", "progress": False}})
+# a fixed number of updates per run, in this process (threads=None: no worker processes)
+FAST = apply_overrides(RECIPES["cpu"].finetuning, {
+    "epochs": None, "max_eval_examples": 8, "threads": None,
+    "train": {"steps": 2, "batch_size": 4, "device": "cpu", "precision": "fp32"}})
 
 
 @pytest.fixture(scope="module")
@@ -52,7 +57,8 @@ def test_finetune_task_reports_accuracies_and_settings(run):
         assert 0.0 <= result[f"{split}_accuracy"] <= 1.0
     assert result["train_examples"] == 6 and result["dev_examples"] == 8
     assert result["layers_transferred"] == 1 and result["pretrained"] and result["lm_weight"] == 0.5
-    assert result["settings"] == FAST.to_dict() and result["steps"] == 2
+    assert result["settings"] == FAST.key() and result["steps"] == 2
+    assert result["pretraining"] == TINY.key()
     fresh = finetune_task(None, "sentiment", n_labelled=6, settings=FAST, spec=TINY)
     assert not fresh["pretrained"] and fresh["layers_transferred"] is None
 
@@ -104,50 +110,78 @@ def test_parallel_runs_match_serial_ones(run, tmp_path, monkeypatch):
 
 
 def test_transferred_layers_change_the_result(run):
-    settings = dataclasses.replace(FAST, steps=1)
+    settings = apply_overrides(FAST, {"train": {"steps": 1}})
     zero = finetune_task(run, "sentiment", 0, n_labelled=8, settings=settings)
     full = finetune_task(run, "sentiment", 2, n_labelled=8, settings=settings)
     assert zero["final_task_loss"] != full["final_task_loss"]
 
 
 def test_bad_input_is_named(run):
-    with pytest.raises(ValueError, match=r"layers must be integers in 0\.\.2 .* got \[0, 3\]"):
+    layers = r"layers must be a non-empty list of items each an integer in 0\.\.2 \(the model has 2 layers\)"
+    with pytest.raises(ValueError, match=layers + r", got \(0, 3\)"):
         layer_transfer_sweep(run, "sentiment", layers=[0, 3], settings=FAST, progress=False)
-    with pytest.raises(ValueError, match=r"layers must be integers in 0\.\.2 .* got \[-1\]"):
+    with pytest.raises(ValueError, match=layers + r", got \(-1,\)"):
         finetune_task(run, "sentiment", n_layers=-1, settings=FAST)
-    with pytest.raises(ValueError, match=r"unknown task 'sentiments'; valid tasks: \['sentiment', 'next_line'"):
+    with pytest.raises(ValueError, match=r"task must be one of \['sentiment', 'next_line'.*\], got 'sentiments'"):
         finetune_task(run, "sentiments", settings=FAST)
-    with pytest.raises(ValueError, match=r"unknown task 'nli'; valid tasks"):
+    with pytest.raises(ValueError, match=r"task must be one of \[.*\], got 'nli'"):
         ablation(run, ["sentiment", "nli"], settings=FAST, progress=False)
     with pytest.raises(ValueError, match="nothing is transferred; n_layers must be None, got 1"):
         finetune_task(None, "sentiment", n_layers=1, settings=FAST)
-    with pytest.raises(ValueError, match=r"seeds must be a non-empty list of integers >= 0, got \[\]"):
+    with pytest.raises(ValueError, match=r"seeds must be a non-empty list of items each an integer >= 0, got \(\)"):
         layer_transfer_sweep(run, "sentiment", seeds=[], settings=FAST, progress=False)
-    with pytest.raises(ValueError, match="n_labelled for task 'sentiment' must be a positive integer or None, got 0"):
+    with pytest.raises(ValueError, match="n_labelled of task 'sentiment' must be None or a positive integer, got 0"):
         finetune_task(run, "sentiment", n_labelled=0, settings=FAST)
-    with pytest.raises(ValueError, match="FinetuneSettings.lr must be a positive number, got 0"):
-        FinetuneSettings(lr=0)
+    with pytest.raises(ValueError, match=r"lm_weight \(lambda\) must be a number >= 0, got -1"):
+        finetune_task(run, "sentiment", lm_weight=-1, settings=FAST)
+    # the settings are checked by their dataclasses, which name the class and field
+    with pytest.raises(ValueError, match="TrainConfig.lr must be a positive number, got 0"):
+        apply_overrides(FAST, {"train": {"lr": 0}})
+    with pytest.raises(ValueError, match="FinetuneSettings.epochs must be None or a positive number, got 0"):
+        apply_overrides(FAST, {"epochs": 0})
+    with pytest.raises(ValueError, match=r"FinetuneSettings.head_dropout must be a number in \[0, 1\), got 1.5"):
+        dataclasses.replace(FAST, head_dropout=1.5)
+    with pytest.raises(ValueError, match=r"FinetuneSettings has no option\(s\) \['lr'\]; valid: \["):
+        apply_overrides(FAST, {"lr": 1e-3})
 
 
 def test_experiment_parameters_are_validated_before_any_work():
-    experiment = transfer_experiment("cpu", tasks=["sentiment"], seeds=[2, 0], layers=[0, 4],
-                                     n_labelled=64, finetune_steps=5, device="cpu")
-    assert experiment.seeds == (2, 0) and experiment.layers == (0, 4)
-    assert experiment.n_labelled == {"sentiment": 64} and experiment.settings.steps == 5
-    assert experiment.spec.device == "cpu" and experiment.settings.device == "cpu"
-    with pytest.raises(ValueError, match=r"unknown scale 'laptop'; valid scales: \['cpu', 'gpu', 'paper'\]"):
-        transfer_experiment("laptop")
-    with pytest.raises(ValueError, match=r"unknown scale 'tpu'"):
-        pretrain_spec("tpu")
-    with pytest.raises(ValueError, match=r"layers must be integers in 0\.\.4 .* got \[5\]"):
-        transfer_experiment("cpu", layers=[5])
+    experiment = TransferExperiment.from_params("cpu", tasks=["sentiment"], seeds=[2, 0], layers=[0, 4],
+                                                n_labelled=64, pretrain_steps=300, finetune_steps=5, device="cpu")
+    assert experiment.seeds == (2, 0) and experiment.layers == (0, 4) and experiment.tasks == ("sentiment",)
+    assert experiment.n_labelled("sentiment") == 64
+    recipe = experiment.recipe
+    assert recipe.finetuning.epochs is None and recipe.finetuning.train.steps == 5
+    assert recipe.pretraining.train.steps == 300
+    assert recipe.pretraining.train.device == "cpu" and recipe.finetuning.train.device == "cpu"
+    assert experiment.setup().loc["sentiment"].to_dict() == {"kind": "classification", "labelled": 64,
+                                                              "updates_per_run": 5}
+    # everything else is the recipe's
+    cpu = RECIPES["cpu"]
+    assert apply_overrides(recipe, {"pretraining": {"train": {"steps": 600, "device": "auto"}},
+                                    "finetuning": {"epochs": 3.0, "train": {"steps": 100, "device": "auto"}},
+                                    "labelled": cpu.labelled}) == cpu
+    default = TransferExperiment.from_params("cpu")
+    assert default.recipe.pretraining == cpu.pretraining and default.recipe.finetuning == cpu.finetuning
+    assert default.layers == (0, 1, 2, 3, 4) and default.seeds == (0, 1, 2)
+    assert default.n_labelled("sentiment") == cpu.labelled["sentiment"]
+    with pytest.raises(ValueError, match=r"unknown recipe 'laptop': expected one of \['cpu', 'gpu', 'paper'\]"):
+        TransferExperiment.from_params("laptop")
+    with pytest.raises(ValueError, match=r"layers must be .* in 0\.\.4 \(the model has 4 layers\), got \(5,\)"):
+        TransferExperiment.from_params("cpu", layers=[5])
     with pytest.raises(ValueError, match=r"n_labelled names tasks \['next_line'\] that are not run"):
-        transfer_experiment("cpu", tasks=["sentiment"], n_labelled={"next_line": 10})
-    with pytest.raises(ValueError, match="unknown task 'rte'; valid tasks"):
-        transfer_experiment("cpu", tasks=["rte"])
+        TransferExperiment.from_params("cpu", tasks=["sentiment"], n_labelled={"next_line": 10})
+    with pytest.raises(ValueError, match=r"TransferExperiment.tasks must be .* one of \[.*\], got \('rte',\)"):
+        TransferExperiment.from_params("cpu", tasks=["rte"])
+    with pytest.raises(ValueError, match=r"TransferExperiment.seeds must be a non-empty list .*, got \(\)"):
+        TransferExperiment.from_params("cpu", seeds=[])
+    with pytest.raises(ValueError, match="TrainConfig.steps must be a positive integer, got 0"):
+        TransferExperiment.from_params("cpu", finetune_steps=0)
+    with pytest.raises(ValueError, match=r"Recipe.labelled must be a mapping from tasks .*, got \{'sentiment': 0"):
+        TransferExperiment.from_params("cpu", n_labelled=0)
     if not torch.cuda.is_available():
         with pytest.raises(ValueError, match="device='cuda' was requested but CUDA is not available"):
-            transfer_experiment("cpu", device="cuda")
+            TransferExperiment.from_params("cpu", device="cuda")
 
 
 def test_plots_draw_the_experiment_frames(run, tmp_path):

@@ -8,6 +8,8 @@ from hypothesis import strategies as st
 from workbench.data import transforms
 from workbench.data.tokenizer import gpt2_tokenizer
 
+pytestmark = pytest.mark.data
+
 HELLO, WORLD = 15496, 995  # "Hello", " world" in GPT-2's vocabulary
 
 
@@ -63,7 +65,8 @@ def test_collate_pads_and_records_extract(tok):
     assert targets.tolist()[1] == rows[1][1:] + [-100, -100]
 
 
-texts = st.text(alphabet=st.characters(codec="utf-8", exclude_categories=["Cs"]), min_size=1, max_size=300).filter(str.strip)
+texts = st.text(alphabet=st.characters(codec="utf-8", exclude_categories=["Cs"]), min_size=1, max_size=300).filter(
+    str.strip)
 
 
 @settings(max_examples=60, deadline=None)
@@ -80,3 +83,34 @@ def test_specials_stay_in_place_and_fit(tok, a, b, n_ctx):
         assert not specials & set(seq[1:delim]) and not specials & set(seq[delim + 1:-1])
     single = transforms.classification(tok, a, n_ctx)
     assert len(single) <= n_ctx and single[0] == tok.start_id and single[-1] == tok.extract_id
+
+
+def test_transform_example_dispatches_on_kind(tok):
+    s, d, e = tok.start_id, tok.delim_id, tok.extract_id
+    built = transforms.transform_example("classification", dict(text="Hello world", label=1), tok, 16)
+    assert [(x.title, x.ids, x.extract) for x in built] == [("", [s, HELLO, WORLD, e], 3)]
+    pair = transforms.transform_example("similarity", dict(text_a="Hello", text_b="Hello world", label=0), tok, 16)
+    assert [x.title for x in pair] == ["a; b", "b; a (the head adds both states)"]
+    assert [x.ids for x in pair] == transforms.similarity(tok, "Hello", "Hello world", 16)
+    choice = dict(context="Hello", choices=["Hello world", "Hello"], label=1)
+    built = transforms.transform_example("multiple_choice", choice, tok, 16)
+    assert [x.title for x in built] == ["choice 0", "choice 1 (correct)"]
+    blank = dict(prefix="Hello", choices=[" world", ""], suffix=" world", label=0)
+    built = transforms.transform_example("substitution", blank, tok, 16)
+    assert built[0].ids == [s, HELLO, d, WORLD, WORLD, e] and built[0].title == "choice 0 (correct)"
+    assert transforms.token_roles(tok, built[0].ids) == ["start", None, "delim", None, None, "extract"]
+
+
+def test_transform_example_names_bad_examples(tok):
+    with pytest.raises(ValueError, match=r"the entailment example .* lacks the field\(s\) \['hypothesis'\]"):
+        transforms.transform_example("entailment", dict(premise="a", label=0), tok, 16)
+    with pytest.raises(ValueError, match="unknown task kind 'regression'"):
+        transforms.transform_example("regression", dict(text="a"), tok, 16)
+
+
+def test_encode_examples_uses_the_same_dispatch(tok):
+    examples = [dict(text_a="Hello", text_b="Hello world", label=1), dict(text_a="Hello", text_b="", label=0)]
+    with pytest.raises(ValueError, match="example 1: similarity: empty or non-string text ''"):
+        transforms.encode_examples("similarity", examples, tok, 16)
+    assert transforms.encode_examples("similarity", examples[:1], tok, 16) == [
+        (transforms.similarity(tok, "Hello", "Hello world", 16), 1)]

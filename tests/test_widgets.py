@@ -1,6 +1,29 @@
-from workbench.models.params import count_parameters
-from workbench.ui.widgets import parameter_explorer
+"""The widgets, driven by setting their controls, and the pure functions they are views over."""
+
+import pandas as pd
+import pytest
+import torch
+
+from workbench import GPT
+from workbench.data.tokenizer import Tokenizer, train_bpe
+from workbench.data.transforms import transform_example
+from workbench.experiments.pretraining import find_runs
 from workbench.models.config import GPTConfig
+from workbench.models.params import count_parameters
+from workbench.ui.widgets import (
+    attention_maps,
+    attention_viewer,
+    explorer_config,
+    generation_playground,
+    loss_curve_viewer,
+    loss_curves,
+    loss_summary,
+    parameter_explorer,
+    sampling_notes,
+    sampling_options,
+    sequence_html,
+    transform_viewer,
+)
 
 
 def _shown_total(explorer) -> int:
@@ -15,6 +38,12 @@ def test_parameter_explorer_updates_when_sliders_move():
     assert _shown_total(explorer) == expected
 
 
+def test_explorer_config_keeps_the_ffn_at_four_times_the_width():
+    config = explorer_config(GPTConfig.from_preset("gpt1"), d_model=1024, n_head=16, norm="pre")
+    assert (config.d_model, config.d_ff, config.n_head, config.norm) == (1024, 4096, 16, "pre")
+    assert explorer_config(config, n_layer=2).d_ff == 4096
+
+
 def test_parameter_explorer_shows_config_errors():
     explorer = parameter_explorer(GPTConfig.from_preset("gpt1"))
     explorer.sliders["n_head"].value = 7
@@ -22,14 +51,6 @@ def test_parameter_explorer_shows_config_errors():
 
 
 # --------------------------------------------------------------------------- shared fixtures
-
-import pandas as pd
-import pytest
-import torch
-
-from workbench import GPT
-from workbench.data.tokenizer import Tokenizer, train_bpe
-from workbench.ui.widgets import attention_viewer, find_runs, generation_playground, loss_curve_viewer, transform_viewer
 
 TEXTS = ["It was the best of times, it was the worst of times.",
          "To be, or not to be, that is the question.",
@@ -52,6 +73,16 @@ def model(tokenizer) -> GPT:
 
 
 # --------------------------------------------------------------------------- generation playground
+
+def test_sampling_options_map_the_controls():
+    assert sampling_options(0.8, 40, 0.95, 7) == dict(temperature=0.8, top_k=40, top_p=0.95, seed=7)
+    assert sampling_options(0.0, 0, 1.0, 7) == dict(temperature=0.0, top_k=None, top_p=None, seed=None)
+    with pytest.raises(ValueError, match=r"top-p must be in \(0, 1\]; got 0.0"):
+        sampling_options(0.8, 40, 0.0, 7)
+    assert sampling_notes(sampling_options(0.0, 0, 1.0, 7), "") == [
+        "greedy (temperature 0)", "empty prompt: sampling from <|endoftext|>"]
+    assert sampling_notes(sampling_options(1.0, 0, 1.0, 7), "To be") == ["seed 7"]
+
 
 def test_playground_streams_text_and_reports_speed(model, tokenizer):
     playground = generation_playground(model, tokenizer, prompt="To be", max_new_tokens=6)
@@ -88,6 +119,20 @@ def test_playground_shows_model_errors_as_messages(model):
 
 
 # --------------------------------------------------------------------------- attention viewer
+
+def test_attention_maps_crop_to_the_context_and_check_indices(model, tokenizer):
+    maps = attention_maps(model, tokenizer, "To be, or not to be")
+    n = len(tokenizer.encode("To be, or not to be"))
+    assert "".join(maps.tokens) == "To\u00b7be,\u00b7or\u00b7not\u00b7to\u00b7be" and not maps.cropped
+    assert len(maps.weights) == model.config.n_layer and maps.weights[0].shape == (model.config.n_head, n, n)
+    assert (maps.head(1, 1) == maps.weights[1][1]).all()
+    with pytest.raises(ValueError, match="layer must be in 0..1 and head in 0..1; got layer 2, head 0"):
+        maps.head(2, 0)
+    long = attention_maps(model, tokenizer, "the worst of times " * 20)
+    assert long.cropped and len(long.tokens) == model.config.n_ctx
+    with pytest.raises(ValueError, match="no tokens"):
+        attention_maps(model, tokenizer, "")
+
 
 def test_attention_viewer_draws_each_head(model, tokenizer):
     viewer = attention_viewer(model, tokenizer, text="To be, or not to be")
@@ -133,6 +178,14 @@ def _fake_load(name, split, seed=0):
     return EXAMPLES[name]
 
 
+def test_sequence_html_marks_special_tokens_and_the_extract_position(tokenizer):
+    sequence = transform_example("entailment", EXAMPLES["line_order"][0], tokenizer, 64)[0]
+    shown = sequence_html(tokenizer, sequence)
+    assert shown.count("[start]") == shown.count("[delim]") == shown.count("[extract]") == 1
+    assert shown.index("[extract]") > shown.index("[delim]") and "border:2px solid #c00" in shown
+    assert "the head reads here" in shown and shown.count("<span") == len(sequence.ids) + 1
+
+
 def test_transform_viewer_builds_each_kind(tokenizer):
     viewer = transform_viewer(tokenizer, n_ctx=64, load=_fake_load)
     shapes = {}
@@ -168,6 +221,7 @@ def test_transform_viewer_bad_data_and_tokenizer(tokenizer):
     assert "KeyError" in viewer.view.value and viewer.sequences == []
 
 
+@pytest.mark.data
 def test_transform_viewer_on_real_task(tokenizer):
     viewer = transform_viewer(tokenizer, n_ctx=64)
     viewer.controls["task"].value = "sentiment"
@@ -183,6 +237,18 @@ def _run(directory, losses, val_every=2):
     pd.DataFrame(dict(step=steps, tokens=[64 * s for s in steps], lr=0.001, loss=losses, val_loss=val)) \
         .to_csv(directory / "history.csv", index=False)
     return directory
+
+
+def test_loss_curves_and_summary():
+    history = pd.DataFrame(dict(step=[1, 2, 3], lr=0.1, loss=[3.0, 2.0, 2.5], val_loss=[None, 2.2, None]))
+    curves = loss_curves({"a": history, "b": history.drop(columns="val_loss")})
+    assert list(curves.columns) == ["step", "loss", "run", "curve"]
+    counts = curves.groupby(["run", "curve"]).size().to_dict()
+    assert counts == {("a", "loss"): 3, ("a", "val_loss"): 1, ("b", "loss"): 3}
+    summary = loss_summary(curves).set_index(["run", "curve"])
+    assert summary.loc[("a", "loss")].tolist() == [3, 2.5, 2.0]
+    assert summary.loc[("a", "val_loss")].tolist() == [2, 2.2, 2.2]
+    assert loss_curves({"c": history[["step", "lr"]]}).empty
 
 
 def test_loss_curve_viewer_overlays_selected_runs(tmp_path):
@@ -207,49 +273,3 @@ def test_loss_curve_viewer_overlays_selected_runs(tmp_path):
 def test_loss_curve_viewer_without_runs(tmp_path):
     viewer = loss_curve_viewer(tmp_path)
     assert "no run directories" in viewer.message.value
-
-
-# --------------------------------------------------------------------------- the notebook's model
-
-def test_explorer_model_prefers_the_longest_cached_run(tmp_path, monkeypatch):
-    from workbench.experiments import PretrainSpec, pretrain
-    from workbench.experiments.pretraining import cached_pretraining_runs
-    from workbench.ui.widgets import explorer_model
-
-    monkeypatch.setenv("WORKBENCH_CACHE_DIR", str(tmp_path / "cache"))
-    tiny = dict(preset="gpt2-mini", batch_size=2, n_checkpoints=1, device="cpu",
-                extra={"seq_len": 16, "eval_sequences": 2})
-    pretrain(PretrainSpec(steps=3, **tiny), progress=False)
-    pretrain(PretrainSpec(steps=1, **tiny), progress=False)
-    explored = explorer_model("auto")
-    assert "pretrained for 3 updates (96 tokens)" in explored.description
-    assert "DEMO" not in explored.description and len(explored.runs) == 2
-    assert explored.model.config.vocab_size == explored.tokenizer.vocab_size
-    viewer = loss_curve_viewer(explored.runs)
-    assert len(set(viewer.plotted["run"])) == 2
-    # Equal tokens: the lower validation loss wins.
-    pretrain(PretrainSpec(steps=3, seed=1, **tiny), progress=False)
-    explored = explorer_model("auto")
-    equal = [run for run in cached_pretraining_runs().values() if run.spec.steps == 3]
-    assert len(equal) == 2
-    best = min(equal, key=lambda run: float(run.history["val_loss"].dropna().iloc[-1]))
-    assert f"(seed {best.spec.seed}, {best.run_dir.name[:6]})" in explored.description
-
-
-def test_explorer_model_other_sources(tmp_path, monkeypatch):
-    from workbench.training.checkpoint import latest_checkpoint
-    from workbench.ui.widgets import explorer_model
-
-    monkeypatch.setenv("WORKBENCH_CACHE_DIR", str(tmp_path / "cache"))
-    demo = explorer_model("demo", demo_steps=2)
-    assert demo.description.startswith("a DEMO model") and "word salad" in demo.description
-    run_dir = next(iter(demo.runs.values()))
-    assert latest_checkpoint(run_dir) is not None
-    from_path = explorer_model(run_dir)
-    assert "trained for 2 updates" in from_path.description and "on the corpus" in from_path.description
-    untrained = explorer_model("untrained")
-    assert "UNTRAINED" in untrained.description and untrained.runs == {}
-    with pytest.raises(ValueError, match="expected one of"):
-        explorer_model("pretrained-somewhere")
-    with pytest.raises(FileNotFoundError, match="holds no checkpoint"):
-        explorer_model(tmp_path)

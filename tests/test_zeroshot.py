@@ -12,6 +12,8 @@ from workbench.data.tokenizer import gpt2_tokenizer
 from workbench.evaluation.heuristics import (HEURISTICS, describe_heuristics, evaluate, evaluate_all, random_accuracy,
                                 verbalizer_tokens)
 
+pytestmark = pytest.mark.data
+
 
 @pytest.fixture(scope="module")
 def tok():

@@ -12,7 +12,8 @@ import importlib
 # command name -> (module, one-line help)
 COMMANDS = {
     "reproduce": ("workbench.cli.reproduce", "run every notebook headless with papermill"),
-    "pretrain": ("workbench.cli.pretrain", "pretrain a GPT language model on packed tokens (DDP under torchrun)"),
+    "recipes": ("workbench.cli.recipes", "print every recipe (cpu, gpu, paper) side by side, or one as YAML"),
+    "pretrain": ("workbench.cli.pretrain", "pretrain the language model of a recipe (DDP under torchrun)"),
     "finetune": ("workbench.cli.finetune", "fine-tune a pretrained checkpoint on a task (GPT-1's L2 + lambda L1)"),
     "data": ("workbench.cli.data", "fetch and prepare the corpora, tokenizer, packed tokens and tasks"),
 }

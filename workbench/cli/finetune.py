@@ -1,4 +1,8 @@
-"""``python -m workbench finetune``: fine-tune a checkpoint on a task with GPT-1's L3 = L2 + lambda L1."""
+"""``python -m workbench finetune``: fine-tune a checkpoint on a task with GPT-1's L3 = L2 + lambda L1.
+
+The fine-tuning settings are a recipe's (``--recipe paper`` is GPT-1's), with overrides such as
+``--train.lr 1e-4`` or ``--epochs none --train.steps 300``.
+"""
 
 from __future__ import annotations
 
@@ -9,34 +13,38 @@ import torch
 from ..data.prepare import corpus_tokenizer
 from ..data.tasks import TASKS, get_task, load_task
 from ..data.transforms import encode_examples
+from ..core.options import add_arguments as add_option_arguments
+from ..core.options import apply_overrides, overrides_from_args
+from ..experiments.recipes import RECIPES, FinetuneSettings
 from ..models.config import PRESETS, GPTConfig
 from ..models.gpt import GPT
 from ..training import checkpoint as ckpt
-from ..training.finetuning import TaskModel, finetune, model_kind, transfer
-from ..training.trainer import TrainConfig, add_train_config_arguments, config_from_args
+from ..training.finetuning import TaskModel, finetune, model_kind
+from ..training.surgery import transfer
+from .pretrain import add_recipe_arguments, recipe_from_args
+
 
 def add_arguments(parser) -> None:
+    add_recipe_arguments(parser)
     parser.add_argument("--task", required=True, choices=list(TASKS), help="task to fine-tune on")
     parser.add_argument("--checkpoint", type=Path, default=None, metavar="DIR",
                         help="a pretraining run directory (its latest checkpoint) or one checkpoint "
                              "(checkpoints/step-N); omit to fine-tune without pretraining")
-    parser.add_argument("--preset", default="gpt1-mini", choices=list(PRESETS),
-                        help="model configuration when there is no --checkpoint")
+    parser.add_argument("--preset", default=None, choices=list(PRESETS),
+                        help="model configuration when there is no --checkpoint; default the recipe's")
     parser.add_argument("--layers", type=int, default=None,
                         help="pretrained blocks to transfer (0 = embeddings only); default all")
     parser.add_argument("--lm-weight", type=float, default=0.5, help="lambda in L3 = L2 + lambda L1")
     parser.add_argument("--n-train", type=int, default=None, help="labelled training examples (default all)")
     parser.add_argument("--out", type=Path, default=None, metavar="DIR",
                         help="run directory for checkpoints and history.csv; default runs/finetune-TASK")
-    # GPT-1's fine-tuning recipe: lr 6.25e-5, batch 32, linear warmup over 0.2% then linear decay.
-    add_train_config_arguments(parser, TrainConfig(steps=300, batch_size=32, lr=6.25e-5,
-                                                   schedule="gpt1-finetune", eval_every=100,
-                                                   checkpoint_every=0))
+    add_option_arguments(parser, FinetuneSettings, base=RECIPES["cpu"].finetuning)
 
 
 def run(args) -> int:
     try:
-        config = config_from_args(args)
+        recipe = recipe_from_args(args)
+        settings = apply_overrides(recipe.finetuning, overrides_from_args(args, FinetuneSettings))
         task = get_task(args.task)
         pretrained, source = None, args.checkpoint
         if source is not None:
@@ -45,13 +53,15 @@ def run(args) -> int:
             pretrained = ckpt.load_model(source)
             model_config = pretrained.config
         else:
-            model_config = GPTConfig.from_preset(args.preset)
+            model_config = GPTConfig.from_preset(args.preset or recipe.pretraining.preset)
+        if settings.n_ctx is not None:
+            model_config = model_config.replace(n_ctx=min(settings.n_ctx, model_config.n_ctx))
         tokenizer = corpus_tokenizer(model_config.vocab_size)
         trained_on = ckpt.read_state(source)["metadata"].get("tokenizer_sha256") if source else None
         if trained_on not in (None, tokenizer.sha256):
             raise ValueError(f"{source} was pretrained with tokenizer {trained_on[:12]}, not the corpus "
                              f"tokenizer {tokenizer.sha256[:12]} this command encodes tasks with")
-        torch.manual_seed(config.seed)
+        torch.manual_seed(settings.train.seed)
         gpt = GPT(model_config)
         if pretrained is not None:
             layers = model_config.n_layer if args.layers is None else args.layers
@@ -59,10 +69,13 @@ def run(args) -> int:
             print(f"transferred {int(copied['copied'].sum())} tensors: embeddings + {layers} blocks from {source}")
         elif args.layers is not None:
             raise ValueError("--layers needs --checkpoint: without pretraining nothing is transferred")
-        model = TaskModel(gpt, model_kind(task.kind), n_classes=max(2, len(task.labels)))
+        model = TaskModel(gpt, model_kind(task.kind), n_classes=max(2, len(task.labels)),
+                          dropout=settings.head_dropout)
         encode = lambda split, n=None: encode_examples(task.kind, load_task(args.task, split, n_train=n),
                                                        tokenizer, model_config.n_ctx)
-        trainer = finetune(model, encode("train", args.n_train), config, tokenizer.pad_id,
+        train = encode("train", args.n_train)
+        config = settings.train.replace(steps=settings.updates(len(train)))
+        trainer = finetune(model, train, config, tokenizer.pad_id,
                            dev=encode("dev"), lm_weight=args.lm_weight,
                            run_dir=args.out or Path("runs") / f"finetune-{args.task}")
     except (ValueError, OSError, FloatingPointError) as error:

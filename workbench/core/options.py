@@ -75,26 +75,30 @@ def _parse_value(hint: Any, optional: bool):
     return parse
 
 
-def add_arguments(parser: argparse.ArgumentParser, cls: type, prefix: str = "") -> None:
+def add_arguments(parser: argparse.ArgumentParser, cls: type, prefix: str = "", base: Any = None) -> None:
     """One ``--[prefix.]name`` option per field of ``cls`` (nested configs recurse, dotted).
 
     Options default to "not given" (``argparse.SUPPRESS``): what is given overrides a base instance,
-    everything else keeps the base's value, so the help says where defaults come from.
+    everything else keeps the base's value, which the help shows when ``base`` is given.
     """
     for f in dataclasses.fields(cls):
         hint, optional = _field_types(cls)[f.name]
         name = prefix + f.name
+        value = getattr(base, f.name) if base is not None else None
         if _is_config(hint):
-            add_arguments(parser, hint, prefix=name + ".")
+            add_arguments(parser, hint, prefix=name + ".", base=value)
             continue
         flag = "--" + name.replace("_", "-")
         help_text = f.metadata.get("help", "") + (" (none: unset)" if optional else "")
+        if base is not None:
+            help_text += f" [recipe: {value}]"
         kwargs = dict(dest=name, default=argparse.SUPPRESS, help=help_text.replace("%", "%%"))
         if typing.get_origin(hint) is tuple:
             item = typing.get_args(hint)[0]
             parser.add_argument(flag, nargs="*", type=item, metavar=item.__name__.upper(), **kwargs)
         else:
-            metavar = "JSON" if (typing.get_origin(hint) or hint) is dict else None
+            base_type = typing.get_origin(hint) or hint
+            metavar = "JSON" if base_type is dict else getattr(base_type, "__name__", "VALUE").upper()
             parser.add_argument(flag, type=_parse_value(hint, optional), metavar=metavar, **kwargs)
 
 
@@ -165,3 +169,15 @@ def from_dict(cls: type, data: dict[str, Any]) -> Any:
             value = tuple(value)
         values[name] = value
     return cls(**values)
+
+
+def to_flat_dict(instance: Any, prefix: str = "") -> dict[str, Any]:
+    """``{dotted.name: value}`` over nested configs: the names the command line uses."""
+    flat = {}
+    for f in dataclasses.fields(instance):
+        value = getattr(instance, f.name)
+        if dataclasses.is_dataclass(value):
+            flat.update(to_flat_dict(value, f"{prefix}{f.name}."))
+        else:
+            flat[prefix + f.name] = value
+    return flat

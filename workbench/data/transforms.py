@@ -18,11 +18,16 @@ beginning: the words right before the answer are the ones that matter.
 
 from __future__ import annotations
 
-from typing import Protocol, Sequence
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Protocol
 
 import torch
 
+from .tasks import KIND_FIELDS
+
 KINDS = ("classification", "entailment", "similarity", "multiple_choice")
+"""Kinds a fine-tuning head is built for; :func:`transform_example` also encodes ``substitution``."""
 
 
 class SpecialTokenizer(Protocol):
@@ -145,28 +150,63 @@ def lm_targets(input_ids: torch.Tensor, extract: torch.Tensor) -> torch.Tensor:
     return targets
 
 
-def encode_examples(kind: str, examples: Sequence[dict], tok: SpecialTokenizer, n_ctx: int) -> list[tuple[list[list[int]], int]]:
-    """Each task example as ``(sequences, label)``: one sequence for classification and entailment,
-    two for similarity, one per choice for multiple choice. A ``substitution`` example (a blank in a
-    sentence) is a multiple choice whose context is the text before the blank and whose answers are
-    each candidate followed by the rest of the sentence.
+@dataclass(frozen=True)
+class TransformedSequence:
+    """One token sequence of an example, as the task head sees it."""
+
+    title: str  # which sequence of the example it is ("" when there is only one)
+    ids: list[int]
+
+    @property
+    def extract(self) -> int:
+        """Position of ``[extract]``, whose final hidden state the task head reads: the last one."""
+        return len(self.ids) - 1
+
+
+def transform_example(kind: str, example: dict, tok: SpecialTokenizer, n_ctx: int) -> list[TransformedSequence]:
+    """The token sequences of one example of a ``kind`` task: the one dispatch on task kind.
+
+    One sequence for classification and entailment, two for similarity (``a; b`` and ``b; a``), one
+    per choice for multiple choice. A ``substitution`` example (a blank in a sentence) is a multiple
+    choice whose context is the text before the blank and whose answers are each candidate followed
+    by the rest of the sentence. A choice equal to the example's ``label`` is titled correct.
     """
+    if kind not in KIND_FIELDS:
+        raise ValueError(f"unknown task kind {kind!r}; expected one of {tuple(KIND_FIELDS)}")
+    missing = [name for name in KIND_FIELDS[kind] if name != "label" and name not in example]
+    if missing:
+        raise ValueError(f"the {kind} example {example!r} lacks the field(s) {missing}")
+    e = example
+    if kind == "classification":
+        return [TransformedSequence("", classification(tok, e["text"], n_ctx))]
+    if kind == "entailment":
+        return [TransformedSequence("", entailment(tok, e["premise"], e["hypothesis"], n_ctx))]
+    if kind == "similarity":
+        both = similarity(tok, e["text_a"], e["text_b"], n_ctx)
+        titles = ("a; b", "b; a (the head adds both states)")
+        return [TransformedSequence(title, ids) for title, ids in zip(titles, both)]
+    if kind == "multiple_choice":
+        choices = multiple_choice(tok, e["context"], e["choices"], n_ctx)
+    else:
+        choices = multiple_choice(tok, e["prefix"], [c + e["suffix"] for c in e["choices"]], n_ctx)
+    return [TransformedSequence(f"choice {k}" + (" (correct)" if k == e.get("label") else ""), ids)
+            for k, ids in enumerate(choices)]
+
+
+def token_roles(tok: SpecialTokenizer, ids: Sequence[int]) -> list[str | None]:
+    """``"start"``, ``"delim"`` or ``"extract"`` for each special token of ``ids``, None for text."""
+    special = {tok.start_id: "start", tok.delim_id: "delim", tok.extract_id: "extract"}
+    return [special.get(token_id) for token_id in ids]
+
+
+def encode_examples(kind: str, examples: Sequence[dict], tok: SpecialTokenizer,
+                    n_ctx: int) -> list[tuple[list[list[int]], int]]:
+    """Each task example as ``(sequences, label)`` (see :func:`transform_example`)."""
     encoded = []
     for i, e in enumerate(examples):
         try:
-            if kind == "classification":
-                sequences = [classification(tok, e["text"], n_ctx)]
-            elif kind == "entailment":
-                sequences = [entailment(tok, e["premise"], e["hypothesis"], n_ctx)]
-            elif kind == "similarity":
-                sequences = similarity(tok, e["text_a"], e["text_b"], n_ctx)
-            elif kind == "multiple_choice":
-                sequences = multiple_choice(tok, e["context"], e["choices"], n_ctx)
-            elif kind == "substitution":
-                sequences = multiple_choice(tok, e["prefix"], [c + e["suffix"] for c in e["choices"]], n_ctx)
-            else:
-                raise ValueError(f"unknown task kind {kind!r}; expected one of {(*KINDS, 'substitution')}")
-        except KeyError as missing:
-            raise ValueError(f"example {i} of a {kind} task lacks the field {missing}: {e!r}") from None
+            sequences = [s.ids for s in transform_example(kind, e, tok, n_ctx)]
+        except ValueError as error:
+            raise ValueError(f"example {i}: {error}") from None
         encoded.append((sequences, int(e["label"])))
     return encoded

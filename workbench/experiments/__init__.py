@@ -1,10 +1,23 @@
-"""Cached experiment runners the notebooks call (one module per experiment family).
+"""Experiments: one recipe per scale, the cache, and the experiment objects the notebooks call.
 
+- :mod:`.recipes`: :class:`Recipe` per scale (``cpu``, ``gpu``, ``paper``), the one source of truth.
 - :mod:`.cache`: where results live, keyed by a hash of their full config.
-- :mod:`.pretraining`: language-model pretraining runs with log-spaced checkpoints.
+- :mod:`.pretraining`: cached language-model pretraining runs with log-spaced checkpoints.
+- :mod:`.transfer`: fine-tuning, the layer-transfer sweep and GPT-1 Table 5 (:class:`TransferExperiment`).
+- :mod:`.zero_shot`: GPT-1 Figure 2 (right) and GPT-2's scaling claim (:class:`ZeroShotExperiment`).
+- :mod:`.explorer`: which model the explorer notebook shows (:class:`Explorer`).
 """
 
 from .cache import cache_root, config_key
-from .pretraining import SCALES, PretrainRun, PretrainSpec, pretrain
+from .explorer import Explorer
+from .pretraining import PretrainingExperiment, PretrainRun, cached_pretraining_runs, pretrain
+from .recipes import RECIPES, EvaluationSettings, FinetuneSettings, PretrainSpec, Recipe, load_recipe, recipes_table
+from .transfer import VARIANTS, TransferExperiment, ablation, finetune_task, layer_transfer_sweep, summarize
+from .zero_shot import ZeroShotExperiment, relative_performance, summarise_curve, zero_shot_curve, zero_shot_scaling
 
-__all__ = ["SCALES", "PretrainRun", "PretrainSpec", "cache_root", "config_key", "pretrain"]
+__all__ = [
+    "RECIPES", "VARIANTS", "EvaluationSettings", "Explorer", "FinetuneSettings", "PretrainRun", "PretrainingExperiment", "PretrainSpec", "Recipe",
+    "TransferExperiment", "ZeroShotExperiment", "ablation", "cache_root", "cached_pretraining_runs",
+    "config_key", "finetune_task", "layer_transfer_sweep", "load_recipe", "pretrain", "recipes_table",
+    "relative_performance", "summarise_curve", "summarize", "zero_shot_curve", "zero_shot_scaling",
+]

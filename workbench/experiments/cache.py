@@ -36,12 +36,33 @@ def config_key(config: dict[str, Any]) -> str:
 
 def entry_dir(kind: str, config: dict[str, Any]) -> Path:
     """The directory of one cache entry; ``config.json`` inside says what it holds."""
-    path = cache_root() / kind / config_key(config)
+    return claim_dir(cache_root() / kind / config_key(config), config)
+
+
+def claim_dir(path: Path, config: dict[str, Any]) -> Path:
+    """``path`` as the home of the result of ``config``: its ``config.json`` is written on first use,
+    and a directory that holds another config's result is an error naming what differs."""
     path.mkdir(parents=True, exist_ok=True)
     config_file = path / "config.json"
+    text = json.dumps(config, indent=1, sort_keys=True, default=str)
     if not config_file.exists():
-        write_text_atomic(config_file, json.dumps(config, indent=1, sort_keys=True, default=str))
+        write_text_atomic(config_file, text)
+    elif (stored := json.loads(config_file.read_text())) != json.loads(text):
+        ours, theirs = _flat(json.loads(text)), _flat(stored)
+        diff = [f"{k}={theirs.get(k)!r} (this run: {ours.get(k)!r})" for k in sorted(set(ours) | set(theirs))
+                if ours.get(k) != theirs.get(k)]
+        raise ValueError(f"{path} holds the result of another config: {', '.join(diff)}; choose another directory")
     return path
+
+
+def _flat(data: dict, prefix: str = "") -> dict:
+    flat = {}
+    for key, value in data.items():
+        if isinstance(value, dict):
+            flat.update(_flat(value, f"{prefix}{key}."))
+        else:
+            flat[prefix + key] = value
+    return flat
 
 
 def is_done(path: Path) -> bool:

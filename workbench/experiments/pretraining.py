@@ -1,4 +1,4 @@
-"""Pretraining runs on the books corpus, cached by their full config, with log-spaced checkpoints.
+"""Pretraining runs on the books corpus, cached by their full spec, with log-spaced checkpoints.
 
 The notebooks share one pretrained model: a second call of :func:`pretrain` with the same spec
 loads the finished run instead of training, and an interrupted run resumes from its checkpoint.
@@ -7,95 +7,27 @@ Checkpoints are kept at log-spaced steps because the zero-shot curves are read o
 
 from __future__ import annotations
 
-import dataclasses
 import json
-from dataclasses import dataclass, field
+import math
+import os
+from dataclasses import dataclass
 from pathlib import Path
 
 import pandas as pd
 import torch
 
-from ..training import checkpoint as ckpt
-from ..models.config import PRESETS, GPTConfig
-from ..models.lstm import LSTMConfig, LSTMLanguageModel, matching_lstm_config
+from ..core.checks import NON_NEGATIVE_INT, check_fields
+from ..core.device import init_distributed
+from ..core.options import apply_overrides, from_dict, option
+from ..data.tokenizer import Tokenizer
 from ..models.gpt import GPT
-from ..training.language_model import open_token_file
-from ..training.language_model import train_language_model
-from ..training.trainer import TrainConfig
-from .cache import cache_root, entry_dir, is_done, mark_done
-
-MODELS = ("gpt", "lstm")
-
-
-@dataclass(frozen=True)
-class PretrainSpec:
-    """Everything that determines a pretraining run (and so its cache key)."""
-
-    preset: str = "gpt2-slim"
-    model: str = "gpt"            # "gpt", or "lstm": the baseline sized like the preset
-    steps: int = 600
-    batch_size: int = 16
-    lr: float = 2e-3
-    warmup_steps: int | None = None
-    dropout: float = 0.1
-    seed: int = 0                 # model init, data order and dropout
-    data_seed: int = 0            # which documents are train / val / held out
-    n_checkpoints: int = 8        # kept at log-spaced steps
-    device: str = "auto"
-    precision: str = "auto"
-    extra: dict = field(default_factory=dict)  # further TrainConfig fields (e.g. micro_batch_size)
-
-    def __post_init__(self) -> None:
-        if self.preset not in PRESETS:
-            raise ValueError(f"unknown preset {self.preset!r}; valid presets: {', '.join(PRESETS)}")
-        if self.model not in MODELS:
-            raise ValueError(f"model must be one of {MODELS}, got {self.model!r}")
-        if self.n_checkpoints < 1:
-            raise ValueError(f"n_checkpoints must be >= 1, got {self.n_checkpoints}")
-        self.train_config()  # validates steps, batch size, lr, device, precision
-
-    @property
-    def gpt_config(self) -> GPTConfig:
-        return GPTConfig.from_preset(self.preset, dropout=self.dropout)
-
-    def model_config(self) -> GPTConfig | LSTMConfig:
-        if self.model == "gpt":
-            return self.gpt_config
-        return matching_lstm_config(self.gpt_config)
-
-    def build_model(self) -> GPT | LSTMLanguageModel:
-        torch.manual_seed(self.seed)
-        config = self.model_config()
-        return GPT(config) if self.model == "gpt" else LSTMLanguageModel(config)
-
-    def checkpoint_steps(self) -> tuple[int, ...]:
-        return ckpt.log_spaced_steps(self.steps, self.n_checkpoints)
-
-    def train_config(self, progress: bool = True) -> TrainConfig:
-        return TrainConfig(
-            steps=self.steps, batch_size=self.batch_size, lr=self.lr, warmup_steps=self.warmup_steps,
-            seed=self.seed, device=self.device, precision=self.precision,
-            checkpoint_steps=self.checkpoint_steps(), checkpoint_every=0, keep_last=1,
-            eval_every=max(1, self.steps // 10), progress=progress, **self.extra,
-        )
-
-    def to_dict(self) -> dict:
-        return dataclasses.asdict(self)
-
-
-SCALES: dict[str, PretrainSpec] = {
-    # About 2 minutes on a 2-core CPU: 600 updates of 16 x 128 tokens (1.2M tokens, a third of
-    # an epoch of the corpus) for the 1.9M-parameter gpt2-slim (4 layers of width 128). It uses
-    # GPT-2's pre-LN block: GPT-1's post-LN block stays on the unigram plateau at this budget
-    # (measured with 4 x 256 at lr 1e-3: validation loss 6.75 after 600 updates, against 5.23
-    # for pre-LN; 6.66 at lr 3e-4).
-    "cpu": PretrainSpec(),
-    # One GPU, minutes: GPT-1's architecture and recipe on this corpus (about 9 epochs).
-    "gpu": PretrainSpec(preset="gpt1", steps=1000, batch_size=64, lr=2.5e-4, warmup_steps=200),
-    # GPT-1's recipe as published (batch 64 x 512, lr 2.5e-4, 2000 warmup), run for 100 epochs
-    # of this corpus as the paper ran 100 epochs of BooksCorpus.
-    "paper": PretrainSpec(preset="gpt1", steps=11_300, batch_size=64, lr=2.5e-4, warmup_steps=2000),
-}
+from ..models.lstm import LSTMLanguageModel
+from ..models.params import count_parameters
+from ..training import checkpoint as ckpt
+from ..training.language_model import default_token_files, open_token_file, train_language_model
+from ..training.schedules import Schedule
+from .cache import cache_root, claim_dir, entry_dir, is_done, mark_done
+from .recipes import PretrainSpec, Recipe, load_recipe
 
 
 @dataclass
@@ -111,14 +43,14 @@ class PretrainRun:
 
     @property
     def steps(self) -> list[int]:
-        """Steps with a kept checkpoint (log-spaced, the last one included)."""
-        return [ckpt.checkpoint_step(p) for p in ckpt.list_checkpoints(self.run_dir)]
+        """Steps with a kept checkpoint (log-spaced, the last one included); a rolling checkpoint that
+        an interrupted run left behind is not one of them."""
+        kept = set(self.spec.checkpoint_steps())
+        return [s for p in ckpt.list_checkpoints(self.run_dir) if (s := ckpt.checkpoint_step(p)) in kept]
 
     @property
-    def tokenizer(self):
-        from ..data.prepare import corpus_tokenizer
-
-        return corpus_tokenizer(self.spec.gpt_config.vocab_size, seed=self.spec.data_seed)
+    def tokenizer(self) -> Tokenizer:
+        return self.spec.tokenizer()
 
     def load(self, step: int | None = None) -> GPT | LSTMLanguageModel:
         """The model at a kept checkpoint (default: the last), in eval mode on the CPU."""
@@ -131,40 +63,127 @@ class PretrainRun:
         return model.eval()
 
 
-def pretrain(spec: PretrainSpec | None = None, *, progress: bool = True, **changes) -> PretrainRun:
-    """Train (or load from the cache) the run described by ``spec`` with ``changes`` applied."""
-    from ..data.prepare import packed_split
+def pretrain(spec: PretrainSpec, *, progress: bool = True, run_dir: str | os.PathLike[str] | None = None,
+             tokens: tuple[Path, Path | None] | None = None) -> PretrainRun:
+    """Train the run ``spec`` describes, or load it when finished; an interrupted run resumes.
 
-    spec = dataclasses.replace(spec or PretrainSpec(), **changes)
+    The run lives in the experiment cache under a hash of ``spec`` and its data, unless ``run_dir``
+    is given. ``tokens`` (train, val or None) replaces the books corpus with other packed token
+    files. Under torchrun every rank calls this; rank 0 prepares the data and marks the run done.
+    """
     vocab_size = spec.gpt_config.vocab_size
-    train_path = packed_split("train", vocab_size, seed=spec.data_seed, progress=progress)
-    val_path = packed_split("val", vocab_size, seed=spec.data_seed, progress=progress)
+    if tokens is None:
+        tokens = default_token_files(vocab_size, seed=spec.data_seed, progress=progress)
+    train_path, val_path = tokens
     train_tokens, metadata = open_token_file(train_path, vocab_size)
-    run_dir = entry_dir("pretrain", {**spec.to_dict(), "data": metadata})
+    config = {**spec.key(), "data": metadata}
+    run_dir = entry_dir("pretrain", config) if run_dir is None else claim_dir(Path(run_dir), config)
     run = PretrainRun(spec, run_dir)
     if is_done(run_dir):
         return run
-    val_tokens, _ = open_token_file(val_path, vocab_size)
+    val_tokens = open_token_file(val_path, vocab_size)[0] if val_path is not None else None
     resume = ckpt.latest_checkpoint(run_dir) is not None
     train_language_model(spec.build_model(), train_tokens, val_tokens, spec.train_config(progress),
-                    run_dir=run_dir, resume=resume, metadata=metadata)
-    mark_done(run_dir)
+                         run_dir=run_dir, resume=resume, metadata=metadata)
+    if init_distributed().is_main:
+        mark_done(run_dir)
     return run
+
+
+def find_runs(*paths: str | os.PathLike[str]) -> dict[str, Path]:
+    """Run directories (those with a ``history.csv``) at or under ``paths``, by a short name.
+
+    The one run discovery of the package. Checkpoint directories carry a copy of the history
+    too; they are not runs of their own.
+    """
+    found: list[Path] = []
+    for path in map(Path, paths):
+        if (path / ckpt.HISTORY_FILE).is_file():
+            found.append(path)
+            continue
+        found += [history.parent for history in sorted(path.rglob(ckpt.HISTORY_FILE))
+                  if ckpt.CHECKPOINTS not in history.relative_to(path).parts[:-1]]
+    names: dict[str, Path] = {}
+    for run in dict.fromkeys(found):
+        names[run.name if run.name not in names else f"{run.parent.name}/{run.name}"] = run
+    return names
 
 
 def cached_pretraining_runs() -> dict[str, PretrainRun]:
     """Every finished pretraining run in the cache (GPT and LSTM), by a readable name; entries
     written by another version of :class:`PretrainSpec` are skipped."""
     runs = {}
-    for entry in sorted((cache_root() / "pretrain").glob("*/config.json")):
-        if not is_done(entry.parent):
+    for run_dir in find_runs(cache_root() / "pretrain").values():
+        if not is_done(run_dir):
             continue
-        config = json.loads(entry.read_text())
+        config = json.loads((run_dir / "config.json").read_text())
         config.pop("data", None)
         try:
-            spec = PretrainSpec(**config)
+            spec = from_dict(PretrainSpec, config)
         except (TypeError, ValueError):
             continue
-        name = f"{spec.preset} {spec.model}, {spec.steps} x {spec.batch_size} (seed {spec.seed}, {entry.parent.name[:6]})"
-        runs[name] = PretrainRun(spec, entry.parent)
+        train = spec.train
+        name = f"{spec.preset} {spec.model}, {train.steps} x {train.batch_size} (seed {train.seed}, {run_dir.name[:6]})"
+        runs[name] = PretrainRun(spec, run_dir)
     return runs
+
+
+@dataclass(frozen=True)
+class PretrainingExperiment:
+    """The pretraining notebook's experiment: the recipe's shared run, and what to sample from it."""
+
+    recipe: Recipe = option("the recipe of the scale, with the notebook's overrides")
+    n_samples: int = option("prompts to continue with the pretrained model", check=NON_NEGATIVE_INT)
+    sample_tokens: int = option("tokens per continuation", check=NON_NEGATIVE_INT)
+
+    def __post_init__(self) -> None:
+        check_fields(self)
+
+    @classmethod
+    def from_params(cls, scale: str | Path | Recipe = "cpu", *, steps: int | None = None, device: str = "auto",
+                    precision: str = "auto", n_samples: int = 3, sample_tokens: int = 40) -> "PretrainingExperiment":
+        """The recipe of ``scale`` (a name, a YAML file or a Recipe); ``steps=None`` keeps its updates."""
+        recipe = load_recipe(scale).with_device(device, precision)
+        if steps is not None:
+            recipe = apply_overrides(recipe, {"pretraining": {"train": {"steps": steps}}})
+        return cls(recipe, n_samples, sample_tokens)
+
+    @property
+    def spec(self) -> PretrainSpec:
+        return self.recipe.pretraining
+
+    def setup(self) -> pd.DataFrame:
+        """The run at a glance: model, data and optimisation."""
+        spec, config, train = self.spec, self.spec.gpt_config, self.spec.train_config(progress=False)
+        rows = {
+            "preset": spec.preset, "parameters": f"{count_parameters(config):,}",
+            "layers x width": f"{config.n_layer} x {config.d_model}, {config.n_head} heads",
+            "vocabulary": f"{config.vocab_size:,} (corpus BPE)", "context": config.n_ctx, "updates": train.steps,
+            "batch (sequences x tokens)": f"{train.batch_size} x {config.n_ctx}",
+            "tokens seen": f"{train.steps * train.batch_size * config.n_ctx:,}", "peak learning rate": train.lr,
+            "warmup updates": Schedule.create(train.schedule, train.steps, train.warmup_steps).warmup_steps,
+            "dropout": spec.dropout, "seed": train.seed,
+        }
+        return pd.DataFrame({"value": list(rows.values())}, index=list(rows))
+
+    def run(self, progress: bool = True) -> PretrainRun:
+        """The shared run, trained here or read from the cache."""
+        return pretrain(self.spec, progress=progress)
+
+    def samples(self, run: PretrainRun) -> dict[str, str]:
+        """Sampled continuations (temperature 0.8, top-k 40, seed i) of a prompt in each source's style."""
+        prompts = ["To be, or not to be", "And the LORD said unto Moses,", "KING HENRY.\nOnce more unto the breach,",
+                   "O Romeo, Romeo,", "In the beginning"][: self.n_samples]
+        model, tokenizer = run.load(), run.tokenizer
+        outputs = [model.generate(torch.tensor([tokenizer.encode(prompt)]), self.sample_tokens, temperature=0.8,
+                                  top_k=40, seed=i) for i, prompt in enumerate(prompts)]
+        return {prompt: tokenizer.decode(out[0].tolist()) for prompt, out in zip(prompts, outputs)}
+
+    def findings(self, run: PretrainRun) -> str:
+        """The validation loss from the first to the last evaluation, computed from the history."""
+        val = run.history.dropna(subset=["val_loss"]).set_index("step")["val_loss"]
+        uniform = math.log(self.spec.gpt_config.vocab_size)
+        return (f"validation loss: {val.iloc[0]:.2f} nats at update {val.index[0]} (a uniform guess scores "
+                f"{uniform:.2f}) -> {val.iloc[-1]:.2f} at update {val.index[-1]} (perplexity "
+                f"{math.exp(val.iloc[-1]):.0f}); still falling over the last two evaluations: "
+                f"{bool(val.iloc[-1] < val.iloc[-2])}")

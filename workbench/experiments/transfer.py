@@ -9,7 +9,6 @@ examples come from the documents that run held out.
 
 from __future__ import annotations
 
-import dataclasses
 import json
 import math
 import multiprocessing
@@ -25,16 +24,18 @@ import torch
 from tqdm.auto import tqdm
 
 from ..data.tasks import TASK_SPLITS, TASKS, load_task
-from ..core.device import PRECISIONS, autocast, resolve_device
-from ..training.finetuning import TaskModel, accuracy, finetune, model_kind, transfer
+from ..core.checks import NON_NEGATIVE_INT, NON_NEGATIVE_NUMBER, POSITIVE_INT, Check, check_fields, one_of, optional, sequence_of
+from ..core.device import autocast, resolve_device
 from ..core.io import write_text_atomic
-from ..models.gpt import GPT
-from ..training.schedules import SCHEDULES
-from ..training.trainer import TrainConfig
+from ..core.options import apply_overrides, option, to_flat_dict
 from ..data.transforms import encode_examples
 from ..evaluation.heuristics import random_accuracy
+from ..models.gpt import GPT
+from ..training.finetuning import TaskModel, accuracy, finetune, model_kind
+from ..training.surgery import transfer
 from .cache import entry_dir, is_done, mark_done
-from .pretraining import SCALES, PretrainRun, PretrainSpec
+from .pretraining import PretrainRun, pretrain
+from .recipes import RECIPES, FinetuneSettings, PretrainSpec, Recipe, load_recipe
 
 VARIANTS = {
     "full": "all pretrained layers transferred, auxiliary LM objective (lambda = 0.5)",
@@ -47,174 +48,113 @@ SWEEP_COLUMNS = ["task", "variant", "layers_transferred", "seed", "split", "accu
 ABLATION_COLUMNS = ["task", "variant", "seed", "split", "accuracy"]
 
 
-@dataclass(frozen=True)
-class FinetuneSettings:
-    """How each fine-tuning run trains and is evaluated (part of its cache key).
-
-    GPT-1 fine-tunes for 3 epochs at batch 32 with lr 6.25e-5, a quarter of its pretraining lr,
-    linear decay after a 0.2% warmup, and dropout 0.1 before the head. The default lr keeps that
-    quarter of the CPU pretraining lr (1e-3). ``steps`` (if set) replaces ``epochs``: with few
-    labels, a fixed number of updates gives every layer count the same optimisation budget.
-    ``max_eval_examples`` caps each evaluated split (the first examples of its fixed order).
-    ``threads`` (torch threads per run, None: torch's default) lets a sweep on a CPU run
-    cores / threads runs at once, each in its own process: small models use one core better than
-    two. It is part of the cache key, since the number of threads can change the last bits.
-    """
-
-    epochs: float = 3.0
-    steps: int | None = None
-    batch_size: int = 32
-    lr: float = 2.5e-4
-    schedule: str = "gpt1-finetune"
-    warmup_steps: int | None = None
-    head_dropout: float = 0.1
-    n_ctx: int | None = None            # None: the pretrained model's context
-    max_eval_examples: int | None = 500
-    device: str = "auto"
-    precision: str = "auto"
-    threads: int | None = None
-
-    def __post_init__(self) -> None:
-        if not (isinstance(self.epochs, (int, float)) and math.isfinite(self.epochs) and self.epochs > 0):
-            raise ValueError(f"FinetuneSettings.epochs must be a positive number, got {self.epochs!r}")
-        for name in ("steps", "n_ctx", "max_eval_examples", "threads"):
-            value = getattr(self, name)
-            if value is not None and (not isinstance(value, int) or isinstance(value, bool) or value < 1):
-                raise ValueError(f"FinetuneSettings.{name} must be a positive integer or None, got {value!r}")
-        if not isinstance(self.batch_size, int) or self.batch_size < 1:
-            raise ValueError(f"FinetuneSettings.batch_size must be a positive integer, got {self.batch_size!r}")
-        if not (isinstance(self.lr, (int, float)) and math.isfinite(self.lr) and self.lr > 0):
-            raise ValueError(f"FinetuneSettings.lr must be a positive number, got {self.lr!r}")
-        if self.schedule not in SCHEDULES:
-            raise ValueError(f"FinetuneSettings.schedule must be one of {SCHEDULES}, got {self.schedule!r}")
-        if not 0 <= self.head_dropout < 1:
-            raise ValueError(f"FinetuneSettings.head_dropout must be in [0, 1), got {self.head_dropout!r}")
-        if self.precision not in PRECISIONS:
-            raise ValueError(f"FinetuneSettings.precision must be one of {PRECISIONS}, got {self.precision!r}")
-        resolve_device(self.device)  # names the device and whether this machine has it
-
-    def updates(self, n_train: int) -> int:
-        """Optimizer updates for ``n_train`` labelled examples."""
-        return self.steps or max(1, math.ceil(self.epochs * n_train / self.batch_size))
-
-    def to_dict(self) -> dict:
-        return dataclasses.asdict(self)
+def check_task(task: str) -> str:
+    return one_of(TASKS)(task, "task")
 
 
-FINETUNE_SCALES: dict[str, FinetuneSettings] = {
-    # Few updates (15-30 per run) need more than GPT-1's quarter of the pretraining lr (probes in
-    # notebook 03). 64 tokens hold a sentence, or two lines and a choice; one thread per run, two
-    # runs at once, is how two cores train these small models best.
-    "cpu": FinetuneSettings(lr=1e-3, n_ctx=64, max_eval_examples=200, threads=1),
-    "gpu": FinetuneSettings(lr=6.25e-5, max_eval_examples=None),
-    # GPT-1's recipe as published.
-    "paper": FinetuneSettings(lr=6.25e-5, max_eval_examples=None),
-}
+def check_layers(layers: Iterable[int], n_layer: int) -> tuple[int, ...]:
+    """Layer counts to transfer, each in 0..n_layer, without repeats."""
+    layers = tuple(layers)
+    return tuple(dict.fromkeys(sequence_of(in_layers(n_layer))(layers, "layers")))
 
-N_LABELLED: dict[str, dict[str, int | None]] = {
-    "cpu": {"sentiment": 300, "next_line": 150},
-    "gpu": {"sentiment": 500, "next_line": 500},
-    "paper": {"sentiment": None, "next_line": None},
-}
-"""Labelled training examples per task at each scale (None: the whole train split)."""
+
+def in_layers(n_layer: int) -> Check:
+    return Check(f"an integer in 0..{n_layer} (the model has {n_layer} layers)",
+                 lambda n: NON_NEGATIVE_INT.test(n) and n <= n_layer)
 
 
 @dataclass(frozen=True)
 class TransferExperiment:
-    """The validated parameters of the layer-transfer notebook: what to pretrain and fine-tune."""
+    """The layer-transfer notebook's experiment: a recipe, the tasks, seeds and layer counts.
 
-    scale: str
-    spec: PretrainSpec
-    settings: FinetuneSettings
-    tasks: tuple[str, ...]
-    seeds: tuple[int, ...]
-    layers: tuple[int, ...]
-    n_labelled: dict[str, int | None]
+    Build it with :meth:`from_params` (the notebook's parameters, checked before any work); its
+    methods do the work: :meth:`pretraining`, :meth:`sweep`, :meth:`ablation`, :meth:`findings`.
+    """
+
+    recipe: Recipe = option("the recipe of the scale, with the notebook's overrides")
+    tasks: tuple[str, ...] = option("tasks fine-tuned on", check=sequence_of(one_of(TASKS)))
+    seeds: tuple[int, ...] = option("fine-tuning seeds (head, fresh layers, data order, dropout)",
+                                    check=sequence_of(NON_NEGATIVE_INT))
+    layers: tuple[int, ...] = option("pretrained layer counts transferred (0 = embeddings only)",
+                                     check=sequence_of(NON_NEGATIVE_INT))
+
+    def __post_init__(self) -> None:
+        check_fields(self)
+        check_layers(self.layers, self.recipe.pretraining.gpt_config.n_layer)
+        if self.recipe.pretraining.model != "gpt":
+            raise ValueError(f"fine-tuning needs a GPT run, got model={self.recipe.pretraining.model!r}")
+
+    @classmethod
+    def from_params(cls, scale: str | Path | Recipe = "cpu", *, tasks: Iterable[str] = ("sentiment", "next_line"),
+                    seeds: Iterable[int] = (0, 1, 2), layers: Iterable[int] | None = None,
+                    n_labelled: int | Mapping[str, int | None] | None = None, pretrain_steps: int | None = None,
+                    finetune_steps: int | None = None, device: str = "auto",
+                    precision: str = "auto") -> "TransferExperiment":
+        """The recipe of ``scale`` (a name, a YAML file or a Recipe) with the notebook's overrides.
+
+        None keeps the recipe's value: ``n_labelled`` is one count for every task or ``{task: count}``;
+        ``finetune_steps`` trains every run for that many updates instead of the recipe's epochs.
+        """
+        recipe = load_recipe(scale).with_device(device, precision)
+        tasks = tuple(dict.fromkeys([tasks] if isinstance(tasks, str) else tasks))
+        overrides: dict = {}
+        if pretrain_steps is not None:
+            overrides["pretraining"] = {"train": {"steps": pretrain_steps}}
+        if finetune_steps is not None:
+            overrides["finetuning"] = {"epochs": None, "train": {"steps": finetune_steps}}
+        if n_labelled is not None:
+            overrides["labelled"] = {**recipe.labelled, **_labelled_overrides(n_labelled, tasks)}
+        recipe = apply_overrides(recipe, overrides)
+        n_layer = recipe.pretraining.gpt_config.n_layer
+        layers = range(n_layer + 1) if layers is None else layers
+        return cls(recipe, tasks, tuple(dict.fromkeys(seeds)), check_layers(layers, n_layer))
+
+    def n_labelled(self, task: str) -> int | None:
+        return self.recipe.n_labelled(task)
+
+    def setup(self) -> pd.DataFrame:
+        """What will run, one row per task: its kind, labelled examples, updates per run."""
+        settings = self.recipe.finetuning
+        return pd.DataFrame([dict(task=t, kind=TASKS[t].kind, labelled=self.n_labelled(t),
+                                  updates_per_run=settings.updates(self.n_labelled(t))
+                                  if self.n_labelled(t) is not None or settings.epochs is None else f"{settings.epochs:g} epochs")
+                             for t in self.tasks]).set_index("task")
+
+    def finetuning_table(self) -> pd.DataFrame:
+        """The fine-tuning settings every run shares (device and precision aside)."""
+        flat = to_flat_dict(self.recipe.finetuning)
+        shown = {k: v for k, v in flat.items() if k.split(".")[-1] not in ("device", "precision", "progress")}
+        return pd.Series({k: str(v) for k, v in shown.items()}, name="fine-tuning").to_frame()
+
+    def pretraining(self, progress: bool = True) -> PretrainRun:
+        """The shared pretraining run (cached; 02_pretraining trains the same one)."""
+        return pretrain(self.recipe.pretraining, progress=progress)
+
+    def sweep(self, progress: bool = True) -> pd.DataFrame:
+        """GPT-1 Figure 2 (left) for every task: :func:`layer_transfer_sweep` rows."""
+        run = self.pretraining(progress)
+        return pd.concat([layer_transfer_sweep(run, task, self.layers, self.seeds, self.n_labelled(task),
+                                               self.recipe.finetuning, progress=progress)
+                          for task in self.tasks], ignore_index=True)
+
+    def ablation(self, progress: bool = True) -> pd.DataFrame:
+        """GPT-1 Table 5's transformer rows for every task: :func:`ablation` rows."""
+        return ablation(self.pretraining(progress), self.tasks, self.seeds,
+                        {t: self.n_labelled(t) for t in self.tasks}, self.recipe.finetuning, progress=progress)
+
+    def findings(self, sweep: pd.DataFrame, ablation_table: pd.DataFrame | None = None,
+                 splits: Iterable[str] = ("dev", "test")) -> str:
+        """The computed sentences of :func:`findings` for each split."""
+        return "\n\n".join("\n".join(findings(sweep, ablation_table, split)) for split in splits)
 
 
-def check_scale(scale: str) -> str:
-    if scale not in SCALES:
-        raise ValueError(f"unknown scale {scale!r}; valid scales: {list(SCALES)}")
-    return scale
-
-
-def check_task(task: str) -> str:
-    if task not in TASKS:
-        raise ValueError(f"unknown task {task!r}; valid tasks: {list(TASKS)}")
-    return task
-
-
-def check_layers(layers: Iterable[int] | None, n_layer: int) -> tuple[int, ...]:
-    """Layer counts to transfer, each in 0..n_layer; None means all of them."""
-    if layers is None:
-        return tuple(range(n_layer + 1))
-    layers = tuple(layers)
-    bad = [n for n in layers if not isinstance(n, int) or isinstance(n, bool) or not 0 <= n <= n_layer]
-    if bad or not layers:
-        raise ValueError(f"layers must be integers in 0..{n_layer} (the model has {n_layer} layers), "
-                         f"got {list(layers)}")
-    return tuple(dict.fromkeys(layers))
-
-
-def check_seeds(seeds: Iterable[int]) -> tuple[int, ...]:
-    seeds = tuple(seeds)
-    if not seeds or any(not isinstance(s, int) or isinstance(s, bool) or s < 0 for s in seeds):
-        raise ValueError(f"seeds must be a non-empty list of integers >= 0, got {list(seeds)}")
-    return tuple(dict.fromkeys(seeds))
-
-
-def check_n_labelled(n_labelled: int | None, task: str) -> int | None:
-    if n_labelled is not None and (not isinstance(n_labelled, int) or isinstance(n_labelled, bool)
-                                   or n_labelled < 1):
-        raise ValueError(f"n_labelled for task {task!r} must be a positive integer or None, got {n_labelled!r}")
-    return n_labelled
-
-
-def labelled_per_task(n_labelled: int | Mapping[str, int | None] | None,
-                      tasks: Iterable[str]) -> dict[str, int | None]:
-    """One count for every task, a count per task, or None (every labelled example)."""
-    tasks = [check_task(t) for t in tasks]
+def _labelled_overrides(n_labelled: int | Mapping[str, int | None], tasks: tuple[str, ...]) -> dict:
     if isinstance(n_labelled, Mapping):
         extra = sorted(set(n_labelled) - set(tasks))
         if extra:
-            raise ValueError(f"n_labelled names tasks {extra} that are not run; tasks: {tasks}")
-        return {t: check_n_labelled(n_labelled.get(t), t) for t in tasks}
-    return {t: check_n_labelled(n_labelled, t) for t in tasks}
-
-
-def pretrain_spec(scale: str = "cpu", steps: int | None = None, device: str = "auto",
-                  precision: str = "auto") -> PretrainSpec:
-    """The pretraining of a named scale, with its steps (None: the scale's), device and precision."""
-    check_scale(scale)
-    changes = {} if steps is None else {"steps": steps}
-    return dataclasses.replace(SCALES[scale], device=device, precision=precision, **changes)
-
-
-def transfer_experiment(scale: str = "cpu", *, tasks: Iterable[str] = ("sentiment", "next_line"),
-                        seeds: Iterable[int] = (0, 1, 2), layers: Iterable[int] | None = None,
-                        n_labelled: int | Mapping[str, int | None] | None = None,
-                        pretrain_steps: int | None = None, finetune_steps: int | None = None,
-                        device: str = "auto", precision: str = "auto") -> TransferExperiment:
-    """Validate the notebook's parameters before any work, filling in the scale's defaults.
-
-    ``n_labelled=None`` and ``*_steps=None`` take the scale's values.
-    """
-    check_scale(scale)
-    tasks = tuple(dict.fromkeys(check_task(t) for t in ([tasks] if isinstance(tasks, str) else tasks)))
-    if not tasks:
-        raise ValueError(f"tasks must name at least one task; valid tasks: {list(TASKS)}")
-    spec = pretrain_spec(scale, pretrain_steps, device, precision)
-    settings = dataclasses.replace(FINETUNE_SCALES[scale], device=device, precision=precision,
-                                   **({} if finetune_steps is None else {"steps": finetune_steps}))
-    labelled = labelled_per_task(N_LABELLED[scale] if n_labelled is None else n_labelled, tasks)
-    return TransferExperiment(scale, spec, settings, tasks, check_seeds(seeds),
-                              check_layers(layers, spec.gpt_config.n_layer), labelled)
-
-
-def _tokenizer(spec: PretrainSpec):
-    from ..data.prepare import corpus_tokenizer
-
-    return corpus_tokenizer(spec.gpt_config.vocab_size, seed=spec.data_seed)
+            raise ValueError(f"n_labelled names tasks {extra} that are not run; tasks: {list(tasks)}")
+        return dict(n_labelled)
+    return {t: n_labelled for t in tasks}
 
 
 @dataclass(frozen=True)
@@ -233,19 +173,19 @@ class _Job:
 
     def entry(self) -> Path:
         return entry_dir("finetune", dict(
-            pretraining=self.run.run_dir.name if self.run is not None else None, spec=self.spec.to_dict(),
+            pretraining=self.run.run_dir.name if self.run is not None else None, spec=self.spec.key(),
             task=self.task, layers_transferred=self.n_layers, seed=self.seed, n_labelled=self.n_labelled,
-            lm_weight=self.lm_weight, settings=self.settings.to_dict()))
+            lm_weight=self.lm_weight, settings=self.settings.key()))
 
 
 def _job(run: PretrainRun | None, task: str, n_layers: int | None, seed: int, n_labelled: int | None,
          lm_weight: float, settings: FinetuneSettings | None, spec: PretrainSpec | None) -> _Job:
-    settings = settings or FinetuneSettings()
+    settings = settings or RECIPES["cpu"].finetuning
     if run is not None:
         if spec is not None and spec != run.spec:
             raise ValueError("pass spec only with run=None: a run fixes its own architecture")
         spec = run.spec
-    spec = spec or SCALES["cpu"]
+    spec = spec or RECIPES["cpu"].pretraining
     if spec.model != "gpt":
         raise ValueError(f"fine-tuning needs a GPT run, got a {spec.model!r} run")
     check_task(task)
@@ -255,11 +195,9 @@ def _job(run: PretrainRun | None, task: str, n_layers: int | None, seed: int, n_
     n_layer = spec.gpt_config.n_layer
     if run is not None:
         n_layers = n_layer if n_layers is None else check_layers([n_layers], n_layer)[0]
-    if not isinstance(seed, int) or isinstance(seed, bool) or seed < 0:
-        raise ValueError(f"seed must be an integer >= 0, got {seed!r}")
-    check_n_labelled(n_labelled, task)
-    if not (isinstance(lm_weight, (int, float)) and lm_weight >= 0):
-        raise ValueError(f"lm_weight (lambda) must be a number >= 0, got {lm_weight!r}")
+    NON_NEGATIVE_INT(seed, "seed")
+    optional(POSITIVE_INT)(n_labelled, f"n_labelled of task {task!r}")
+    NON_NEGATIVE_NUMBER(lm_weight, "lm_weight (lambda)")
     return _Job(run, spec, task, n_layers, seed, n_labelled, float(lm_weight), settings)
 
 
@@ -270,7 +208,7 @@ def finetune_task(run: PretrainRun | None, task: str, n_layers: int | None = Non
 
     ``n_layers`` pretrained blocks are transferred with the embeddings (None: all; 0: embeddings
     only). ``run=None`` fine-tunes the same architecture freshly initialised (no pretraining):
-    that of ``spec``, default ``SCALES["cpu"]``. ``n_labelled`` keeps the first labelled
+    that of ``spec``, default the CPU recipe's. ``n_labelled`` keeps the first labelled
     examples of the train split (None: all). ``lm_weight`` is lambda in L3 = L2 + lambda L1.
     """
     job = _job(run, task, n_layers, seed, n_labelled, lm_weight, settings, spec)
@@ -320,7 +258,7 @@ def _run_jobs(jobs: list[_Job], desc: str, progress: bool) -> list[dict]:
 
 
 def _workers(settings: FinetuneSettings) -> int:
-    if settings.threads is None or resolve_device(settings.device).type != "cpu":
+    if settings.threads is None or resolve_device(settings.train.device).type != "cpu":
         return 1
     cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
     return max(1, cores // settings.threads)
@@ -329,7 +267,7 @@ def _workers(settings: FinetuneSettings) -> int:
 def _finetune(run, spec, task, n_layers, seed, n_labelled, lm_weight, settings) -> dict:
     start = time.perf_counter()
     task_spec = TASKS[task]
-    tokenizer = _tokenizer(spec)
+    tokenizer = spec.tokenizer()
     model_config = spec.gpt_config
     n_ctx = settings.n_ctx or model_config.n_ctx
     if n_ctx > model_config.n_ctx:
@@ -348,12 +286,9 @@ def _finetune(run, spec, task, n_layers, seed, n_labelled, lm_weight, settings) 
     model = TaskModel(gpt, model_kind(task_spec.kind), n_classes=max(2, len(task_spec.labels)),
                       dropout=settings.head_dropout)
     steps = settings.updates(len(encoded["train"]))
-    train_config = TrainConfig(
-        steps=steps, batch_size=min(settings.batch_size, len(encoded["train"])), lr=settings.lr,
-        schedule=settings.schedule, warmup_steps=settings.warmup_steps, seed=seed,
-        device=settings.device, precision=settings.precision, eval_every=0, checkpoint_every=0,
-        log_every=steps, progress=False,
-    )
+    train_config = settings.train.replace(
+        steps=steps, batch_size=min(settings.train.batch_size, len(encoded["train"])), seed=seed,
+        log_every=steps, progress=False)
     trainer = finetune(model, encoded["train"], train_config, tokenizer.pad_id, lm_weight=lm_weight)
     last = trainer.history.dropna(subset=["loss"]).iloc[-1]
     result = dict(task=task, kind=task_spec.kind, pretrained=run is not None,
@@ -365,8 +300,8 @@ def _finetune(run, spec, task, n_layers, seed, n_labelled, lm_weight, settings) 
             by_length = sorted(evaluated, key=lambda example: max(map(len, example[0])))  # less padding
             result[f"{split}_accuracy"] = accuracy(model, by_length, tokenizer.pad_id)
             result[f"{split}_examples"] = len(evaluated)
-    result.update(seconds=round(time.perf_counter() - start, 2), settings=settings.to_dict(),
-                  pretraining=spec.to_dict())
+    result.update(seconds=round(time.perf_counter() - start, 2), settings=settings.key(),
+                  pretraining=spec.key())
     return result
 
 
@@ -388,8 +323,9 @@ def layer_transfer_sweep(run: PretrainRun, task: str, layers: Iterable[int] | No
     if run is None:
         raise ValueError("layer_transfer_sweep needs a pretraining run to transfer layers from")
     check_task(task)
-    layers = check_layers(layers, run.spec.gpt_config.n_layer)
-    seeds = check_seeds(seeds)
+    n_layer = run.spec.gpt_config.n_layer
+    layers = check_layers(range(n_layer + 1) if layers is None else layers, n_layer)
+    seeds = tuple(dict.fromkeys(sequence_of(NON_NEGATIVE_INT)(tuple(seeds), "seeds")))
     jobs = [_job(run, task, n, seed, n_labelled, lm_weight, settings, None) for seed in seeds for n in layers]
     jobs += [_job(None, task, None, seed, n_labelled, lm_weight, settings, run.spec) for seed in seeds]
     rows = []
@@ -414,8 +350,10 @@ def ablation(run: PretrainRun, tasks: Iterable[str], seeds: Iterable[int] = (0, 
     """
     if run is None:
         raise ValueError("ablation needs a pretraining run: its variants are measured against it")
-    labelled = labelled_per_task(n_labelled, [tasks] if isinstance(tasks, str) else tasks)
-    seeds = check_seeds(seeds)
+    tasks = tuple(check_task(t) for t in dict.fromkeys([tasks] if isinstance(tasks, str) else tasks))
+    labelled = {t: None for t in tasks} if n_labelled is None else _labelled_overrides(n_labelled, tasks)
+    labelled = {t: labelled.get(t) for t in tasks}
+    seeds = tuple(dict.fromkeys(sequence_of(NON_NEGATIVE_INT)(tuple(seeds), "seeds")))
     keys = [(task, variant, seed) for task in labelled for variant in VARIANTS for seed in seeds]
     jobs = [_job(None, task, None, seed, labelled[task], 0.5, settings, run.spec) if variant == "no_pretraining"
             else _job(run, task, None, seed, labelled[task], 0.0 if variant == "no_aux_lm" else 0.5, settings, None)

@@ -16,17 +16,26 @@ from __future__ import annotations
 import dataclasses
 import math
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Callable, Mapping, Sequence
 
 import pandas as pd
 import torch
 
-from ..models.config import PRESETS
+from tqdm.auto import tqdm
+
+from ..core.checks import NON_EMPTY_STRING, NON_NEGATIVE_INT, check_fields, one_of, optional, sequence_of
 from ..core.device import resolve_device
-from ..models.params import count_parameters
+from ..core.options import apply_overrides, option
+from ..data.tokenizer import Tokenizer, gpt2_tokenizer
 from ..evaluation.heuristics import HEURISTICS, VERBALIZERS, evaluate, random_accuracy
+from ..models.config import PRESETS
+from ..models.gpt import GPT
+from ..models.params import count_parameters
 from .cache import cached_frame
-from .pretraining import PretrainRun, PretrainSpec, pretrain
+from .pretraining import PretrainRun, pretrain
+from .recipes import RECIPES, EvaluationSettings, PretrainSpec, Recipe, load_recipe
+from .transfer import check_task, finetune_task
 
 EVALUATION_VERSION = 1
 """Bump when scoring or a heuristic changes its results, so that cached evaluations are redone."""
@@ -35,81 +44,126 @@ CURVE_COLUMNS = ["model", "step", "task", "heuristic", "accuracy", "relative", "
 SCALING_COLUMNS = ["preset", "parameters", "step", "val_loss", "task", "heuristic", "accuracy",
                    "relative", "random", "supervised", "n"]
 
-LADDER = ("nano", "tiny", "slim", "mini")
-
-
-def scaling_ladder(spec: PretrainSpec) -> tuple[str, ...]:
-    """The model sizes trained on the same tokens as ``spec``'s run, of its family (GPT-1's
-    post-LN or GPT-2's pre-LN): ``<family>-nano`` (0.58M parameters), ``-tiny`` (1.5M), ``-slim``
-    (1.9M) and ``-mini`` (5.3M). With the CPU scale's ``*-slim`` shared run, that rung is read
-    from the cache."""
-    family = "gpt1" if spec.gpt_config.norm == "post" else "gpt2"
-    return tuple(f"{family}-{size}" for size in LADDER)
-
-
 @dataclass(frozen=True)
 class ZeroShotExperiment:
-    """The validated parameters of the zero-shot notebook."""
+    """The zero-shot notebook's experiment: a recipe, the heuristics and the reference's seeds.
 
-    scale: str
-    spec: PretrainSpec                 # the shared Transformer run; the LSTM is the same with model="lstm"
-    variants: tuple[tuple[str, dict], ...]
-    tasks: tuple[str, ...]
-    max_examples: int | None
-    split: str
-    supervised_seeds: tuple[int, ...]
-    scaling_presets: tuple[str, ...]
-    pretrained: str | None
-    device: str
-    batch_size: int
+    Build it with :meth:`from_params` (the notebook's parameters, checked before any work); its
+    methods do the work: :meth:`pretraining`, :meth:`supervised_reference`, :meth:`curve`,
+    :meth:`scaling`, :meth:`pretrained_table`, :meth:`findings`.
+    """
+
+    recipe: Recipe = option("the recipe of the scale, with the notebook's overrides")
+    heuristics: tuple[str, ...] = option("GPT-1 section 5's heuristics evaluated", check=sequence_of(one_of(HEURISTICS)))
+    supervised_seeds: tuple[int, ...] = option("fine-tuning seeds of the supervised reference",
+                                               check=sequence_of(NON_NEGATIVE_INT))
+    pretrained: str | None = option("Hugging Face directory or hub name for the GPT-2 section",
+                                    check=optional(NON_EMPTY_STRING))
+
+    def __post_init__(self) -> None:
+        check_fields(self)
+        if self.recipe.ladder:
+            scaling_specs(self.spec, self.recipe.ladder)
+
+    @classmethod
+    def from_params(cls, scale: str | Path | Recipe = "cpu", *, heuristics: Sequence[str] | None = None,
+                    max_examples: int | None | str = "recipe", split: str | None = None,
+                    supervised_seeds: Sequence[int] = (0,), scaling_presets: Sequence[str] | None = None,
+                    pretrained: str | None = None, device: str = "auto", batch_size: int | None = None,
+                    pretrain_steps: int | None = None) -> "ZeroShotExperiment":
+        """The recipe of ``scale`` (a name, a YAML file or a Recipe) with the notebook's overrides.
+
+        ``max_examples="recipe"`` and None elsewhere keep the recipe's value (``max_examples=None``
+        evaluates every example); ``scaling_presets=[]`` skips the size ladder.
+        """
+        recipe = load_recipe(scale).with_device(device)
+        evaluation = {name: value for name, value in dict(split=split, batch_size=batch_size).items() if value is not None}
+        if max_examples != "recipe":
+            evaluation["max_examples"] = max_examples
+        overrides: dict = {"evaluation": evaluation}
+        if scaling_presets is not None:
+            overrides["ladder"] = tuple(scaling_presets)
+        if pretrain_steps is not None:
+            overrides["pretraining"] = {"train": {"steps": pretrain_steps}}
+        names = list(HEURISTICS) if heuristics is None else [heuristics] if isinstance(heuristics, str) else heuristics
+        return cls(apply_overrides(recipe, overrides), tuple(dict.fromkeys(names)),
+                   tuple(dict.fromkeys(supervised_seeds)), pretrained)
+
+    @property
+    def spec(self) -> PretrainSpec:
+        """The shared Transformer run."""
+        return self.recipe.pretraining
 
     @property
     def lstm_spec(self) -> PretrainSpec:
+        """The LSTM baseline: the same tokens, steps and optimiser, sized like the Transformer."""
         return dataclasses.replace(self.spec, model="lstm")
 
     @property
-    def tokenizer(self):
-        """The corpus BPE both runs are trained on."""
-        from ..data.prepare import corpus_tokenizer
-
-        return corpus_tokenizer(self.spec.gpt_config.vocab_size, seed=self.spec.data_seed)
+    def evaluation(self) -> EvaluationSettings:
+        return self.recipe.evaluation
 
     @property
-    def heuristics(self) -> list[str]:
-        return list(dict.fromkeys(name for name, _ in self.variants))
+    def variants(self) -> list[tuple[str, dict]]:
+        return heuristic_variants(self.heuristics)
 
+    @property
+    def tasks(self) -> tuple[str, ...]:
+        return tuple(dict.fromkeys(HEURISTICS[name].task for name in self.heuristics))
 
-def zero_shot_experiment(scale: str = "cpu", *, heuristics: Sequence[str] | None = None,
-                         max_examples: int | None = 200, split: str = "test",
-                         supervised_seeds: Sequence[int] = (0,), scaling_presets: Sequence[str] | None = None,
-                         pretrained: str | None = None, device: str = "auto",
-                         batch_size: int = 32) -> ZeroShotExperiment:
-    """Check every parameter of the notebook before any work; fill in the scale's defaults.
+    @property
+    def tokenizer(self) -> Tokenizer:
+        """The corpus BPE both runs are trained on."""
+        return self.spec.tokenizer()
 
-    ``scaling_presets=None`` takes the run's ladder (:func:`scaling_ladder`); ``[]`` skips the
-    scaling section. ``pretrained`` is a local Hugging Face directory or hub name, or None.
-    """
-    from .pretraining import SCALES
-    from .transfer import check_seeds
+    def pretraining(self, progress: bool = True) -> tuple[PretrainRun, PretrainRun]:
+        """The Transformer run (shared with 02 and 03) and the LSTM run, trained or read from the cache."""
+        return pretrain(self.spec, progress=progress), pretrain(self.lstm_spec, progress=progress)
 
-    if scale not in SCALES:
-        raise ValueError(f"unknown scale {scale!r}; valid scales: {list(SCALES)}")
-    _check_settings(max_examples, split, batch_size)
-    variants = heuristic_variants([heuristics] if isinstance(heuristics, str) else heuristics)
-    try:
-        seeds = check_seeds(supervised_seeds)
-    except ValueError as error:
-        raise ValueError(f"supervised_seeds: {error}") from None
-    spec = SCALES[scale]
-    presets = scaling_ladder(spec) if scaling_presets is None else tuple(scaling_presets)
-    if presets:
-        scaling_specs(spec, presets)
-    if pretrained is not None and (not isinstance(pretrained, str) or not pretrained.strip()):
-        raise ValueError(f"pretrained must be None or a Hugging Face directory or hub name, got {pretrained!r}")
-    resolve_device(device)
-    tasks = tuple(dict.fromkeys(HEURISTICS[name].task for name, _ in variants))
-    return ZeroShotExperiment(scale, spec, tuple(variants), tasks, max_examples, split, seeds,
-                              tuple(presets), pretrained, device, batch_size)
+    def models_table(self, gpt_run: PretrainRun, lstm_run: PretrainRun) -> pd.DataFrame:
+        """Architecture, size, budget and final validation loss of the two runs."""
+        return pd.DataFrame([
+            dict(model=label, architecture=run.spec.preset if label == "transformer" else str(run.spec.model_config()),
+                 parameters=run.load().num_parameters(), updates=run.spec.train.steps,
+                 tokens=run.spec.train.steps * run.spec.train.batch_size * run.spec.gpt_config.n_ctx,
+                 kept_checkpoints=run.steps, final_val_loss=round(float(run.history["val_loss"].dropna().iloc[-1]), 3))
+            for label, run in (("transformer", gpt_run), ("lstm", lstm_run))]).set_index("model")
+
+    def supervised_reference(self, gpt_run: PretrainRun, progress: bool = True) -> pd.DataFrame:
+        """:func:`supervised_reference` for this experiment's tasks and seeds."""
+        return supervised_reference(gpt_run, self.tasks, self.recipe, self.supervised_seeds, progress=progress)
+
+    def curve(self, gpt_run: PretrainRun, lstm_run: PretrainRun, reference: Mapping[str, float],
+              progress: bool = True) -> pd.DataFrame:
+        """:func:`zero_shot_curve` over both runs' kept checkpoints."""
+        e = self.evaluation
+        return zero_shot_curve(gpt_run, lstm_run, self.heuristics, e.max_examples, e.split, batch_size=e.batch_size,
+                               supervised=reference, device=self.spec.train.device, progress=progress)
+
+    def scaling(self, reference: Mapping[str, float], progress: bool = True) -> pd.DataFrame | None:
+        """:func:`zero_shot_scaling` over the recipe's ladder; None when the ladder is empty."""
+        if not self.recipe.ladder:
+            return None
+        e = self.evaluation
+        return zero_shot_scaling(self.spec, self.recipe.ladder, self.heuristics, e.max_examples, e.split,
+                                 batch_size=e.batch_size, supervised=reference, device=self.spec.train.device,
+                                 progress=progress)
+
+    def pretrained_table(self, reference: Mapping[str, float]) -> pd.DataFrame | None:
+        """The heuristics on real Hugging Face weights (GPT-2 section) with GPT-2's tokenizer; None
+        without ``pretrained``."""
+        if self.pretrained is None:
+            return None
+        e = self.evaluation
+        model = GPT.from_pretrained(self.pretrained).to(resolve_device(self.spec.train.device))
+        table = evaluate_model(model, gpt2_tokenizer(), self.variants, e.split, e.max_examples,
+                               batch_size=e.batch_size)
+        table["relative"] = [relative_performance(a, r, reference[t])
+                             for a, r, t in zip(table["accuracy"], table["random"], table["task"])]
+        return table
+
+    def findings(self, curve: pd.DataFrame, scaling: pd.DataFrame | None = None) -> str:
+        return "\n".join(findings(curve, scaling))
 
 
 def heuristic_variants(heuristics: Sequence[str] | None = None,
@@ -130,16 +184,6 @@ def heuristic_variants(heuristics: Sequence[str] | None = None,
     return variants
 
 
-def _check_settings(max_examples, split: str, batch_size: int) -> None:
-    if max_examples is not None and (not isinstance(max_examples, int) or isinstance(max_examples, bool)
-                                     or max_examples < 1):
-        raise ValueError(f"max_examples must be a positive int or None, got {max_examples!r}")
-    if split not in ("dev", "test"):
-        raise ValueError(f"split must be 'dev' or 'test' (train is what the supervised model saw), got {split!r}")
-    if not isinstance(batch_size, int) or batch_size < 1:
-        raise ValueError(f"batch_size must be a positive int, got {batch_size!r}")
-
-
 def evaluate_model(model, tokenizer, variants: Sequence[tuple[str, dict]], split: str = "test",
                    max_examples: int | None = 200, seed: int = 0, batch_size: int = 32) -> pd.DataFrame:
     """Accuracy of each heuristic variant on one model: ``task, heuristic, n, accuracy, random``."""
@@ -152,11 +196,11 @@ def evaluate_checkpoint(run: PretrainRun, step: int, variants: Sequence[tuple[st
                         split: str = "test", max_examples: int | None = 200, seed: int = 0,
                         batch_size: int = 32, device: str = "cpu") -> pd.DataFrame:
     """:func:`evaluate_model` on one kept checkpoint of ``run``, cached."""
-    _check_settings(max_examples, split, batch_size)
+    EvaluationSettings(split, max_examples, batch_size)  # validates them
     if step not in run.steps:
         raise ValueError(f"no checkpoint at step {step} in {run.run_dir}; kept steps: {run.steps}")
     target = resolve_device(device)
-    config = dict(run=run.run_dir.name, spec=run.spec.to_dict(), step=step,
+    config = dict(run=run.run_dir.name, spec=run.spec.key(), step=step,
                   variants=[[name, options] for name, options in variants], split=split,
                   max_examples=max_examples, seed=seed, device=target.type, version=EVALUATION_VERSION)
 
@@ -181,34 +225,27 @@ def relative_performance(accuracy: float, random: float, supervised: float) -> f
     return (accuracy - random) / (supervised - random)
 
 
-def supervised_reference(run: PretrainRun, tasks: Sequence[str], scale: str = "cpu",
-                         seeds: Sequence[int] = (0,), device: str = "auto", precision: str = "auto",
-                         progress: bool = True, finetune: Callable | None = None) -> pd.DataFrame:
+def supervised_reference(run: PretrainRun, tasks: Sequence[str], recipe: Recipe | None = None,
+                         seeds: Sequence[int] = (0,), progress: bool = True,
+                         finetune: Callable | None = None) -> pd.DataFrame:
     """The fine-tuned Transformer's dev accuracy on each task, one row per ``(task, seed)``.
 
     The runs are the layer-transfer experiments' (:func:`workbench.experiments.transfer.finetune_task`,
-    all pretrained layers transferred, lambda = 0.5) with the settings and label counts of
-    ``scale``, so the layer-transfer notebook's cached runs are reused; a task those runs do not
-    cover gets the largest of their label counts (None at a scale that uses every label).
+    all pretrained layers transferred, lambda = 0.5) with ``recipe``'s fine-tuning settings and label
+    counts (default the CPU recipe), so the layer-transfer notebook's cached runs are reused.
     Columns: ``task, seed, n_labelled, dev_accuracy``.
     """
-    from . import transfer
-
-    finetune = finetune or transfer.finetune_task
-    transfer.check_scale(scale)
-    seeds = transfer.check_seeds(seeds)
-    tasks = [transfer.check_task(t) for t in dict.fromkeys(tasks)]
-    settings = dataclasses.replace(transfer.FINETUNE_SCALES[scale], device=device, precision=precision)
-    labelled = transfer.N_LABELLED[scale]
-    counts = [n for n in labelled.values() if n is not None]
-    default = max(counts) if counts and len(counts) == len(labelled) else None
+    finetune = finetune or finetune_task
+    recipe = recipe or RECIPES["cpu"]
+    seeds = tuple(dict.fromkeys(sequence_of(NON_NEGATIVE_INT)(tuple(seeds), "seeds")))
+    tasks = [check_task(t) for t in dict.fromkeys(tasks)]
     rows = []
-    with _progress(len(tasks) * len(seeds), "supervised reference (fine-tuning)", progress) as bar:
+    with tqdm(total=len(tasks) * len(seeds), desc="supervised reference (fine-tuning)", disable=not progress) as bar:
         for task in tasks:
             for seed in seeds:
                 bar.set_postfix_str(f"{task} seed {seed}")
-                n_labelled = labelled.get(task, default)
-                result = finetune(run, task, seed=seed, n_labelled=n_labelled, settings=settings)
+                n_labelled = recipe.n_labelled(task)
+                result = finetune(run, task, seed=seed, n_labelled=n_labelled, settings=recipe.finetuning)
                 rows.append(dict(task=task, seed=seed, n_labelled=n_labelled,
                                  dev_accuracy=float(result["dev_accuracy"])))
                 bar.update()
@@ -246,12 +283,6 @@ def _add_relative(frame: pd.DataFrame, supervised: dict[str, float]) -> pd.DataF
     return frame
 
 
-def _progress(total: int, description: str, enabled: bool):
-    from tqdm.auto import tqdm
-
-    return tqdm(total=total, desc=description, disable=not enabled)
-
-
 def zero_shot_curve(gpt_run: PretrainRun, lstm_run: PretrainRun | None = None,
                     heuristics: Sequence[str] | None = None, max_examples: int | None = 200,
                     split: str = "test", seed: int = 0, batch_size: int = 32,
@@ -266,7 +297,7 @@ def zero_shot_curve(gpt_run: PretrainRun, lstm_run: PretrainRun | None = None,
     restricts the checkpoints (default: every kept one). ``max_examples`` caps each split (the
     dev split the acceptability threshold is chosen on included); ``seed`` is the task-split seed.
     """
-    _check_settings(max_examples, split, batch_size)
+    EvaluationSettings(split, max_examples, batch_size)  # validates them
     variants = heuristic_variants(heuristics)
     runs = {"transformer": gpt_run}
     if lstm_run is not None:
@@ -293,7 +324,8 @@ def zero_shot_curve(gpt_run: PretrainRun, lstm_run: PretrainRun | None = None,
         plan[label] = (run, chosen)
     reference = _supervised(gpt_run, variants, supervised, progress)
     frames = []
-    bar = _progress(sum(len(chosen) for _, chosen in plan.values()), "zero-shot checkpoints", progress)
+    bar = tqdm(total=sum(len(chosen) for _, chosen in plan.values()), desc="zero-shot checkpoints",
+               disable=not progress)
     with bar:
         for label, (run, chosen) in plan.items():
             for step in chosen:
@@ -308,7 +340,7 @@ def zero_shot_curve(gpt_run: PretrainRun, lstm_run: PretrainRun | None = None,
 def scaling_specs(spec: PretrainSpec, presets: Sequence[str]) -> list[PretrainSpec]:
     """``spec`` with each preset in turn: same tokens, steps, batch and learning rate."""
     if not presets:
-        raise ValueError("presets is empty; expected model-size presets such as " + ", ".join(scaling_ladder(spec)))
+        raise ValueError("presets is empty; expected model-size presets such as " + ", ".join(RECIPES["cpu"].ladder))
     unknown = [p for p in presets if p not in PRESETS]
     if unknown:
         raise ValueError(f"unknown presets {unknown}; valid presets: {', '.join(PRESETS)}")
@@ -331,9 +363,9 @@ def zero_shot_scaling(spec: PretrainSpec, presets: Sequence[str] | None = None,
     that run). One row per ``(preset, heuristic)`` with the columns of :data:`SCALING_COLUMNS`;
     ``supervised`` as in :func:`zero_shot_curve`, but off by default (a mapping reuses the curve's).
     """
-    _check_settings(max_examples, split, batch_size)
+    EvaluationSettings(split, max_examples, batch_size)  # validates them
     variants = heuristic_variants(heuristics)
-    specs = scaling_specs(spec, scaling_ladder(spec) if presets is None else presets)
+    specs = scaling_specs(spec, RECIPES["cpu"].ladder if presets is None else presets)
     if supervised is None or supervised is True:
         raise ValueError("zero_shot_scaling: supervised must be False or a mapping task -> accuracy "
                          "(for example the reference zero_shot_curve used)")
@@ -419,8 +451,8 @@ def findings(curve: pd.DataFrame, scaling: pd.DataFrame | None = None) -> list[s
 
 
 __all__ = [
-    "CURVE_COLUMNS", "LADDER", "SCALING_COLUMNS", "scaling_ladder", "evaluate_checkpoint", "evaluate_model", "findings",
+    "CURVE_COLUMNS", "SCALING_COLUMNS", "evaluate_checkpoint", "evaluate_model", "findings",
     "heuristic_variants", "random_accuracy", "relative_performance", "scaling_specs", "summarise_curve",
-    "supervised_accuracy", "supervised_reference", "zero_shot_curve", "zero_shot_experiment", "zero_shot_scaling",
+    "supervised_accuracy", "supervised_reference", "zero_shot_curve", "zero_shot_scaling",
     "ZeroShotExperiment",
 ]

@@ -71,20 +71,20 @@ class GPTConfig:
         return self.norm == "pre"
 
     @classmethod
-    def from_preset(cls, name: str, **overrides: Any) -> "GPTConfig":
+    def from_preset(cls, name: str, **overrides: Any) -> GPTConfig:
         """A named preset, optionally with some fields replaced (``from_preset("gpt2", dropout=0)``)."""
         if name not in PRESETS:
             raise ValueError(f"unknown preset {name!r}; valid presets: {', '.join(PRESETS)}")
         return dataclasses.replace(PRESETS[name], **overrides)
 
-    def replace(self, **changes: Any) -> "GPTConfig":
+    def replace(self, **changes: Any) -> GPTConfig:
         return dataclasses.replace(self, **changes)
 
     def to_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)
 
     @classmethod
-    def from_dict(cls, data: dict[str, Any]) -> "GPTConfig":
+    def from_dict(cls, data: dict[str, Any]) -> GPTConfig:
         fields = {f.name for f in dataclasses.fields(cls)}
         unknown = sorted(set(data) - fields)
         if unknown:

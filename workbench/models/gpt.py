@@ -6,22 +6,22 @@ transposed by :mod:`workbench.models.huggingface` when a checkpoint is loaded.
 
 from __future__ import annotations
 
-import functools
 import math
+from collections.abc import Iterator
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Callable, Iterator, Sequence
+from typing import TYPE_CHECKING
 
 import torch
 import torch.nn.functional as F
 from einops import rearrange
 from torch import nn
 
+from . import generation, huggingface
 from .config import GPTConfig
+from .weights import load_state_checked
 
 if TYPE_CHECKING:
     from os import PathLike
-
-    from ..data.tokenizer import Tokenizer
 
 KVCache = list[tuple[torch.Tensor, torch.Tensor]]
 """One ``(key, value)`` pair per layer, each ``[batch, heads, time, head_dim]``."""
@@ -188,17 +188,19 @@ class GPT(nn.Module):
             nn.init.zeros_(module.bias)
 
     @classmethod
-    def from_pretrained(cls, path_or_name: "str | PathLike[str]") -> "GPT":
-        """Load a Hugging Face ``openai-gpt`` or ``gpt2`` checkpoint (see :mod:`workbench.models.huggingface`)."""
-        from .huggingface import load_pretrained
-
-        return load_pretrained(path_or_name)
+    def from_pretrained(cls, path_or_name: str | PathLike[str]) -> GPT:
+        """Load a Hugging Face ``openai-gpt`` or ``gpt2`` checkpoint (a directory or hub name) exactly."""
+        config, state, directory = huggingface.read_pretrained(path_or_name)
+        model = cls(config)
+        load_state_checked(model, state, str(directory))
+        return model.eval()
 
     def num_parameters(self) -> int:
         """Unique parameters (the tied LM head is counted once)."""
         return sum(p.numel() for p in self.parameters())
 
-    def _check_input(self, idx: torch.Tensor, past_length: int) -> None:
+    def check_input(self, idx: torch.Tensor, past_length: int) -> None:
+        """Refuse token ids this model cannot read, saying why (public: generation checks prompts eagerly)."""
         if idx.dim() != 2 or idx.dtype not in (torch.int64, torch.int32):
             raise ValueError(
                 f"expected token ids as an integer tensor [batch, time], got {idx.dtype} "
@@ -268,7 +270,7 @@ class GPT(nn.Module):
     ):
         """The body without the LM head: final hidden state ``[batch, time, d_model]`` and extras."""
         past_length = past_key_values[0][0].size(2) if past_key_values else 0
-        self._check_input(idx, past_length)
+        self.check_input(idx, past_length)
         mask = None
         if attention_mask is None:
             positions = torch.arange(past_length, past_length + idx.size(1), device=idx.device)
@@ -298,209 +300,10 @@ class GPT(nn.Module):
             presents,
         )
 
-    def generate(
-        self,
-        idx: torch.Tensor,
-        max_new_tokens: int,
-        *,
-        attention_mask: torch.Tensor | None = None,
-        temperature: float = 1.0,
-        top_k: int | None = None,
-        top_p: float | None = None,
-        seed: int | None = None,
-        eos_token_id: int | None = None,
-        use_cache: bool = True,
-    ) -> torch.Tensor:
-        """Continue each row of ``idx`` by up to ``max_new_tokens`` tokens; returns prompt + new tokens.
+    def generate(self, idx: torch.Tensor, max_new_tokens: int, **options) -> torch.Tensor:
+        """Continue each row of ``idx``; options and behaviour: :func:`workbench.models.generation.generate`."""
+        return generation.generate(self, idx, max_new_tokens, **options)
 
-        ``temperature=0`` is greedy decoding; ``top_k`` keeps the k most likely tokens and ``top_p``
-        the smallest set holding that much probability (nucleus sampling); ``seed`` makes sampling
-        repeatable. With ``use_cache`` the prompt is run once and each step feeds only the new token.
-        Prompts of different lengths go in one batch left-padded, with ``attention_mask`` marking
-        the padding (see :func:`left_pad`). A sequence longer than the context is cropped from the
-        left: the model sees the last ``n_ctx`` tokens (the cache is rebuilt when the window moves,
-        since positions are absolute). Rows that emit ``eos_token_id`` stop and are padded with it;
-        generation ends when every row has stopped.
-        """
-        steps = self.stream(
-            idx, max_new_tokens, attention_mask=attention_mask, temperature=temperature,
-            top_k=top_k, top_p=top_p, seed=seed, eos_token_id=eos_token_id, use_cache=use_cache,
-        )
-        return torch.cat([idx, *(token[:, None] for token in steps)], dim=1)
-
-    def stream(
-        self,
-        idx: torch.Tensor,
-        max_new_tokens: int,
-        *,
-        attention_mask: torch.Tensor | None = None,
-        temperature: float = 1.0,
-        top_k: int | None = None,
-        top_p: float | None = None,
-        seed: int | None = None,
-        eos_token_id: int | None = None,
-        use_cache: bool = True,
-    ) -> Iterator[torch.Tensor]:
-        """:meth:`generate` one step at a time: yields each step's new token of every row, ``[batch]``.
-
-        For streaming output (the playground shows text as it comes). The arguments are checked
-        here, before the first step; leaving the loop early stops the computation.
-        """
-        if not isinstance(max_new_tokens, int) or max_new_tokens < 0:
-            raise ValueError(f"max_new_tokens must be an integer >= 0, got {max_new_tokens!r}")
-        if temperature < 0:
-            raise ValueError(f"temperature must be >= 0 (0 is greedy), got {temperature}")
-        if top_k is not None and top_k <= 0:
-            raise ValueError(f"top_k must be a positive integer or None, got {top_k}")
-        if top_p is not None and not 0 < top_p <= 1:
-            raise ValueError(f"top_p must be in (0, 1], got {top_p}")
-        self._check_input(idx[..., -self.config.n_ctx:], 0)  # longer prompts are cropped, not refused
-        if idx.size(1) == 0:
-            raise ValueError(
-                "the prompt is empty; start from <|endoftext|> for an unconditional sample"
-            )
-        if attention_mask is not None:
-            if attention_mask.shape != idx.shape:
-                raise ValueError(
-                    f"attention_mask shape {tuple(attention_mask.shape)} must equal idx shape "
-                    f"{tuple(idx.shape)}"
-                )
-            if not bool(attention_mask[:, -1].all()):
-                raise ValueError(
-                    "attention_mask has padding in the last column: pad prompts on the left "
-                    "(left_pad does), so that every row ends with its own last token"
-                )
-            # A batch without padding takes the fast path.
-            attention_mask = None if bool(attention_mask.all()) else attention_mask.bool()
-        generator = None
-        if seed is not None:
-            generator = torch.Generator(device=idx.device).manual_seed(seed)
-        choose = functools.partial(
-            _pick_token, temperature=temperature, top_k=top_k, top_p=top_p, generator=generator
-        )
-        return self._steps(idx, attention_mask, max_new_tokens, choose, eos_token_id, use_cache)
-
-    @torch.no_grad()
-    def _steps(self, idx, attention_mask, max_new_tokens, choose, eos_token_id, use_cache):
-        """The decoding loop, as a generator so that tokens can be handed out as they come."""
-        n_ctx = self.config.n_ctx
-        sequence, mask, past = idx, attention_mask, None
-        finished = torch.zeros(idx.size(0), dtype=torch.bool, device=idx.device)
-        for _ in range(max_new_tokens):
-            if past is None:  # the prompt, or a refill after the window moved past the context
-                model_input = sequence[:, -n_ctx:]
-            window = None
-            if mask is not None:
-                window = mask[:, -(model_input.size(1) + (past[0][0].size(2) if past else 0)):]
-            hidden, _, _, present = self.transformer(
-                model_input, past, use_cache=use_cache, attention_mask=window
-            )
-            token = choose(self.lm_head(hidden[:, -1]).float())
-            if eos_token_id is not None:
-                token = torch.where(finished, torch.full_like(token, eos_token_id), token)
-                finished |= token == eos_token_id
-            sequence = torch.cat([sequence, token[:, None]], dim=1)
-            if mask is not None:
-                mask = F.pad(mask, (0, 1), value=True)
-            yield token
-            if eos_token_id is not None and bool(finished.all()):
-                return
-            if use_cache and present[0][0].size(2) < n_ctx:
-                past, model_input = present, token[:, None]
-            else:
-                past = None
-
-
-def _pick_token(logits, temperature, top_k, top_p, generator) -> torch.Tensor:
-    if temperature == 0:
-        return logits.argmax(dim=-1)
-    logits = logits / temperature
-    if top_k is not None:
-        kth = torch.topk(logits, min(top_k, logits.size(-1))).values[:, -1:]
-        logits = logits.masked_fill(logits < kth, float("-inf"))
-    if top_p is not None:
-        sorted_logits, order = logits.sort(dim=-1, descending=True)
-        probs = sorted_logits.softmax(dim=-1)
-        # Drop a token when the tokens ranked above it already hold top_p of the mass.
-        drop = probs.cumsum(dim=-1) - probs >= top_p
-        sorted_logits = sorted_logits.masked_fill(drop, float("-inf"))
-        logits = torch.full_like(logits, float("-inf")).scatter(-1, order, sorted_logits)
-    probs = logits.softmax(dim=-1)
-    return torch.multinomial(probs, 1, generator=generator).squeeze(-1)
-
-
-def left_pad(sequences: Sequence[Sequence[int]], pad_id: int) -> tuple[torch.Tensor, torch.Tensor]:
-    """Left-pad token lists into ``(idx, attention_mask)`` for :meth:`GPT.generate`.
-
-    Left, not right: generation appends to the end of every row, so each row must end with its
-    own last token. The pad value is never attended to; any valid id will do.
-    """
-    if not sequences or any(len(s) == 0 for s in sequences):
-        raise ValueError("left_pad needs at least one sequence and no empty ones")
-    width = max(len(s) for s in sequences)
-    idx = torch.full((len(sequences), width), pad_id, dtype=torch.long)
-    mask = torch.zeros(len(sequences), width, dtype=torch.long)
-    for row, seq in enumerate(sequences):
-        idx[row, width - len(seq):] = torch.as_tensor(seq, dtype=torch.long)
-        mask[row, width - len(seq):] = 1
-    return idx, mask
-
-
-def generate_text(
-    model: GPT,
-    tokenizer: "Tokenizer",
-    prompts: str | Sequence[str],
-    max_new_tokens: int = 64,
-    *,
-    temperature: float = 1.0,
-    top_k: int | None = None,
-    top_p: float | None = None,
-    seed: int | None = None,
-    stop: str | Sequence[str] | None = None,
-    stop_at_eos: bool = True,
-    use_cache: bool = True,
-    on_update: Callable[[list[str]], None] | None = None,
-) -> str | list[str]:
-    """Continue text prompts; returns the new text of each (a ``str`` for a single prompt).
-
-    An empty prompt starts from ``<|endoftext|>``, as GPT-2's unconditional samples do. A row ends
-    at ``<|endoftext|>`` (unless ``stop_at_eos=False``; the token is not part of the text) or at
-    the first of the ``stop`` strings, which is cut off with everything after it. Prompts of
-    different lengths share one left-padded batch. ``on_update`` receives every row's text so far
-    after each step, for streaming; sampling arguments are those of :meth:`GPT.generate`.
-    """
-    single = isinstance(prompts, str)
-    prompts = [prompts] if single else list(prompts)
-    if not prompts or not all(isinstance(p, str) for p in prompts):
-        raise ValueError(f"prompts must be a string or a non-empty list of strings, got {prompts!r}")
-    stops = [stop] if isinstance(stop, str) else list(stop or [])
-    if not all(isinstance(s, str) and s for s in stops):
-        raise ValueError(f"stop strings must be non-empty strings, got {stop!r}")
-    eos = tokenizer.eos_id
-    idx, mask = left_pad([tokenizer.encode(p) if p else [eos] for p in prompts], pad_id=eos)
-    device = next(model.parameters()).device
-    steps = model.stream(
-        idx.to(device), max_new_tokens, attention_mask=mask.to(device), temperature=temperature,
-        top_k=top_k, top_p=top_p, seed=seed, eos_token_id=eos if stop_at_eos else None,
-        use_cache=use_cache,
-    )
-    new: list[list[int]] = [[] for _ in prompts]
-    texts = [""] * len(prompts)
-    done = [False] * len(prompts)
-    for token in steps:
-        for row, token_id in enumerate(token.tolist()):
-            if done[row]:
-                continue
-            if stop_at_eos and token_id == eos:
-                done[row] = True
-                continue
-            new[row].append(token_id)
-            texts[row] = tokenizer.decode(new[row])
-            cut = min((i for i in (texts[row].find(s) for s in stops) if i >= 0), default=None)
-            if cut is not None:
-                texts[row], done[row] = texts[row][:cut], True
-        if on_update is not None:
-            on_update(list(texts))
-        if all(done):
-            break
-    return texts[0] if single else texts
+    def stream(self, idx: torch.Tensor, max_new_tokens: int, **options) -> Iterator[torch.Tensor]:
+        """:meth:`generate` one step at a time (:func:`workbench.models.generation.stream`)."""
+        return generation.stream(self, idx, max_new_tokens, **options)

@@ -1,9 +1,10 @@
-"""Load Hugging Face-format GPT-1 (``openai-gpt``) and GPT-2 (``gpt2``) checkpoints.
+"""Convert Hugging Face-format GPT-1 (``openai-gpt``) and GPT-2 (``gpt2``) checkpoints.
 
 A checkpoint is a directory with ``config.json`` and ``model.safetensors`` (or a sharded
 ``model.safetensors.index.json``, or ``pytorch_model.bin``, read with ``weights_only=True``).
 Hugging Face stores the attention and MLP weights as ``Conv1D`` (in, out); this model uses
-``nn.Linear`` (out, in), so those matrices are transposed on the way in.
+``nn.Linear`` (out, in), so those matrices are transposed on the way in. This module only converts
+(a :class:`GPTConfig` and a state dict under our names); ``GPT.from_pretrained`` builds the model.
 """
 
 from __future__ import annotations
@@ -11,12 +12,12 @@ from __future__ import annotations
 import json
 import os
 from pathlib import Path
+from typing import NamedTuple
 
 import torch
 from safetensors.torch import load_file
 
 from .config import GPTConfig
-from .gpt import GPT
 
 MODEL_TYPES = ("openai-gpt", "gpt2")
 
@@ -82,11 +83,10 @@ def convert_state_dict(hf_state: dict[str, torch.Tensor], model_type: str) -> di
     """Rename (and transpose) Hugging Face tensors into this model's state dict."""
     top = _TOP_NAMES[model_type]
     state: dict[str, torch.Tensor] = {}
-    lm_head = None
     for name, tensor in hf_state.items():
         key = name.removeprefix("transformer.")
-        if key == "lm_head.weight":
-            lm_head = tensor
+        if key == "lm_head.weight":  # the same name here; the loader checks it equals wte.weight
+            state[key] = tensor
             continue
         if key.startswith("h."):
             _, layer, rest = key.split(".", 2)
@@ -103,26 +103,7 @@ def convert_state_dict(hf_state: dict[str, torch.Tensor], model_type: str) -> di
         if module not in top:
             raise ValueError(f"unexpected tensor {name!r} in the checkpoint")
         state[f"{top[module]}.{param}"] = tensor
-    if lm_head is not None and "wte.weight" in state and not torch.equal(lm_head, state["wte.weight"]):
-        raise ValueError("the checkpoint's lm_head.weight is not tied to the token embedding")
     return state
-
-
-def load_state_checked(model: torch.nn.Module, state: dict[str, torch.Tensor], source: str) -> None:
-    """``load_state_dict`` that names every missing or unexpected tensor and every shape mismatch."""
-    expected = model.state_dict()
-    expected.pop("lm_head.weight", None)  # tied to wte.weight
-    missing = sorted(set(expected) - set(state))
-    unexpected = sorted(set(state) - set(expected))
-    if missing or unexpected:
-        raise ValueError(f"{source}: missing tensors {missing}, unexpected tensors {unexpected}")
-    for name, tensor in state.items():
-        if tensor.shape != expected[name].shape:
-            raise ValueError(
-                f"{source}: tensor {name!r} has shape {tuple(tensor.shape)}, "
-                f"the model expects {tuple(expected[name].shape)}"
-            )
-    model.load_state_dict(state, strict=False)
 
 
 def _read_weights(directory: Path) -> dict[str, torch.Tensor]:
@@ -171,8 +152,16 @@ def resolve_checkpoint(path_or_name: str | os.PathLike[str]) -> Path:
         raise FileNotFoundError(how + f" ({type(error).__name__}: {error})") from error
 
 
-def load_pretrained(path_or_name: str | os.PathLike[str]) -> GPT:
-    """Build a :class:`GPT` from a Hugging Face-format checkpoint and load its weights exactly."""
+class PretrainedWeights(NamedTuple):
+    """What :func:`read_pretrained` returns: everything ``GPT.from_pretrained`` needs."""
+
+    config: GPTConfig
+    state: dict[str, torch.Tensor]  # under this model's names, not yet checked against a model
+    directory: Path
+
+
+def read_pretrained(path_or_name: str | os.PathLike[str]) -> PretrainedWeights:
+    """The config and converted weights of a Hugging Face-format checkpoint (a directory or hub name)."""
     directory = resolve_checkpoint(path_or_name)
     config_path = directory / "config.json"
     if not config_path.exists():
@@ -180,6 +169,4 @@ def load_pretrained(path_or_name: str | os.PathLike[str]) -> GPT:
     hf_config = json.loads(config_path.read_text())
     config = config_from_hf(hf_config)
     state = convert_state_dict(_read_weights(directory), hf_config["model_type"])
-    model = GPT(config)
-    load_state_checked(model, state, str(directory))
-    return model.eval()
+    return PretrainedWeights(config, state, directory)

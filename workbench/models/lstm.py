@@ -18,6 +18,7 @@ from torch import nn
 
 from .config import GPTConfig
 from .gpt import IGNORE_INDEX, GPTOutput
+from .params import count_parameters
 
 
 @dataclass(frozen=True)
@@ -51,8 +52,6 @@ def lstm_parameters(config: LSTMConfig) -> int:
 
 def matching_lstm_config(gpt: GPTConfig, hidden: int | None = None) -> LSTMConfig:
     """An LSTM on the same vocabulary and embedding width whose depth brings its size closest to ``gpt``'s."""
-    from .params import count_parameters
-
     target = count_parameters(gpt)
     hidden = hidden or gpt.d_model * 3 // 2
     best = min(
@@ -84,7 +83,8 @@ class LSTMLanguageModel(nn.Module):
         if idx.dim() != 2:
             raise ValueError(f"expected token ids [batch, time], got shape {tuple(idx.shape)}")
         if idx.numel() and (int(idx.min()) < 0 or int(idx.max()) >= self.config.vocab_size):
-            raise ValueError(f"token ids must be in [0, {self.config.vocab_size}), got {int(idx.min())}..{int(idx.max())}")
+            raise ValueError(f"token ids must be in [0, {self.config.vocab_size}), "
+                             f"got {int(idx.min())}..{int(idx.max())}")
         hidden, _ = self.lstm(self.drop(self.wte(idx)))
         logits = self.lm_head(self.proj(self.drop(hidden)))
         loss = None

@@ -31,6 +31,10 @@ from safetensors import safe_open
 from safetensors.torch import save_file
 from torch import nn
 
+from ..models.config import GPTConfig
+from ..models.gpt import GPT
+from ..models.weights import load_state_checked
+
 CHECKPOINTS = "checkpoints"
 MODEL_FILE = "model.safetensors"
 OPTIMIZER_FILE = "optimizer.safetensors"
@@ -151,32 +155,15 @@ def save_weights(model: nn.Module, path: Path, config: dict | None = None) -> No
 
 
 def load_weights(model: nn.Module, path: str | os.PathLike[str]) -> None:
-    """Load a checkpoint's weights (its directory or its ``model.safetensors``) into ``model``.
-
-    Missing, unexpected or differently shaped tensors are an error that names them.
-    """
+    """Load a checkpoint's weights (its directory or its ``model.safetensors``) into ``model``,
+    checked by :func:`~workbench.models.weights.load_state_checked`."""
     path = Path(path)
     if path.is_dir():
         path = path / MODEL_FILE
     tensors, metadata = read_safetensors(path)
     for alias, name in json.loads(metadata.get("aliases", "{}")).items():
         tensors[alias] = tensors[name]
-    expected = model.state_dict()
-    missing = sorted(set(expected) - set(tensors))
-    unexpected = sorted(set(tensors) - set(expected))
-    if missing or unexpected:
-        raise ValueError(
-            f"weights in {path} do not fit this {type(model).__name__}: "
-            f"missing {missing[:8]}{'...' if len(missing) > 8 else ''}, "
-            f"unexpected {unexpected[:8]}{'...' if len(unexpected) > 8 else ''}"
-        )
-    for name, tensor in tensors.items():
-        if tensor.shape != expected[name].shape:
-            raise ValueError(
-                f"weights in {path}: {name} has shape {tuple(tensor.shape)}, this model expects "
-                f"{tuple(expected[name].shape)}"
-            )
-    model.load_state_dict(tensors)
+    load_state_checked(model, tensors, str(path))
 
 
 def read_safetensors(path: Path) -> tuple[dict[str, torch.Tensor], dict[str, str]]:
@@ -215,9 +202,6 @@ def read_history(path: str | os.PathLike[str]) -> pd.DataFrame:
 
 def load_model(path: str | os.PathLike[str]):
     """The GPT stored in a checkpoint directory, built from its own config, in eval mode."""
-    from ..models.config import GPTConfig
-    from ..models.gpt import GPT
-
     state = read_state(path)
     if state["model_class"] != "GPT":
         raise ValueError(f"checkpoint {path} holds a {state['model_class']}, not a GPT; build that "

@@ -2,13 +2,12 @@
 
 ``python -m workbench pretrain`` trains the ``gpt1-mini`` preset on the books corpus into
 ``runs/gpt1-mini``; ``--train-tokens``, ``--val-tokens``, ``--preset``, ``--out`` and every
-:class:`~workbench.training.trainer.TrainConfig` option change that. ``torchrun --nproc_per_node=N -m
+:class:`~workbench.training.config.TrainConfig` option change that. ``torchrun --nproc_per_node=N -m
 workbench pretrain ...`` runs the same command as N DDP processes.
 """
 
 from __future__ import annotations
 
-import argparse
 import math
 import os
 from pathlib import Path
@@ -19,10 +18,11 @@ import torch
 import torch.distributed as dist
 from torch import nn
 
-from ..models.config import PRESETS, GPTConfig
+from ..data.prepare import packed_split
+from ..data.tokens import open_tokens, read_manifest
 from ..core.device import init_distributed
-from ..models.gpt import GPT
-from .trainer import BatchPlan, Trainer, TrainConfig, add_train_config_arguments, config_from_args
+from .config import BatchPlan, TrainConfig
+from .trainer import Trainer
 
 _GOLDEN = np.uint64(0x9E3779B97F4A7C15)
 
@@ -157,8 +157,6 @@ def open_token_file(path: str | os.PathLike[str], vocab_size: int) -> tuple[np.n
     if path.suffix == ".npy":
         tokens = np.load(path, mmap_mode="r")
         return tokens, {"train_tokens": path.name, "train_token_count": int(len(tokens))}
-    from ..data.tokens import open_tokens, read_manifest
-
     manifest = read_manifest(path)
     if manifest["vocab_size"] > vocab_size:
         raise ValueError(
@@ -170,17 +168,15 @@ def open_token_file(path: str | os.PathLike[str], vocab_size: int) -> tuple[np.n
                     "tokenizer_sha256": manifest["tokenizer_sha256"]}
 
 
-def default_token_files(vocab_size: int) -> tuple[Path, Path]:
-    """The books corpus's packed train and val splits for this vocabulary, prepared on first use.
-
-    Under torchrun rank 0 prepares them while the other ranks wait.
+def default_token_files(vocab_size: int, seed: int = 0, progress: bool = True) -> tuple[Path, Path]:
+    """The books corpus's packed train and val splits for this vocabulary and split ``seed``,
+    prepared on first use. Under torchrun rank 0 prepares them while the other ranks wait.
     """
-    from ..data.prepare import packed_split
-
     context = init_distributed()
     if not context.is_main:
         dist.barrier()
-    paths = tuple(packed_split(split, vocab_size, progress=context.is_main) for split in ("train", "val"))
+    paths = tuple(packed_split(split, vocab_size, seed=seed, progress=progress and context.is_main)
+                  for split in ("train", "val"))
     if context.is_main and context.world_size > 1:
         dist.barrier()
     return paths

@@ -10,8 +10,6 @@ from __future__ import annotations
 import math
 from dataclasses import asdict, dataclass
 
-import matplotlib.pyplot as plt
-
 SCHEDULES = ("gpt1-pretrain", "gpt1-finetune", "constant")
 
 GPT1_PRETRAIN_WARMUP = 2000
@@ -41,7 +39,7 @@ class Schedule:
             )
 
     @classmethod
-    def create(cls, name: str, steps: int, warmup_steps: int | None = None) -> "Schedule":
+    def create(cls, name: str, steps: int, warmup_steps: int | None = None) -> Schedule:
         """``warmup_steps=None`` takes the paper's warmup: 2000 updates for pretraining (at most a
         tenth of a shorter run, so that short runs still anneal) and 0.2% of updates (at least
         one) for fine-tuning; none for ``constant``."""
@@ -69,18 +67,3 @@ class Schedule:
     def to_dict(self) -> dict:
         return asdict(self)
 
-
-def plot_schedule(schedule: Schedule, lr: float = 1.0, ax: plt.Axes | None = None) -> plt.Figure:
-    """Learning rate against update number (1 = first update); returns the Figure."""
-    if ax is None:
-        fig, ax = plt.subplots(figsize=(6, 3.5))
-    else:
-        fig = ax.figure
-    updates = range(1, schedule.steps + 1)
-    ax.plot(updates, [lr * schedule(u - 1) for u in updates],
-            label=f"{schedule.name} (warmup {schedule.warmup_steps})")
-    ax.set_xlabel("update")
-    ax.set_ylabel("learning rate" if lr != 1.0 else "learning-rate multiplier")
-    ax.set_ylim(bottom=0)
-    ax.legend()
-    return fig

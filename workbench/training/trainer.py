@@ -6,24 +6,21 @@ Pretraining plugs in :mod:`workbench.training.language_model`'s token windows an
 plugs in its own batches and objective. Everything else is shared: AdamW with GPT-1's weight
 decay, the paper's schedules, bf16 autocast, gradient accumulation and clipping, DDP, checkpoints
 that resume bit for bit, a progress bar with throughput and MFU, and a history DataFrame.
+This module is the loop; the options are in :mod:`.config`, checkpoints in :mod:`.checkpointer`
+and the history in :mod:`.metrics`.
 """
 
 from __future__ import annotations
 
-import argparse
-import base64
 import contextlib
-import dataclasses
 import math
 import os
 import signal
 import threading
 import time
-import types
-import typing
-from dataclasses import dataclass, field
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any, Callable, NamedTuple, Protocol
+from typing import Any, Protocol
 
 import pandas as pd
 import torch
@@ -32,203 +29,12 @@ from torch import nn
 from torch.nn.parallel import DistributedDataParallel
 from tqdm.auto import tqdm
 
-from . import checkpoint as ckpt
-from ..core.device import (
-    PRECISIONS,
-    autocast,
-    init_distributed,
-    peak_flops,
-    resolve_device,
-    resolve_precision,
-)
-from ..core.io import atomic_path
+from ..core.device import autocast, init_distributed, peak_flops, resolve_device, resolve_precision
 from ..models.gpt import GPT
-from .schedules import SCHEDULES, Schedule
-
-CHECKPOINT_FORMAT = 1
-
-
-def _help(text: str, choices: tuple[str, ...] | None = None, **kwargs: Any) -> Any:
-    return field(metadata={"help": text, "choices": choices}, **kwargs)
-
-
-@dataclass(frozen=True)
-class TrainConfig:
-    """Every training option; the ``pretrain`` command line is generated from these fields.
-
-    The defaults are GPT-1's pretraining hyperparameters where the paper gives them (Adam with
-    lr 2.5e-4, warmup then cosine, weight decay 0.01, gradient clipping at 1 as in its code).
-    """
-
-    steps: int = _help("optimizer updates to train for", default=1000)
-    batch_size: int = _help(
-        "global batch in sequences per update = micro_batch_size x ranks x accumulation", default=32)
-    micro_batch_size: int | None = _help(
-        "sequences per forward pass on each rank; default batch_size / ranks (no accumulation)",
-        default=None)
-    seq_len: int | None = _help("tokens per training sequence; default the model's n_ctx",
-                                default=None)
-    lr: float = _help("peak learning rate", default=2.5e-4)
-    schedule: str = _help("learning-rate schedule", SCHEDULES, default="gpt1-pretrain")
-    warmup_steps: int | None = _help(
-        "linear warmup updates; default the paper's: 2000 (at most steps/10) for gpt1-pretrain, "
-        "0.2%% of steps for gpt1-finetune, 0 for constant", default=None)
-    weight_decay: float = _help(
-        "decoupled weight decay on weight matrices (not biases, gains, position embeddings)",
-        default=0.01)
-    beta1: float = _help("Adam beta1", default=0.9)
-    beta2: float = _help("Adam beta2", default=0.999)
-    eps: float = _help("Adam epsilon", default=1e-8)
-    grad_clip: float = _help("clip the global gradient norm to this; 0 disables", default=1.0)
-    seed: int = _help("seed of data order and dropout (and of the model init in the CLI)",
-                      default=0)
-    device: str = _help("auto (CUDA, then MPS, then CPU), cpu, cuda, cuda:N or mps",
-                        default="auto")
-    precision: str = _help(
-        "auto: bf16 autocast where the device runs bf16 natively, else fp32", PRECISIONS,
-        default="auto")
-    compile: bool | None = _help("torch.compile the model; default on for CUDA, off elsewhere",
-                                 default=None)
-    deterministic: bool = _help("deterministic algorithms, so a seed reproduces a run exactly",
-                                default=True)
-    log_every: int = _help("updates between history rows and progress-bar refreshes",
-                           default=10)
-    eval_every: int = _help("updates between validation runs (also at step 0); 0 disables",
-                            default=100)
-    eval_sequences: int = _help("validation sequences per evaluation", default=128)
-    checkpoint_every: int = _help("updates between rolling checkpoints; 0 saves only at the end",
-                                  default=500)
-    checkpoint_steps: tuple[int, ...] = _help(
-        "steps whose checkpoints are kept for good (e.g. log-spaced, for zero-shot curves)",
-        default=())
-    keep_last: int = _help("rolling checkpoints kept besides checkpoint_steps", default=1)
-    peak_flops: float | None = _help(
-        "peak FLOP/s of one device for MFU; default from a table (GPUs) or a nominal CPU estimate",
-        default=None)
-    flops_per_token: float | None = _help(
-        "training FLOPs per token for MFU; default 6N + 12 L T d from the model", default=None)
-    progress: bool = _help("show a progress bar", default=True)
-
-    def __post_init__(self) -> None:
-        object.__setattr__(self, "checkpoint_steps", tuple(sorted(set(self.checkpoint_steps))))
-        positive_ints = ["steps", "batch_size", "log_every", "eval_sequences", "keep_last"]
-        optional_positive_ints = ["micro_batch_size", "seq_len"]
-        for name in positive_ints + optional_positive_ints:
-            value = getattr(self, name)
-            if value is None and name in optional_positive_ints:
-                continue
-            if not isinstance(value, int) or isinstance(value, bool) or value <= 0:
-                raise ValueError(f"TrainConfig.{name} must be a positive integer, got {value!r}")
-        for name in ("eval_every", "checkpoint_every", "seed"):
-            value = getattr(self, name)
-            if not isinstance(value, int) or isinstance(value, bool) or value < 0:
-                raise ValueError(f"TrainConfig.{name} must be an integer >= 0, got {value!r}")
-        if not (isinstance(self.lr, (int, float)) and math.isfinite(self.lr) and self.lr > 0):
-            raise ValueError(f"TrainConfig.lr must be a positive number, got {self.lr!r}")
-        for name in ("weight_decay", "grad_clip"):
-            value = getattr(self, name)
-            if not (isinstance(value, (int, float)) and math.isfinite(value) and value >= 0):
-                raise ValueError(f"TrainConfig.{name} must be a number >= 0, got {value!r}")
-        for name in ("beta1", "beta2"):
-            if not 0 <= getattr(self, name) < 1:
-                raise ValueError(f"TrainConfig.{name} must be in [0, 1), got {getattr(self, name)!r}")
-        if not self.eps > 0:
-            raise ValueError(f"TrainConfig.eps must be positive, got {self.eps!r}")
-        for name in ("peak_flops", "flops_per_token"):
-            value = getattr(self, name)
-            if value is not None and not value > 0:
-                raise ValueError(f"TrainConfig.{name} must be positive, got {value!r}")
-        bad_steps = [s for s in self.checkpoint_steps if not 1 <= s <= self.steps]
-        if bad_steps:
-            raise ValueError(f"TrainConfig.checkpoint_steps {bad_steps} are outside 1..steps={self.steps}")
-        Schedule.create(self.schedule, self.steps, self.warmup_steps)  # validates both
-        resolve_device(self.device)  # validates the name and that this machine has the device
-        resolve_precision(self.precision, torch.device("cpu"))  # validates the name
-
-    def to_dict(self) -> dict[str, Any]:
-        data = dataclasses.asdict(self)
-        data["checkpoint_steps"] = list(self.checkpoint_steps)
-        return data
-
-    def replace(self, **changes: Any) -> "TrainConfig":
-        return dataclasses.replace(self, **changes)
-
-
-# Options that change the numbers: a resumed run must use the checkpoint's values.
-RESUME_FIXED = ("steps", "batch_size", "seq_len", "lr", "schedule", "warmup_steps",
-                "weight_decay", "beta1", "beta2", "eps", "grad_clip", "seed")
-
-
-def _config_fields() -> list[tuple[dataclasses.Field, Any]]:
-    """``(field, type)`` of every TrainConfig option, ``X | None`` reduced to ``X``."""
-    hints = typing.get_type_hints(TrainConfig)
-    fields = []
-    for f in dataclasses.fields(TrainConfig):
-        hint = hints[f.name]
-        if isinstance(hint, types.UnionType):
-            hint = next(a for a in typing.get_args(hint) if a is not type(None))
-        fields.append((f, hint))
-    return fields
-
-
-def add_train_config_arguments(parser: argparse.ArgumentParser,
-                               defaults: TrainConfig | None = None) -> None:
-    """One ``--option`` per TrainConfig field with its type, help and default (``defaults``'s
-    value, so that a command such as ``finetune`` can show its own)."""
-    defaults = defaults or TrainConfig()
-    for f, kind in _config_fields():
-        flag = "--" + f.name.replace("_", "-")
-        default = getattr(defaults, f.name)
-        if kind is bool:
-            parser.add_argument(flag, action=argparse.BooleanOptionalAction, default=default,
-                                help=f.metadata["help"])
-        elif typing.get_origin(kind) is tuple:
-            parser.add_argument(flag, type=int, nargs="*", default=list(default), metavar="STEP",
-                                help=f.metadata["help"])
-        else:
-            parser.add_argument(flag, type=kind, default=default, help=f.metadata["help"],
-                                choices=f.metadata["choices"])
-
-
-def config_from_args(args: argparse.Namespace) -> TrainConfig:
-    """The TrainConfig of a command line built by :func:`add_train_config_arguments`."""
-    values = {f.name: getattr(args, f.name) for f, _ in _config_fields()}
-    values["checkpoint_steps"] = tuple(values["checkpoint_steps"])
-    return TrainConfig(**values)
-
-
-@dataclass(frozen=True)
-class BatchPlan:
-    """How the global batch is split: what a batch source needs to know to shard its data."""
-
-    micro_batch_size: int
-    accumulation: int
-    seq_len: int | None
-    seed: int
-    rank: int = 0
-    world_size: int = 1
-
-
-def plan_batches(config: TrainConfig, world_size: int = 1, rank: int = 0,
-                 seq_len: int | None = None) -> BatchPlan:
-    """Split ``config.batch_size`` into micro-batches per rank and accumulation steps, or say why not."""
-    batch = config.batch_size
-    micro = config.micro_batch_size
-    if micro is None:
-        if batch % world_size:
-            raise ValueError(
-                f"batch_size={batch} is not divisible by the {world_size} ranks: the global batch "
-                "is micro_batch_size x ranks x accumulation"
-            )
-        micro = batch // world_size
-    if batch % (micro * world_size):
-        raise ValueError(
-            f"batch_size={batch} is not a multiple of micro_batch_size={micro} x {world_size} "
-            f"rank(s) = {micro * world_size}: the global batch is micro_batch_size x ranks x "
-            "accumulation"
-        )
-    return BatchPlan(micro, batch // (micro * world_size), config.seq_len or seq_len,
-                     config.seed, rank, world_size)
+from .checkpointer import Checkpointer, rank_seed
+from .config import BatchPlan, TrainConfig, plan_batches
+from .metrics import MetricsLog, TrainingDiverged, Update
+from .schedules import Schedule
 
 
 class BatchSource(Protocol):
@@ -321,21 +127,6 @@ def flops_per_token(model: nn.Module, seq_len: int | None) -> float:
     return 6.0 * n + 12.0 * c.n_layer * (seq_len or c.n_ctx) * c.d_model
 
 
-class _Update(NamedTuple):
-    """What one update leaves for the next history row; tensors stay on the device until then."""
-
-    step: int
-    loss: torch.Tensor
-    grad_norm: torch.Tensor
-    metrics: dict[str, torch.Tensor]
-    tokens: int
-    lr: float
-
-
-class TrainingDiverged(FloatingPointError):
-    """The loss or gradient norm became NaN or infinite; nothing after the last good step was saved."""
-
-
 class Trainer:
     """Trains ``model`` on batches from ``train_batches(plan)`` with ``loss_fn``.
 
@@ -368,45 +159,32 @@ class Trainer:
                                  (self.model_config or {}).get("n_ctx"))
         self.schedule = Schedule.create(config.schedule, config.steps, config.warmup_steps)
         self.optimizer = build_optimizer(self.model, config)
-        self.param_names = [n for g in param_groups(self.model, 0.0) for n in g["names"]]
         self.batches = train_batches(self.plan)
         self.evaluate_fn = evaluate
         self.loss_fn = loss_fn
         self.run_dir = Path(run_dir) if run_dir is not None else None
-        self.metadata = dict(metadata or {})
         self.flops_per_token = config.flops_per_token or flops_per_token(self.model, self.plan.seq_len)
         self.peak_flops = config.peak_flops or peak_flops(self.device, self.dtype)
         self.step = 0
-        self.tokens = 0
         self.train_seconds = 0.0
-        self._rows: list[dict[str, Any]] = []
-        self._window: list[_Update] = []
+        self.log = MetricsLog(self.flops_per_token, self.peak_flops, self.dist.world_size,
+                              clock=self._elapsed)
         # A CPU side channel for stop requests and RNG states: no GPU sync, works beside NCCL.
         self._control = dist.new_group(backend="gloo") if self.dist.world_size > 1 else None
         if config.deterministic and self.device.type == "cuda":
             os.environ.setdefault("CUBLAS_WORKSPACE_CONFIG", ":4096:8")
 
-        latest = None
-        if self.run_dir is not None:
-            if self.dist.is_main:
-                ckpt.remove_stale_temporaries(self.run_dir)
-            latest = ckpt.latest_checkpoint(self.run_dir)
-        if resume is not False:
-            if resume is True:
-                if latest is None:
-                    raise FileNotFoundError(
-                        f"resume=True but {self.run_dir} has no checkpoint to resume from"
-                        if self.run_dir else "resume=True needs a run_dir"
-                    )
-                resume = latest
-            self.load_checkpoint(resume)
+        self.checkpointer = Checkpointer(
+            self.run_dir, model=self.model, optimizer=self.optimizer, batches=self.batches,
+            log=self.log, config=config, schedule=self.schedule, model_config=self.model_config,
+            param_names=[n for g in param_groups(self.model, 0.0) for n in g["names"]],
+            metadata=dict(metadata or {}), dist_context=self.dist, device=self.device,
+            control=self._control)
+        checkpoint = self.checkpointer.resume_path(resume)
+        if checkpoint is None:
+            torch.manual_seed(rank_seed(config.seed, self.dist.rank))
         else:
-            if latest is not None:
-                raise FileExistsError(
-                    f"{self.run_dir} already holds checkpoints (latest {latest.name}); pass "
-                    "resume=True to continue that run, or choose a new run_dir"
-                )
-            torch.manual_seed(self._rank_seed())
+            self.load_checkpoint(checkpoint)
 
         compile_model = self.device.type == "cuda" if config.compile is None else config.compile
         self._train_model: nn.Module = torch.compile(self.model) if compile_model else self.model
@@ -422,12 +200,12 @@ class Trainer:
     @property
     def history(self) -> pd.DataFrame:
         """One row per logged step: training metrics, and validation metrics where evaluated."""
-        # Columns in order of appearance, except that the evaluation-only row of step 0 goes
-        # last, so validation columns follow the training ones.
-        columns = dict.fromkeys(["step", "tokens", "lr", "loss", "grad_norm"])
-        columns.update(dict.fromkeys(k for row in self._rows[1:] + self._rows[:1] for k in row))
-        history = pd.DataFrame(self._rows)
-        return history[[c for c in columns if c in history]]
+        return self.log.history
+
+    @property
+    def tokens(self) -> int:
+        """Tokens trained on over the whole run, all ranks together, as of the last logged row."""
+        return self.log.tokens
 
     def train(self, until: int | None = None) -> pd.DataFrame:
         """Train up to ``config.steps`` updates (or stop after update ``until``); returns the history.
@@ -445,14 +223,15 @@ class Trainer:
             )
         bar = tqdm(total=config.steps, initial=self.step, desc="train", unit="step",
                    disable=not (config.progress and self.dist.is_main), dynamic_ncols=True)
-        self._call_started = self._window_started = time.perf_counter()
+        self._call_started = time.perf_counter()
+        self.log.restart_window()
         try:
             with _StopRequests() as stop, _deterministic(config.deterministic):
                 if self.step == 0 and self._evaluates(0):
-                    self._rows.append({"step": 0, "tokens": 0, **self._evaluate()})
-                    self._window_started = time.perf_counter()
+                    self.log.rows.append({"step": 0, "tokens": 0, **self._evaluate()})
+                    self.log.restart_window()
                 while self.step < end:
-                    self._window.append(self._update())
+                    self.log.record(self._update())
                     self.step += 1
                     bar.update(1)
                     stopping = self._stop_requested(stop)
@@ -462,34 +241,18 @@ class Trainer:
         finally:
             self.train_seconds = self._elapsed()
             bar.close()
-            self._write_history()
+            self.checkpointer.write_history()
         if self._control is not None:
             dist.barrier(self._control)
         return self.history
 
     def load_checkpoint(self, path: str | os.PathLike[str]) -> None:
         """Restore weights, optimizer, step, data position, RNG and history from a checkpoint."""
-        path = Path(path)
-        state = ckpt.read_state(path)
-        if state.get("format") != CHECKPOINT_FORMAT:
-            raise ValueError(
-                f"{path}: checkpoint format {state.get('format')!r}, expected {CHECKPOINT_FORMAT}")
-        self._check_compatible(path, state)
-        ckpt.load_weights(self.model, path)
-        if state["param_names"] != self.param_names:
-            raise ValueError(f"{path}: the optimizer's parameters differ from this model's")
-        tensors, _ = ckpt.read_safetensors(path / ckpt.OPTIMIZER_FILE)
-        ckpt.load_optimizer_tensors(self.optimizer, tensors)
-        self.step = state["step"]
-        self.tokens = state["tokens"]
-        self.train_seconds = state["train_seconds"]
-        self.batches.load_state_dict(state["batches"])
-        self._restore_rng(state["rng"])
-        self._rows = ckpt.read_history(path).to_dict("records")
+        self.step, self.train_seconds = self.checkpointer.load(path)
 
     # -------------------------------------------------------------------------------- the loop
 
-    def _update(self) -> _Update:
+    def _update(self) -> Update:
         """One optimizer update over ``accumulation`` micro-batches."""
         accumulation = self.plan.accumulation
         lr = self.config.lr * self.schedule(self.step)
@@ -516,7 +279,7 @@ class Trainer:
         self.optimizer.step()
         self.optimizer.zero_grad(set_to_none=True)
         metrics = {name: value / accumulation for name, value in metric_sums.items()}
-        return _Update(self.step + 1, loss_sum / accumulation, grad_norm.float(), metrics, tokens, lr)
+        return Update(self.step + 1, loss_sum / accumulation, grad_norm.float(), metrics, tokens, lr)
 
     def _end_of_step(self, bar: tqdm, last: bool) -> None:
         config, step = self.config, self.step
@@ -532,47 +295,24 @@ class Trainer:
         if evaluate:
             row.update(self._evaluate())
             postfix.update({k: f"{v:.3f}" for k, v in row.items() if k.startswith("val_")})
-        self._rows.append(row)
+        self.log.rows.append(row)
         bar.set_postfix(postfix, refresh=False)
         if save and self.run_dir is not None:
-            self._save_checkpoint()
+            self.checkpointer.save(self.step, self._elapsed())
         elif evaluate:
-            self._write_history()
-        self._window_started = time.perf_counter()
+            self.checkpointer.write_history()
+        self.log.restart_window()
 
     def _flush(self) -> dict[str, Any]:
-        """Summarise the updates since the last row, across ranks; stop on a NaN or inf."""
-        window, self._window = self._window, []
-        names = sorted(window[0].metrics)
-        table = torch.stack([torch.stack([u.loss, u.grad_norm, *(u.metrics[n] for n in names)])
-                             for u in window]).double()
-        tokens = sum(u.tokens for u in window)
-        if self.dist.world_size > 1:
-            dist.all_reduce(table)
-            table /= self.dist.world_size
-            tokens *= self.dist.world_size  # every rank runs the same micro-batch shapes
-        values = table.tolist()  # the one host sync per logged row
-        seconds = time.perf_counter() - self._window_started
-        for update, (loss, norm, *_) in zip(window, values):
-            if not (math.isfinite(loss) and math.isfinite(norm)):
-                self._write_history()
-                last = ckpt.latest_checkpoint(self.run_dir) if self.run_dir else None
-                raise TrainingDiverged(
-                    f"training diverged at step {update.step}: loss {loss}, gradient norm {norm} "
-                    f"(lr {update.lr:.3g}); stopped without saving. Last good checkpoint: "
-                    f"{last if last else 'none'}"
-                )
-        self.tokens += tokens
-        tokens_per_s = tokens / seconds
-        peak = self.peak_flops
-        mfu = (self.flops_per_token * tokens_per_s / (peak * self.dist.world_size)
-               if peak else math.nan)
-        columns = list(zip(*values))
-        row = {"step": self.step, "tokens": self.tokens, "lr": window[-1].lr,
-               "loss": sum(columns[0]) / len(window), "grad_norm": sum(columns[1]) / len(window)}
-        row.update({name: sum(col) / len(window) for name, col in zip(names, columns[2:])})
-        row.update(tokens_per_s=tokens_per_s, mfu=mfu, seconds=self._elapsed())
-        return row
+        """The log's next row; on divergence, the history so far is written and the error names
+        the checkpoint to go back to."""
+        try:
+            return self.log.flush(self.step)
+        except TrainingDiverged as error:
+            self.checkpointer.write_history()
+            last = self.checkpointer.latest()
+            raise TrainingDiverged(f"{error}; stopped without saving. Last good checkpoint: "
+                                   f"{last if last else 'none'}") from None
 
     def _elapsed(self) -> float:
         """Seconds spent in :meth:`train` over the whole run, resumes included."""
@@ -591,103 +331,13 @@ class Trainer:
             self.model.train()
         return {name: float(value) for name, value in metrics.items()}
 
-    def _stop_requested(self, stop: "_StopRequests") -> bool:
+    def _stop_requested(self, stop: _StopRequests) -> bool:
         requested = stop.signum is not None
         if self._control is None:
             return requested
         flag = torch.tensor([int(requested)])
         dist.all_reduce(flag, op=dist.ReduceOp.MAX, group=self._control)
         return bool(flag.item())
-
-    # ---------------------------------------------------------------------- checkpoints, state
-
-    def _save_checkpoint(self) -> None:
-        rng = self._gather_rng()  # collective: every rank takes part, rank 0 writes
-        if not self.dist.is_main:
-            return
-        config = self.config
-        state = {
-            "format": CHECKPOINT_FORMAT,
-            "step": self.step,
-            "tokens": self.tokens,
-            "train_seconds": self._elapsed(),
-            "model_class": type(self.model).__name__,
-            "model_config": self.model_config,
-            "train_config": config.to_dict(),
-            "schedule": self.schedule.to_dict(),
-            "world_size": self.dist.world_size,
-            "metadata": self.metadata,
-            "batches": self.batches.state_dict(),
-            "rng": rng,
-            "param_names": self.param_names,
-        }
-        path = ckpt.checkpoint_path(self.run_dir, self.step)
-        ckpt.write_checkpoint(path, model=self.model, optimizer=self.optimizer, state=state,
-                              history=self.history, model_config=state["model_config"])
-        rolling = [p for p in ckpt.list_checkpoints(self.run_dir)
-                   if ckpt.checkpoint_step(p) not in config.checkpoint_steps]
-        for old in rolling[:-config.keep_last]:
-            ckpt.remove_checkpoint(old)
-        self._write_history()
-
-    def _write_history(self) -> None:
-        if self.run_dir is None or not self.dist.is_main:
-            return
-        with atomic_path(self.run_dir / ckpt.HISTORY_FILE) as tmp:
-            self.history.to_csv(tmp, index=False)
-
-    def _check_compatible(self, path: Path, state: dict) -> None:
-        """A checkpoint from another model, data or recipe is an error that names the difference."""
-        if state["model_class"] != type(self.model).__name__:
-            raise ValueError(
-                f"checkpoint {path} holds a {state['model_class']}, not a {type(self.model).__name__}")
-        if self.model_config is not None and state["model_config"] is not None:
-            ours, theirs = self.model_config, state["model_config"]
-            diff = [f"{k}={theirs.get(k)!r} (this model: {v!r})" for k, v in ours.items()
-                    if theirs.get(k) != v]
-            if diff:
-                raise ValueError(f"checkpoint {path} is from a different model config: {', '.join(diff)}")
-        theirs = state["metadata"]
-        diff = [f"{k}={theirs[k]!r} (this run: {v!r})" for k, v in self.metadata.items()
-                if k in theirs and theirs[k] != v]
-        if diff:
-            raise ValueError(f"checkpoint {path} was trained with different data: {', '.join(diff)}")
-        saved, ours = state["train_config"], self.config.to_dict()
-        diff = [f"{k}={saved[k]!r} (this run: {ours[k]!r})" for k in RESUME_FIXED if saved[k] != ours[k]]
-        if diff:
-            raise ValueError(
-                f"cannot resume from {path}: these options differ from the checkpoint's and would "
-                f"change the run: {', '.join(diff)}"
-            )
-
-    def _rank_seed(self) -> int:
-        return self.config.seed * 1_000_003 + self.dist.rank
-
-    def _gather_rng(self) -> list[str]:
-        """Every rank's torch RNG states (CPU, then the accelerator's), base64, indexed by rank."""
-        local = torch.get_rng_state()
-        if self.device.type == "cuda":
-            local = torch.cat([local, torch.cuda.get_rng_state(self.device)])
-        elif self.device.type == "mps":
-            local = torch.cat([local, torch.mps.get_rng_state()])
-        states = [local]
-        if self._control is not None:
-            states = [torch.empty_like(local) for _ in range(self.dist.world_size)]
-            dist.all_gather(states, local, group=self._control)
-        return [base64.b64encode(s.numpy().tobytes()).decode("ascii") for s in states]
-
-    def _restore_rng(self, states: list[str]) -> None:
-        if len(states) != self.dist.world_size:
-            # Another number of ranks: dropout cannot continue the old streams, so start new ones.
-            torch.manual_seed(self._rank_seed() + 7919 * self.step)
-            return
-        raw = torch.frombuffer(bytearray(base64.b64decode(states[self.dist.rank])), dtype=torch.uint8)
-        cpu_size = torch.get_rng_state().numel()
-        torch.set_rng_state(raw[:cpu_size].clone())
-        if self.device.type == "cuda":
-            torch.cuda.set_rng_state(raw[cpu_size:].clone(), self.device)
-        elif self.device.type == "mps":
-            torch.mps.set_rng_state(raw[cpu_size:].clone())
 
 
 def _model_config(model: nn.Module) -> dict[str, Any] | None:
@@ -750,7 +400,7 @@ class _StopRequests:
         self.signum: int | None = None
         self._previous: dict[int, Any] = {}
 
-    def __enter__(self) -> "_StopRequests":
+    def __enter__(self) -> _StopRequests:
         if threading.current_thread() is threading.main_thread():
             self._previous = {s: signal.signal(s, self._handle) for s in self.SIGNALS}
         return self

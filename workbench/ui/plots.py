@@ -11,6 +11,7 @@ from ..models.config import PRESETS
 from ..core.io import atomic_path
 from ..models.params import parameter_breakdown
 from ..core.paths import figures_dir
+from ..training.schedules import Schedule
 
 
 def save_figure(fig: plt.Figure, data: pd.DataFrame, name: str, directory=None) -> tuple[Path, Path]:
@@ -212,4 +213,20 @@ def plot_ablation(table: pd.DataFrame, split: str = "dev") -> plt.Figure:
     ax.legend(fontsize="small", loc="lower right")
     ax.grid(axis="y", alpha=0.3)
     fig.tight_layout()
+    return fig
+
+
+def plot_schedule(schedule: Schedule, lr: float = 1.0, ax: plt.Axes | None = None) -> plt.Figure:
+    """Learning rate against update number (1 = first update); returns the Figure."""
+    if ax is None:
+        fig, ax = plt.subplots(figsize=(6, 3.5))
+    else:
+        fig = ax.figure
+    updates = range(1, schedule.steps + 1)
+    ax.plot(updates, [lr * schedule(u - 1) for u in updates],
+            label=f"{schedule.name} (warmup {schedule.warmup_steps})")
+    ax.set_xlabel("update")
+    ax.set_ylabel("learning rate" if lr != 1.0 else "learning-rate multiplier")
+    ax.set_ylim(bottom=0)
+    ax.legend()
     return fig

@@ -1,0 +1,209 @@
+"""One recipe per scale: the recipes, `python -m workbench recipes`, YAML files, and one spec for the
+command line and the notebooks."""
+
+from __future__ import annotations
+
+import argparse
+import ast
+import dataclasses
+import re
+from pathlib import Path
+
+import pytest
+import yaml
+
+import workbench.cli.finetune as finetune_cli
+import workbench.cli.pretrain as pretrain_cli
+from workbench.cli import main
+from workbench.core.options import apply_overrides, from_dict, overrides_from_args, to_dict
+from workbench.experiments import (
+    RECIPES,
+    FinetuneSettings,
+    PretrainingExperiment,
+    PretrainSpec,
+    Recipe,
+    TransferExperiment,
+    ZeroShotExperiment,
+    config_key,
+    load_recipe,
+    recipes_table,
+)
+from workbench.experiments.recipes import recipe_yaml
+from workbench.training import TrainConfig
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def _rebuilt(instance):
+    """``instance`` built again from its fields, every nested config too: runs every check once more."""
+    values = {f.name: getattr(instance, f.name) for f in dataclasses.fields(instance)}
+    return type(instance)(**{k: _rebuilt(v) if dataclasses.is_dataclass(v) else v for k, v in values.items()})
+
+
+def _pretrain_spec(argv: list[str]) -> PretrainSpec:
+    """The spec the pretrain command builds from ``argv``."""
+    parser = argparse.ArgumentParser()
+    pretrain_cli.add_arguments(parser)
+    args = parser.parse_args(argv)
+    return apply_overrides(pretrain_cli.recipe_from_args(args).pretraining, overrides_from_args(args, PretrainSpec))
+
+
+def test_the_three_recipes_validate():
+    assert list(RECIPES) == ["cpu", "gpu", "paper"]
+    for name, recipe in RECIPES.items():
+        assert recipe.name == name and _rebuilt(recipe) == recipe
+        assert recipe.pretraining.model == "gpt" and recipe.pretraining.train.checkpoint_steps == ()
+        assert set(recipe.labelled) == {"sentiment", "next_line"} and recipe.ladder
+        assert load_recipe(name) is recipe and load_recipe(recipe) is recipe
+        # the experiments accept every recipe as it stands (layers, ladder, ...)
+        assert TransferExperiment.from_params(name).recipe == recipe
+        assert ZeroShotExperiment.from_params(name).recipe == recipe
+    assert RECIPES["cpu"].pretraining.preset == "gpt2-slim"
+    assert RECIPES["gpu"].pretraining.preset == RECIPES["paper"].pretraining.preset == "gpt1"
+    with pytest.raises(ValueError, match=r"unknown recipe 'laptop': expected one of \['cpu', 'gpu', 'paper'\] or the "
+                                         r"path of an existing .yaml file"):
+        load_recipe("laptop")
+    with pytest.raises(ValueError, match="Recipe.name must be a non-empty string, got ''"):
+        dataclasses.replace(RECIPES["cpu"], name="")
+    with pytest.raises(ValueError, match=r"Recipe.labelled must be a mapping from tasks \[.*\] to a positive integer "
+                                         r"or None, got \{'nli': 5\}"):
+        dataclasses.replace(RECIPES["cpu"], labelled={"nli": 5})
+
+
+def test_gpt1_published_values_appear_only_in_the_paper_recipe():
+    paper = RECIPES["paper"]
+    train, tune = paper.pretraining.train, paper.finetuning
+    assert (train.lr, train.warmup_steps, train.batch_size, train.schedule) == (2.5e-4, 2000, 64, "gpt1-pretrain")
+    assert (train.weight_decay, train.grad_clip, paper.pretraining.dropout) == (0.01, 1.0, 0.1)
+    assert (tune.train.lr, tune.train.batch_size, tune.epochs, tune.head_dropout) == (6.25e-5, 32, 3, 0.1)
+    assert tune.train.schedule == "gpt1-finetune" and paper.pretraining.preset == "gpt1"
+    assert paper.labelled == {"sentiment": None, "next_line": None}  # every label
+    # the laptop recipe has its own, measured values
+    cpu = RECIPES["cpu"]
+    assert cpu.pretraining.train.lr != 2.5e-4 and cpu.finetuning.train.lr != 6.25e-5
+    # ... and no other module writes GPT-1's numbers: only the paper recipe's definition (besides
+    # TrainConfig's default lr and the gpt1-pretrain schedule's default warmup, which are GPT-1's by design)
+    allowed = {("workbench/training/config.py", 2.5e-4), ("workbench/training/schedules.py", 2000)}
+    recipes_file = ROOT / "workbench/experiments/recipes.py"
+    paper_lines = next((node.lineno, node.end_lineno) for node in ast.parse(recipes_file.read_text()).body
+                       if isinstance(node, ast.Assign) and getattr(node.targets[0], "id", None) == "PAPER")
+    found = []
+    for path in sorted((ROOT / "workbench").rglob("*.py")):
+        name = path.relative_to(ROOT).as_posix()
+        for node in ast.walk(ast.parse(path.read_text())):
+            if (isinstance(node, ast.Constant) and type(node.value) in (int, float)
+                    and node.value in (6.25e-5, 2.5e-4, 2000, 11_300) and (name, node.value) not in allowed
+                    and not (path == recipes_file and paper_lines[0] <= node.lineno <= paper_lines[1])):
+                found.append(f"{name}:{node.lineno}: {node.value}")
+    assert found == []
+
+
+def test_recipes_command_prints_them_side_by_side(capsys):
+    assert main(["recipes"]) == 0
+    printed = capsys.readouterr().out
+    header, *rows = printed.splitlines()
+    assert header.split() == ["cpu", "gpu", "paper"]
+    lines = {row.split()[0]: row.split()[1:] for row in rows if row.strip() and row.split()[0] != "option"}
+    assert lines["pretraining.train.steps"] == ["600", "1000", "11300"]
+    assert lines["finetuning.train.lr"] == ["0.001", "6.25e-05", "6.25e-05"]
+    assert lines["pretraining.preset"] == ["gpt2-slim", "gpt1", "gpt1"]
+    table = recipes_table()
+    assert list(table.columns) == ["cpu", "gpu", "paper"] and table.index.name == "option"
+    assert set(lines) == set(table.index)  # every option, none cut off
+    with pytest.raises(SystemExit, match="recipes: error: --out needs --yaml NAME"):
+        main(["recipes", "--out", "x.yaml"])
+
+
+def test_yaml_file_round_trips_and_edits_are_read_back(tmp_path, capsys):
+    path = tmp_path / "mine.yaml"
+    assert main(["recipes", "--yaml", "cpu", "--out", str(path)]) == 0
+    assert f"--recipe-file {path}" in capsys.readouterr().out
+    assert load_recipe(path) == RECIPES["cpu"]
+    assert main(["recipes", "--yaml", "paper"]) == 0  # to stdout
+    assert load_recipe(RECIPES["paper"]) == from_dict(Recipe, yaml.safe_load(capsys.readouterr().out))
+    for recipe in RECIPES.values():
+        assert from_dict(Recipe, yaml.safe_load(recipe_yaml(recipe))) == recipe
+
+    data = yaml.safe_load(path.read_text())
+    assert data["pretraining"]["train"]["steps"] == 600  # every option is written out
+    data["pretraining"]["train"]["steps"] = 1200
+    data["finetuning"]["epochs"] = None
+    data["ladder"] = ["gpt2-nano", "gpt2-slim"]
+    edited = tmp_path / "edited.yml"
+    edited.write_text(yaml.safe_dump(data, sort_keys=False))
+    expected = apply_overrides(RECIPES["cpu"], {"pretraining": {"train": {"steps": 1200}},
+                                                "finetuning": {"epochs": None}, "ladder": ("gpt2-nano", "gpt2-slim")})
+    assert load_recipe(edited) == expected
+    # the commands and the experiments read the file the same way
+    assert _pretrain_spec(["--recipe-file", str(edited)]) == expected.pretraining
+    assert TransferExperiment.from_params(edited).recipe == expected
+    assert ZeroShotExperiment.from_params(edited).recipe.ladder == ("gpt2-nano", "gpt2-slim")
+
+
+def test_bad_yaml_names_the_file_and_the_field(tmp_path):
+    text = recipe_yaml(RECIPES["cpu"])
+    cases = {
+        "steps.yaml": (text.replace("steps: 600", "steps: -5"),
+                       r"TrainConfig.steps must be a positive integer, got -5"),
+        "unknown.yaml": (text.replace("n_checkpoints: 8", "n_checkpoints: 8\n  checkpoints: 3"),
+                         r"PretrainSpec has no option\(s\) \['checkpoints'\]; valid: \["),
+        "preset.yaml": (text.replace("preset: gpt2-slim", "preset: gpt9"),
+                        r"PretrainSpec.preset must be one of \[.*\], got 'gpt9'"),
+        "ladder.yaml": (text.replace("- gpt2-nano", "- gpt9"), r"Recipe.ladder must be a list of items each one of"),
+        "list.yaml": ("- 1\n- 2\n", "Recipe: expected a mapping of options, got list"),
+        "syntax.yaml": ("pretraining: [\n", "is not valid YAML"),
+    }
+    for name, (content, message) in cases.items():
+        path = tmp_path / name
+        path.write_text(content)
+        where = re.escape(str(path)) + (" " if name == "syntax.yaml" else ": ")
+        with pytest.raises(ValueError, match=f"^{where}{message}"):
+            load_recipe(path)
+    bad = tmp_path / "steps.yaml"
+    message = f"pretrain: error: {re.escape(str(bad))}: TrainConfig.steps must be a positive integer, got -5"
+    with pytest.raises(SystemExit, match=message):
+        pretrain_cli.run(argparse.Namespace(recipe="cpu", recipe_file=bad))
+    for missing in (tmp_path / "none.yaml", tmp_path / "recipe.txt"):
+        with pytest.raises(ValueError, match="unknown recipe"):
+            load_recipe(missing)
+
+
+def test_the_command_line_builds_the_notebooks_spec():
+    cli = _pretrain_spec(["--recipe", "cpu", "--train.steps", "1200"])
+    assert cli == TransferExperiment.from_params("cpu", pretrain_steps=1200).recipe.pretraining
+    longer = apply_overrides(RECIPES["cpu"], {"pretraining": {"train": {"steps": 1200}}})
+    assert cli == ZeroShotExperiment.from_params(longer).spec
+    assert cli == PretrainingExperiment.from_params("cpu", steps=1200).spec
+    cpu = RECIPES["cpu"].pretraining
+    assert _pretrain_spec(["--recipe", "cpu"]) == ZeroShotExperiment.from_params("cpu").spec == cpu
+    assert _pretrain_spec([]) == cpu  # cpu is the default recipe
+    for name in RECIPES:
+        assert _pretrain_spec(["--recipe", name]) == TransferExperiment.from_params(name).recipe.pretraining
+    assert cli.train.steps == 1200 and dataclasses.replace(cli, train=cpu.train) == cpu
+    # hiding the progress bar on the command line leaves the run (and its cache entry) the same
+    quiet = _pretrain_spec(["--recipe", "cpu", "--train.steps", "1200", "--train.progress", "false"])
+    assert quiet != cli and quiet.key() == cli.key()
+    # the finetune command's options are the recipe's fine-tuning settings, overridden the same way
+    parser = argparse.ArgumentParser()
+    finetune_cli.add_arguments(parser)
+    args = parser.parse_args(["--recipe", "paper", "--task", "sentiment", "--train.lr", "1e-4"])
+    recipe = pretrain_cli.recipe_from_args(args)
+    settings = apply_overrides(recipe.finetuning, overrides_from_args(args, FinetuneSettings))
+    assert settings == apply_overrides(RECIPES["paper"].finetuning, {"train": {"lr": 1e-4}})
+
+
+def test_cache_keys_ignore_the_progress_bar():
+    spec = RECIPES["cpu"].pretraining
+    shown, hidden = (apply_overrides(spec, {"train": {"progress": p}}) for p in (True, False))
+    assert shown.key() == hidden.key() and config_key(shown.key()) == config_key(hidden.key())
+    assert "progress" not in shown.key()["train"] and shown.key()["train"]["steps"] == 600
+    assert spec.train.progress is True  # key() leaves the spec itself alone
+    assert shown.train_config(progress=False).progress is False
+    assert shown.train_config().checkpoint_steps == spec.checkpoint_steps()
+    for changed in ({"train": {"steps": 601}}, {"train": {"seed": 1}}, {"preset": "gpt2-mini"}, {"n_checkpoints": 4}):
+        assert apply_overrides(spec, changed).key() != spec.key(), changed
+    settings = RECIPES["cpu"].finetuning
+    quiet = apply_overrides(settings, {"train": {"progress": False}})
+    assert quiet.key() == settings.key() and "progress" not in settings.key()["train"]
+    assert apply_overrides(settings, {"threads": 2}).key() != settings.key()  # threads can change the last bits
+    assert isinstance(spec.train, TrainConfig) and to_dict(spec)["train"]["progress"] is True

@@ -1,0 +1,34 @@
+"""``python -m workbench recipes``: every recipe side by side, or one as a YAML file to edit."""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+import pandas as pd
+
+from ..core.io import write_text_atomic
+from ..experiments.recipes import RECIPES, recipe_yaml, recipes_table
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--yaml", choices=list(RECIPES), default=None, metavar="NAME",
+                        help=f"print recipe NAME ({', '.join(RECIPES)}) as YAML instead of the table")
+    parser.add_argument("--out", type=Path, default=None, metavar="FILE",
+                        help="with --yaml: write the file here (then pass it back with --recipe-file)")
+
+
+def run(args: argparse.Namespace) -> int:
+    if args.yaml is None:
+        if args.out is not None:
+            raise SystemExit("recipes: error: --out needs --yaml NAME")
+        with pd.option_context("display.max_rows", None, "display.width", 200, "display.max_colwidth", 60):
+            print(recipes_table().to_string())
+        return 0
+    text = recipe_yaml(RECIPES[args.yaml])
+    if args.out is None:
+        print(text, end="")
+    else:
+        write_text_atomic(args.out, text)
+        print(f"wrote {args.out}; edit it and pass it back with --recipe-file {args.out}")
+    return 0

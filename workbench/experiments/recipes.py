@@ -1,0 +1,272 @@
+"""One recipe per scale: everything an experiment at that scale uses, in one frozen dataclass.
+
+A :class:`Recipe` holds the pretraining run (:class:`PretrainSpec`, which holds its
+:class:`~workbench.training.TrainConfig`), the fine-tuning settings (:class:`FinetuneSettings`, with
+their own ``TrainConfig``), labelled examples per task, the size ladder and the zero-shot evaluation
+settings. The notebooks, the experiment objects and the command line (``python -m workbench
+pretrain --recipe cpu --train.steps 1200``) all start from :data:`RECIPES` and apply overrides with
+:func:`workbench.core.options.apply_overrides`; every field is validated once, by its dataclass.
+``python -m workbench recipes`` prints them side by side; ``--yaml`` writes one as an editable file
+that ``--recipe-file`` (or :func:`load_recipe` with a path) reads back.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from pathlib import Path
+
+import pandas as pd
+import torch
+import yaml
+
+from ..core.checks import (NON_EMPTY_STRING, NON_NEGATIVE_INT, POSITIVE_INT, Check, check_fields, in_range,
+                           one_of, optional, sequence_of)
+from ..core.options import apply_overrides, from_dict, option, to_dict, to_flat_dict
+from ..data.prepare import corpus_tokenizer
+from ..data.tasks import TASKS
+from ..data.tokenizer import Tokenizer
+from ..models.config import PRESETS, GPTConfig
+from ..models.gpt import GPT
+from ..models.lstm import LSTMConfig, LSTMLanguageModel, matching_lstm_config
+from ..training.checkpoint import log_spaced_steps
+from ..training.config import TrainConfig
+
+MODELS = ("gpt", "lstm")
+SPLITS = ("dev", "test")  # what zero-shot evaluation reads; train is what the supervised model saw
+
+
+@dataclass(frozen=True)
+class PretrainSpec:
+    """Everything that determines a pretraining run, and so its cache key."""
+
+    preset: str = option("model preset (workbench.models.PRESETS)", check=one_of(PRESETS))
+    model: str = option("gpt, or lstm: the LSTM baseline sized like the preset", check=one_of(MODELS))
+    dropout: float = option("dropout of the model (GPT-1 and GPT-2: 0.1)", check=in_range(0, 1))
+    data_seed: int = option("seed of the split of the corpus into train / val / held-out documents",
+                            check=NON_NEGATIVE_INT)
+    n_checkpoints: int = option("checkpoints kept at log-spaced steps (the zero-shot curves read them)",
+                                check=POSITIVE_INT)
+    train: TrainConfig = option("the optimisation; train.seed also seeds the model's initial weights")
+
+    def __post_init__(self) -> None:
+        check_fields(self)
+        if self.train.checkpoint_steps:
+            raise ValueError(f"PretrainSpec.train.checkpoint_steps must be empty (got "
+                             f"{list(self.train.checkpoint_steps)}): set n_checkpoints, the kept steps are "
+                             "log-spaced from it")
+
+    @property
+    def gpt_config(self) -> GPTConfig:
+        return GPTConfig.from_preset(self.preset, dropout=self.dropout)
+
+    def model_config(self) -> GPTConfig | LSTMConfig:
+        return self.gpt_config if self.model == "gpt" else matching_lstm_config(self.gpt_config)
+
+    def build_model(self) -> GPT | LSTMLanguageModel:
+        torch.manual_seed(self.train.seed)
+        config = self.model_config()
+        return GPT(config) if self.model == "gpt" else LSTMLanguageModel(config)
+
+    def tokenizer(self) -> Tokenizer:
+        """The corpus BPE the run is trained on."""
+        return corpus_tokenizer(self.gpt_config.vocab_size, seed=self.data_seed)
+
+    def checkpoint_steps(self) -> tuple[int, ...]:
+        return log_spaced_steps(self.train.steps, self.n_checkpoints)
+
+    def train_config(self, progress: bool = True) -> TrainConfig:
+        """``train`` with the kept checkpoint steps filled in."""
+        return self.train.replace(checkpoint_steps=self.checkpoint_steps(), progress=progress)
+
+    def key(self) -> dict:
+        """What identifies the run's results (progress bars do not)."""
+        data = to_dict(self)
+        del data["train"]["progress"]
+        return data
+
+
+@dataclass(frozen=True)
+class FinetuneSettings:
+    """How each fine-tuning run trains and is evaluated (part of its cache key).
+
+    ``epochs`` (when set) sizes the run: ``train.steps`` becomes ``ceil(epochs x labelled / batch)``;
+    None trains for ``train.steps`` whatever the label count, so that every condition gets the same
+    optimisation budget. ``threads`` (torch threads per run, None: torch's default) lets a sweep on
+    a CPU run cores / threads runs at once, each in its own process; it is part of the cache key,
+    since the number of threads can change the last bits.
+    """
+
+    train: TrainConfig = option("the optimisation of each run (its seed is the run's seed)")
+    epochs: float | None = option("passes over the labelled examples; None: train.steps updates",
+                                  check=optional(Check("a positive number", lambda v: isinstance(v, (int, float))
+                                                       and not isinstance(v, bool) and math.isfinite(v) and v > 0)))
+    head_dropout: float = option("dropout before the task head", check=in_range(0, 1))
+    n_ctx: int | None = option("tokens per example; None: the pretrained model's context",
+                               check=optional(POSITIVE_INT))
+    max_eval_examples: int | None = option("examples evaluated per dev / test split; None: all",
+                                           check=optional(POSITIVE_INT))
+    threads: int | None = option("torch threads per run; None: torch's default", check=optional(POSITIVE_INT))
+
+    def __post_init__(self) -> None:
+        check_fields(self)
+
+    def updates(self, n_train: int) -> int:
+        """Optimizer updates for ``n_train`` labelled examples."""
+        if self.epochs is None:
+            return self.train.steps
+        return max(1, math.ceil(self.epochs * n_train / self.train.batch_size))
+
+    def key(self) -> dict:
+        data = to_dict(self)
+        del data["train"]["progress"]
+        return data
+
+
+@dataclass(frozen=True)
+class EvaluationSettings:
+    """How zero-shot heuristics are evaluated."""
+
+    split: str = option("the task split scored", check=one_of(SPLITS))
+    max_examples: int | None = option("examples per split (the first of its fixed order); None: all",
+                                      check=optional(POSITIVE_INT))
+    batch_size: int = option("continuations scored per forward pass", check=POSITIVE_INT)
+
+    def __post_init__(self) -> None:
+        check_fields(self)
+
+
+def _labelled_counts(value) -> bool:
+    return isinstance(value, dict) and all(
+        t in TASKS and (n is None or (isinstance(n, int) and not isinstance(n, bool) and n > 0))
+        for t, n in value.items())
+
+
+@dataclass(frozen=True)
+class Recipe:
+    """Everything an experiment at one scale uses."""
+
+    name: str = option("the recipe's name", check=NON_EMPTY_STRING)
+    pretraining: PretrainSpec = option("the shared pretraining run")
+    finetuning: FinetuneSettings = option("every fine-tuning run (layer transfer, ablation, references)")
+    labelled: dict = option("labelled training examples per task (None: the whole train split)",
+                            check=Check(f"a mapping from tasks {list(TASKS)} to a positive integer or None",
+                                        _labelled_counts))
+    ladder: tuple[str, ...] = option("model sizes trained on the same tokens (GPT-2's scaling claim)",
+                                     check=sequence_of(one_of(PRESETS), non_empty=False))
+    evaluation: EvaluationSettings = option("zero-shot evaluation")
+
+    def __post_init__(self) -> None:
+        check_fields(self)
+
+    def n_labelled(self, task: str) -> int | None:
+        """The task's label count; a task the recipe does not list gets the largest listed count
+        (None when any listed task uses every label)."""
+        if task in self.labelled:
+            return self.labelled[task]
+        counts = list(self.labelled.values())
+        return None if not counts or None in counts else max(counts)
+
+    def with_device(self, device: str = "auto", precision: str = "auto") -> "Recipe":
+        """The recipe with pretraining and fine-tuning on ``device`` in ``precision``."""
+        where = {"train": {"device": device, "precision": precision}}
+        return apply_overrides(self, {"pretraining": where, "finetuning": where})
+
+
+PAPER = Recipe(
+    name="paper",
+    pretraining=PretrainSpec(
+        preset="gpt1", model="gpt", dropout=0.1, data_seed=0, n_checkpoints=8,
+        train=TrainConfig(steps=11_300, batch_size=64, lr=2.5e-4, schedule="gpt1-pretrain", warmup_steps=2000,
+                          weight_decay=0.01, grad_clip=1.0, eval_every=1130, checkpoint_every=0, keep_last=1)),
+    finetuning=FinetuneSettings(
+        train=TrainConfig(steps=100, batch_size=32, lr=6.25e-5, schedule="gpt1-finetune", weight_decay=0.01,
+                          eval_every=0, checkpoint_every=0),
+        epochs=3.0, head_dropout=0.1, n_ctx=None, max_eval_examples=None, threads=None),
+    labelled={"sentiment": None, "next_line": None},
+    ladder=("gpt1-nano", "gpt1-tiny", "gpt1-slim", "gpt1-mini"),
+    evaluation=EvaluationSettings(split="test", max_examples=None, batch_size=32),
+)
+"""GPT-1's published recipe (Radford et al. 2018, section 4.1), the one place it is written:
+
+"We trained for 100 epochs on minibatches of 64 randomly sampled, contiguous sequences of 512 tokens.
+[...] we used the Adam optimization scheme with a max learning rate of 2.5e-4. The learning rate was
+increased linearly from zero over the first 2000 updates and annealed to 0 using a cosine schedule.
+[...] residual, embedding, and attention dropouts with a rate of 0.1 for regularization. We also
+employed a modified version of L2 regularization proposed in [37], with w = 0.01 on all non bias or
+gain weights." Fine-tuning: "we add dropout to the classifier with a rate of 0.1. For most tasks, we
+use a learning rate of 6.25e-5 and a batchsize of 32. Our model finetunes quickly and 3 epochs of
+training was sufficient for most cases. We use a linear learning rate decay schedule with warmup
+over 0.2% of training. lambda was set to 0.5."
+
+100 epochs of this corpus (about 3M tokens in windows of 512, 64 per update) are 11,300 updates;
+gradient clipping at 1 is from the paper's code. lambda lives with the experiments (it is varied by
+the ablation), the warmup fraction in the ``gpt1-finetune`` schedule.
+"""
+
+
+def _recipes() -> dict[str, Recipe]:
+    # CPU: about 2 minutes of pretraining on 2 cores: 600 updates of 16 x 128 tokens (1.2M tokens,
+    # a third of an epoch of the corpus) for the 1.9M-parameter gpt2-slim (4 layers of width 128).
+    # It uses GPT-2's pre-LN block: GPT-1's post-LN block stays on the unigram plateau at this
+    # budget (measured with 4 x 256 at lr 1e-3: validation loss 6.75 after 600 updates, against
+    # 5.23 for pre-LN; 6.66 at lr 3e-4). Fine-tuning: few updates (15-30 per run) need more than
+    # GPT-1's quarter of the pretraining lr; 64 tokens hold a sentence, or two lines and a choice;
+    # one thread per run, two runs at once, is how two cores train these small models best.
+    cpu = Recipe(
+        name="cpu",
+        pretraining=PretrainSpec(
+            preset="gpt2-slim", model="gpt", dropout=0.1, data_seed=0, n_checkpoints=8,
+            train=TrainConfig(steps=600, batch_size=16, lr=2e-3, schedule="gpt1-pretrain", eval_every=60,
+                              checkpoint_every=0, keep_last=1)),
+        finetuning=FinetuneSettings(
+            train=TrainConfig(steps=100, batch_size=32, lr=1e-3, schedule="gpt1-finetune", eval_every=0,
+                              checkpoint_every=0),
+            epochs=3.0, head_dropout=0.1, n_ctx=64, max_eval_examples=200, threads=1),
+        labelled={"sentiment": 300, "next_line": 150},
+        ladder=("gpt2-nano", "gpt2-tiny", "gpt2-slim", "gpt2-mini"),
+        evaluation=EvaluationSettings(split="test", max_examples=200, batch_size=32),
+    )
+    # GPU: GPT-1's architecture and recipe on this corpus for 1000 updates (about 9 epochs).
+    gpu = apply_overrides(PAPER, {
+        "name": "gpu",
+        "pretraining": {"train": {"steps": 1000, "warmup_steps": 200, "eval_every": 100}},
+        "labelled": {"sentiment": 500, "next_line": 500},
+    })
+    return {"cpu": cpu, "gpu": gpu, "paper": PAPER}
+
+
+RECIPES: dict[str, Recipe] = _recipes()
+
+
+def load_recipe(recipe: str | Path | Recipe = "cpu") -> Recipe:
+    """A recipe by name (:data:`RECIPES`), from a YAML file written by :func:`recipe_yaml`, or as given."""
+    if isinstance(recipe, Recipe):
+        return recipe
+    if isinstance(recipe, str) and recipe in RECIPES:
+        return RECIPES[recipe]
+    path = Path(recipe)
+    if not (path.suffix in (".yaml", ".yml") and path.is_file()):
+        raise ValueError(f"unknown recipe {recipe!r}: expected one of {list(RECIPES)} or the path of an "
+                         "existing .yaml file (python -m workbench recipes --yaml NAME writes one)")
+    try:
+        data = yaml.safe_load(path.read_text())
+    except yaml.YAMLError as error:
+        raise ValueError(f"{path} is not valid YAML: {error}") from None
+    try:
+        return from_dict(Recipe, data)
+    except (TypeError, ValueError) as error:
+        raise ValueError(f"{path}: {error}") from None
+
+
+def recipe_yaml(recipe: Recipe) -> str:
+    """The recipe as YAML, every option written out, for a user to edit and pass back."""
+    return yaml.safe_dump(to_dict(recipe), sort_keys=False)
+
+
+def recipes_table(recipes: dict[str, Recipe] | None = None) -> pd.DataFrame:
+    """Every option of every recipe side by side (dotted option names as the index)."""
+    recipes = recipes or RECIPES
+    text = {name: {k: v if isinstance(v, str) else str(v) for k, v in to_flat_dict(r).items()}
+            for name, r in recipes.items()}
+    return pd.DataFrame(text).rename_axis("option")

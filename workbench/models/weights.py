@@ -1,0 +1,63 @@
+"""Loading a state dict into a model, checked: the one loader of checkpoints and Hugging Face weights.
+
+``load_state_dict`` reports a mismatch as a wall of text, or not at all with ``strict=False``; this
+names every missing, unexpected or misshapen tensor, and where the weights came from.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+
+import torch
+from torch import nn
+
+_SHOWN = 8  # names listed per kind of problem; a whole wrong model would list hundreds
+
+
+def tied_parameters(model: nn.Module) -> dict[str, str]:
+    """Each parameter name that shares its tensor with an earlier one, mapped to that one's name
+    (for GPT: ``{"lm_head.weight": "wte.weight"}``)."""
+    first: dict[int, str] = {}
+    tied = {}
+    for name, parameter in model.named_parameters(remove_duplicate=False):
+        tied_to = first.setdefault(id(parameter), name)
+        if tied_to != name:
+            tied[name] = tied_to
+    return tied
+
+
+def _names(names: list[str]) -> str:
+    more = f" and {len(names) - _SHOWN} more" if len(names) > _SHOWN else ""
+    return f"{names[:_SHOWN]}{more}"
+
+
+def load_state_checked(model: nn.Module, state: Mapping[str, torch.Tensor], source: str) -> None:
+    """Load ``state`` into ``model``, refusing missing, unexpected and misshapen tensors by name.
+
+    A tied tensor (the LM head is the token embedding) may be given under any of its names; given
+    under several, the copies must be equal. ``source`` says where the weights came from.
+    """
+    expected = model.state_dict()
+    state = dict(state)
+    where = f"weights in {source} do not fit this {type(model).__name__}"
+    tied = tied_parameters(model)
+    for name, tied_to in tied.items():
+        if name in state and tied_to in state and not torch.equal(state[name], state[tied_to]):
+            raise ValueError(f"{where}: {name} differs from {tied_to}, and this model holds one tensor "
+                             "for both (they are tied)")
+        if tied_to in state:
+            state.setdefault(name, state[tied_to])
+        elif name in state:
+            state[tied_to] = state[name]
+    missing = sorted(name for name in set(expected) - set(state) if name not in tied)  # named once
+    unexpected = sorted(set(state) - set(expected))
+    if missing or unexpected:
+        problems = [f"missing {_names(missing)}"] if missing else []
+        problems += [f"unexpected {_names(unexpected)}"] if unexpected else []
+        raise ValueError(f"{where}: {', '.join(problems)}")
+    misshapen = [f"{name} has shape {tuple(tensor.shape)}, this model expects {tuple(expected[name].shape)}"
+                 for name, tensor in state.items() if tensor.shape != expected[name].shape]
+    if misshapen:
+        more = f"; and {len(misshapen) - _SHOWN} more" if len(misshapen) > _SHOWN else ""
+        raise ValueError(f"{where}: {'; '.join(misshapen[:_SHOWN])}{more}")
+    model.load_state_dict(state)

@@ -8,7 +8,14 @@ STAMP := $(VENV)/.installed
 # The CPU build of PyTorch: a plain `torch>=2.4` resolves to a multi-GB CUDA build on a fresh machine.
 TORCH ?= torch==2.13.0
 
-.PHONY: reproduce test bench install clean-venv
+# nbval compares every cell's output with the stored one, after the sanitizer folds timings, paths,
+# ids and progress bars; cells whose output may change between runs carry `# NBVAL_IGNORE_OUTPUT`.
+# Widget outputs are never compared (notebooks/conftest.py).
+NBVAL := --nbval --nbval-current-env --nbval-sanitize-with notebooks/nbval_sanitize.cfg -p no:cacheprovider
+# Markers (pyproject.toml): data = needs the data cache, train = trains for more than a few seconds.
+FAST := -m "not data and not train"
+
+.PHONY: reproduce test test-fast lint bench install clean-venv
 
 install: $(STAMP)
 
@@ -23,9 +30,19 @@ $(STAMP): pyproject.toml
 reproduce: $(STAMP)
 	$(BIN)/python -m workbench reproduce
 
-test: $(STAMP)
+# Formatting and lint first: `ruff format .` and `ruff check --fix .` repair most of what they report.
+lint: $(STAMP)
+	$(BIN)/ruff format --check .
+	$(BIN)/ruff check .
+
+test: lint
 	$(BIN)/python -m pytest tests
-	$(BIN)/python -m pytest --nbval-lax --nbval-current-env -p no:cacheprovider notebooks/
+	$(BIN)/python -m pytest $(NBVAL) notebooks/
+
+# Everything that needs neither the data cache nor a training run: tests/ and notebook 01 (1.5 min on 2 busy cores).
+test-fast: lint
+	$(BIN)/python -m pytest $(FAST) tests
+	$(BIN)/python -m pytest $(FAST) $(NBVAL) notebooks/
 
 # Speed and memory against the peers, one report: bench/results/*.json + .md and the README table.
 bench: $(STAMP)

@@ -31,9 +31,11 @@ from workbench.data.prepare import corpus_tokenizer
 from workbench.data.sources import SOURCES, fetch
 from workbench.data.tokenizer import gpt2_tokenizer
 
-PREPARE = ("import json; from workbench.data.prepare import prepare; "
-           "r = prepare(progress=False); "
-           "print(json.dumps(dict(timings=r['timings'], tokens={s: m['tokens'] for s, m in r['manifests'].items()})))")
+PREPARE = (
+    "import json; from workbench.data.prepare import prepare; "
+    "r = prepare(progress=False); "
+    "print(json.dumps(dict(timings=r['timings'], tokens={s: m['tokens'] for s, m in r['manifests'].items()})))"
+)
 
 
 def time_prepare(data_dir: Path) -> dict:
@@ -61,8 +63,10 @@ def main() -> None:
         for path in archives.values():
             os.link(path, data_dir / "archives" / path.name)
         cold, warm = time_prepare(data_dir), time_prepare(data_dir)
-    print(f"\nprepare from a warm download cache: {cold['seconds']:.1f} s (target < 60 s); "
-          f"again with everything cached: {warm['seconds']:.1f} s")
+    print(
+        f"\nprepare from a warm download cache: {cold['seconds']:.1f} s (target < 60 s); "
+        f"again with everything cached: {warm['seconds']:.1f} s"
+    )
     print("steps (s): " + ", ".join(f"{k} {v:.1f}" for k, v in cold["timings"].items()))
     print(f"packed tokens: {cold['tokens']}")
 
@@ -73,14 +77,22 @@ def main() -> None:
         tokens = sum(map(len, tokenizer.encode_batch(texts)))
         results = compare(
             f"encode train split ({label})",
-            {"encode_batch (Rust, parallel)": lambda t=tokenizer: (t.encode_batch(texts), tokens)[1],
-             "encode per document": lambda t=tokenizer: ([t.encode(x) for x in texts], tokens)[1]},
-            unit="tokens/s", baseline="encode per document", rounds=args.rounds)
+            {
+                "encode_batch (Rust, parallel)": lambda t=tokenizer, n=tokens: (t.encode_batch(texts), n)[1],
+                "encode per document": lambda t=tokenizer, n=tokens: ([t.encode(x) for x in texts], n)[1],
+            },
+            unit="tokens/s",
+            baseline="encode per document",
+            rounds=args.rounds,
+        )
         table_rows.append(results.assign(tokens=tokens, characters=characters))
     table = pd.concat(table_rows, ignore_index=True)
     print()
-    print(table[["benchmark", "contender", "median", "spread", "ratio", "tokens"]].to_string(
-        index=False, float_format=lambda x: f"{x:,.2f}"))
+    print(
+        table[["benchmark", "contender", "median", "spread", "ratio", "tokens"]].to_string(
+            index=False, float_format=lambda x: f"{x:,.2f}"
+        )
+    )
     if args.csv:
         table.to_csv(args.csv, index=False)
 

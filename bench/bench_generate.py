@@ -31,8 +31,14 @@ def build_pair(directory: str) -> tuple[transformers.GPT2LMHeadModel, GPT]:
     """A random Hugging Face GPT-2 of the preset's shape, and the same weights in this model."""
     preset = GPTConfig.from_preset(PRESET)
     config = transformers.GPT2Config(
-        n_layer=preset.n_layer, n_embd=preset.d_model, n_head=preset.n_head, n_inner=preset.d_ff,
-        vocab_size=preset.vocab_size, n_positions=2 * preset.n_ctx, bos_token_id=0, eos_token_id=0,
+        n_layer=preset.n_layer,
+        n_embd=preset.d_model,
+        n_head=preset.n_head,
+        n_inner=preset.d_ff,
+        vocab_size=preset.vocab_size,
+        n_positions=2 * preset.n_ctx,
+        bos_token_id=0,
+        eos_token_id=0,
     )
     torch.manual_seed(0)
     hf = transformers.GPT2LMHeadModel(config).eval()
@@ -54,8 +60,13 @@ def main() -> None:
     generators = {
         "workbench (KV cache)": lambda: ours.generate(prompt, NEW_TOKENS, temperature=0),
         "hugging face (KV cache)": lambda: hf.generate(
-            prompt, attention_mask=mask, max_new_tokens=NEW_TOKENS, min_new_tokens=NEW_TOKENS,
-            do_sample=False, pad_token_id=0),
+            prompt,
+            attention_mask=mask,
+            max_new_tokens=NEW_TOKENS,
+            min_new_tokens=NEW_TOKENS,
+            do_sample=False,
+            pad_token_id=0,
+        ),
         "workbench (no cache)": lambda: ours.generate(prompt, NEW_TOKENS, temperature=0, use_cache=False),
     }
     reference = generators["hugging face (KV cache)"]()
@@ -66,20 +77,32 @@ def main() -> None:
     def tokens(generate):
         return lambda: generate().size(1) - PROMPT_TOKENS
 
-    table = compare("generation", {name: tokens(g) for name, g in generators.items()}, unit="tokens/s",
-                    baseline="hugging face (KV cache)", rounds=args.rounds)
+    table = compare(
+        "generation",
+        {name: tokens(g) for name, g in generators.items()},
+        unit="tokens/s",
+        baseline="hugging face (KV cache)",
+        rounds=args.rounds,
+    )
     info = machine()
-    print(f"{info['cpu']}, {info['threads']} threads, torch {info['torch']}, transformers "
-          f"{transformers.__version__}; {PRESET} (context 256), {PROMPT_TOKENS}-token prompt, "
-          f"{NEW_TOKENS} new tokens, batch 1, greedy, {args.rounds} rounds")
-    print(table[["contender", "median", "spread", "ratio"]].to_string(
-        index=False, formatters={"median": "{:,.0f}".format, "spread": "{:,.0f}".format,
-                                 "ratio": "{:.2f}x".format}))
+    print(
+        f"{info['cpu']}, {info['threads']} threads, torch {info['torch']}, transformers "
+        f"{transformers.__version__}; {PRESET} (context 256), {PROMPT_TOKENS}-token prompt, "
+        f"{NEW_TOKENS} new tokens, batch 1, greedy, {args.rounds} rounds"
+    )
+    print(
+        table[["contender", "median", "spread", "ratio"]].to_string(
+            index=False, formatters={"median": "{:,.0f}".format, "spread": "{:,.0f}".format, "ratio": "{:.2f}x".format}
+        )
+    )
     speed = table.set_index("contender")["median"]
-    print(f"KV cache vs Hugging Face: {speed['workbench (KV cache)'] / speed['hugging face (KV cache)']:.2f}x "
-          f"(target >= 1.1x)")
-    print(f"KV cache vs no cache:     {speed['workbench (KV cache)'] / speed['workbench (no cache)']:.2f}x "
-          f"(target >= 2x)")
+    print(
+        f"KV cache vs Hugging Face: {speed['workbench (KV cache)'] / speed['hugging face (KV cache)']:.2f}x "
+        f"(target >= 1.1x)"
+    )
+    print(
+        f"KV cache vs no cache:     {speed['workbench (KV cache)'] / speed['workbench (no cache)']:.2f}x (target >= 2x)"
+    )
     if args.csv:
         table.to_csv(args.csv, index=False)
 

@@ -36,20 +36,27 @@ from workbench import GPTConfig
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--batch", type=int, default=64, help="sequences per update")
-    parser.add_argument("--micro-batch", type=int, default=32,
-                        help="sequences per forward pass (gradient accumulation over batch / micro-batch)")
+    parser.add_argument(
+        "--micro-batch",
+        type=int,
+        default=32,
+        help="sequences per forward pass (gradient accumulation over batch / micro-batch)",
+    )
     parser.add_argument("--steps", type=int, default=10, help="training updates per round")
     parser.add_argument("--rounds", type=int, default=3, help="timed rounds per contender (median reported)")
-    parser.add_argument("--compile", action=argparse.BooleanOptionalAction, default=None,
-                        help="also time the Trainer with torch.compile (default: on CUDA)")
+    parser.add_argument(
+        "--compile",
+        action=argparse.BooleanOptionalAction,
+        default=None,
+        help="also time the Trainer with torch.compile (default: on CUDA)",
+    )
     parser.add_argument("--tiny", action="store_true", help="the same path on the CPU at test size")
     parser.add_argument("--csv", default=None, help="also write the table to this CSV")
     parser.add_argument("--memory-of", default=None, help=argparse.SUPPRESS)  # see harness.peak_memories
     args = parser.parse_args()
 
     if not (args.tiny or torch.cuda.is_available()):
-        print("The GPU profile needs a CUDA device and this machine has none (--tiny runs it on the CPU "
-              "at test size).")
+        print("The GPU profile needs a CUDA device and this machine has none (--tiny runs it on the CPU at test size).")
         if args.csv:
             pd.DataFrame(columns=RESULT_COLUMNS + EXTRA_COLUMNS).to_csv(args.csv, index=False)
         return
@@ -65,8 +72,16 @@ def main() -> None:
 
     def trainer(compiled: bool, config: GPTConfig = model_config):
         return lambda: TrainerContender(
-            tokens, config, args.steps, batch_size=args.batch, micro_batch_size=args.micro_batch,
-            precision="bf16", device=device.type, compile=compiled, deterministic=False)
+            tokens,
+            config,
+            args.steps,
+            batch_size=args.batch,
+            micro_batch_size=args.micro_batch,
+            precision="bf16",
+            device=device.type,
+            compile=compiled,
+            deterministic=False,
+        )
 
     specs = {"trainer eager": (trainer(False), torch.bfloat16)}
     if compile_model:
@@ -77,21 +92,33 @@ def main() -> None:
             # Not the released architecture, so a contender, not the default; its MFU counts the
             # unpadded model's FLOPs (0.1% fewer than it does).
             specs[f"trainer compiled, vocabulary padded to {padded:,}"] = (
-                trainer(True, model_config.replace(vocab_size=padded)), torch.bfloat16)
+                trainer(True, model_config.replace(vocab_size=padded)),
+                torch.bfloat16,
+            )
     if args.memory_of:
         print(peak_memory_mb(lambda: specs[args.memory_of][0]()(), device))
         return
 
-    table = measure_training(f"GPU profile: {preset}, context {model_config.n_ctx}", specs,
-                             baseline="trainer eager", rounds=args.rounds, device=device,
-                             count_on="trainer eager")
+    table = measure_training(
+        f"GPU profile: {preset}, context {model_config.n_ctx}",
+        specs,
+        baseline="trainer eager",
+        rounds=args.rounds,
+        device=device,
+        count_on="trainer eager",
+    )
     info = machine()
     micro = args.micro_batch or args.batch
-    print(f"{info.get('gpu', info['cpu'])}, torch {info['torch']}; {preset}, batch {args.batch} x "
-          f"{model_config.n_ctx} (micro-batch {micro}, accumulation {args.batch // micro}), bf16, "
-          f"{args.steps} updates x {args.rounds} rounds")
-    print(table[["contender", "median", "spread", "ratio", "mfu", "peak_memory_mb"]].to_string(
-        index=False, formatters=FORMATTERS))
+    print(
+        f"{info.get('gpu', info['cpu'])}, torch {info['torch']}; {preset}, batch {args.batch} x "
+        f"{model_config.n_ctx} (micro-batch {micro}, accumulation {args.batch // micro}), bf16, "
+        f"{args.steps} updates x {args.rounds} rounds"
+    )
+    print(
+        table[["contender", "median", "spread", "ratio", "mfu", "peak_memory_mb"]].to_string(
+            index=False, formatters=FORMATTERS
+        )
+    )
     print(f"best MFU {table['mfu'].max():.1%} (goal >= 45% on an H100/H200-class GPU)")
     if args.csv:
         table.to_csv(args.csv, index=False)

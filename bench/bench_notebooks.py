@@ -26,9 +26,9 @@ from pathlib import Path
 import pandas as pd
 from harness import RESULT_COLUMNS, machine
 
-from workbench.experiments import cache_root
-from workbench.core.paths import REPO_ROOT
 from workbench.cli.reproduce import run_notebooks, select_notebooks
+from workbench.core.paths import REPO_ROOT
+from workbench.experiments import cache_root
 
 BUDGETS_S = {("02", "03"): 600, ("04",): 300}
 
@@ -57,10 +57,12 @@ def one_round(notebooks: list[Path], scratch: Path, reuse_pretraining: bool) -> 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--notebooks", nargs="+", default=["02", "03"],
-                        help="notebook name prefixes, or 'all' (default: 02 03)")
-    parser.add_argument("--reuse-pretraining", action="store_true",
-                        help="link your cached pretraining runs into the fresh cache")
+    parser.add_argument(
+        "--notebooks", nargs="+", default=["02", "03"], help="notebook name prefixes, or 'all' (default: 02 03)"
+    )
+    parser.add_argument(
+        "--reuse-pretraining", action="store_true", help="link your cached pretraining runs into the fresh cache"
+    )
     parser.add_argument("--rounds", type=int, default=1, help="cold + warm rounds")
     parser.add_argument("--csv", default=None, help="also write the table to this CSV")
     args = parser.parse_args()
@@ -68,8 +70,10 @@ def main() -> None:
     notebooks = select_notebooks(REPO_ROOT / "notebooks", only)
     names = " + ".join(p.name.split("_")[0] for p in notebooks)
     info = machine()
-    print(f"{info['cpu']}, {info['cores']} cores, torch {info['torch']}; notebooks {names}"
-          f"{' (pretraining reused)' if args.reuse_pretraining else ''}; load before: {os.getloadavg()}")
+    print(
+        f"{info['cpu']}, {info['cores']} cores, torch {info['torch']}; notebooks {names}"
+        f"{' (pretraining reused)' if args.reuse_pretraining else ''}; load before: {os.getloadavg()}"
+    )
     samples: dict[str, list[float]] = {}
     for _ in range(args.rounds):
         with tempfile.TemporaryDirectory(prefix="bench-notebooks-") as scratch:
@@ -79,10 +83,19 @@ def main() -> None:
     reference = statistics.median(samples["total cold"])
     benchmark = f"notebooks {names} wall time" + (" (pretraining cached)" if args.reuse_pretraining else "")
     results = pd.DataFrame(
-        [dict(benchmark=benchmark, contender=name, unit="s", median=statistics.median(values),
-              spread=max(values) - min(values), rounds=args.rounds,
-              ratio=statistics.median(values) / reference, baseline="total cold")
-         for name, values in samples.items()],
+        [
+            dict(
+                benchmark=benchmark,
+                contender=name,
+                unit="s",
+                median=statistics.median(values),
+                spread=max(values) - min(values),
+                rounds=args.rounds,
+                ratio=statistics.median(values) / reference,
+                baseline="total cold",
+            )
+            for name, values in samples.items()
+        ],
         columns=RESULT_COLUMNS,
     )
     print(results[["contender", "median", "spread", "rounds"]].to_string(index=False))

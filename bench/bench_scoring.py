@@ -47,8 +47,8 @@ from torch import nn
 from workbench import GPT, GPTConfig
 from workbench.data.prepare import corpus_tokenizer
 from workbench.data.tasks import load_task
-from workbench.evaluation.scoring import encode_requests, score_token_requests
 from workbench.evaluation.heuristics import multiple_choice_requests
+from workbench.evaluation.scoring import encode_requests, score_token_requests
 
 
 class FullSequencesOnly(nn.Module):
@@ -68,9 +68,9 @@ def one_pair_per_forward(model: GPT, requests) -> np.ndarray:
     n_ctx = model.config.n_ctx
     sums = []
     for context, continuation in requests:
-        context = context[-(n_ctx - len(continuation)):]
+        context = context[-(n_ctx - len(continuation)) :]
         ids = torch.tensor([context + continuation[:-1]])
-        logprobs = model(ids).logits[0, len(context) - 1:].log_softmax(-1)
+        logprobs = model(ids).logits[0, len(context) - 1 :].log_softmax(-1)
         sums.append(float(logprobs.gather(-1, torch.tensor(continuation)[:, None]).sum()))
     return np.array(sums)
 
@@ -90,10 +90,13 @@ def check_equal(model: GPT, requests, batch_size: int) -> None:
         values = score_token_requests(scorer, requests, batch_size)["logprob"].to_numpy()
         per_token = np.abs(values / n_tokens - loop / n_tokens).max()
         relative = (np.abs(values - loop) / np.maximum(1.0, np.abs(loop))).max()
-        chosen_equal = (values.reshape(-1, 4).argmax(1) == loop.reshape(-1, 4).argmax(1)).all() \
-            if len(values) % 4 == 0 else True
-        print(f"{name} vs one pair per forward: max |per-token difference| {per_token:.2e}, "
-              f"max relative difference of sums {relative:.2e}, same answers: {chosen_equal}")
+        chosen_equal = (
+            (values.reshape(-1, 4).argmax(1) == loop.reshape(-1, 4).argmax(1)).all() if len(values) % 4 == 0 else True
+        )
+        print(
+            f"{name} vs one pair per forward: max |per-token difference| {per_token:.2e}, "
+            f"max relative difference of sums {relative:.2e}, same answers: {chosen_equal}"
+        )
         if per_token > 1e-5 or relative > 1e-5 or not chosen_equal:
             raise SystemExit(f"{name}: scores differ from the per-pair loop beyond 1e-5")
 
@@ -101,8 +104,13 @@ def check_equal(model: GPT, requests, batch_size: int) -> None:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--examples", type=int, default=100, help="next_line test examples (4 choices each)")
-    parser.add_argument("--context-lines", type=int, nargs="+", default=[2, 6],
-                        help="workloads: lines of context before the 4 choices (2: the task's default)")
+    parser.add_argument(
+        "--context-lines",
+        type=int,
+        nargs="+",
+        default=[2, 6],
+        help="workloads: lines of context before the 4 choices (2: the task's default)",
+    )
     parser.add_argument("--batch-size", type=int, default=32, help="continuations per forward pass (batched)")
     parser.add_argument("--rounds", type=int, default=5, help="timed rounds per contender (median reported)")
     parser.add_argument("--csv", default=None, help="also write the table to this CSV")
@@ -117,23 +125,34 @@ def main() -> None:
     for context_lines in args.context_lines:
         requests = workload(model, tokenizer, args.examples, context_lines)
         context, choice = np.mean([len(c) for c, _ in requests]), np.mean([len(k) for _, k in requests])
-        print(f"\n{context_lines} context lines: {len(requests)} (context, choice) pairs, {context:.1f} context "
-              f"and {choice:.1f} choice tokens on average")
+        print(
+            f"\n{context_lines} context lines: {len(requests)} (context, choice) pairs, {context:.1f} context "
+            f"and {choice:.1f} choice tokens on average"
+        )
         check_equal(model, requests, args.batch_size)
         results = compare(
             f"multiple choice, next_line, {context_lines} context lines ({context:.0f} + {choice:.0f} tokens)",
             {
-                "batched": lambda: (score_token_requests(model, requests, args.batch_size), len(requests))[1],
-                "full sequences, batched": lambda: (score_token_requests(FullSequencesOnly(model), requests,
-                                                                         args.batch_size), len(requests))[1],
-                "one pair per forward": lambda: (one_pair_per_forward(model, requests), len(requests))[1],
-                "scorer called per pair": lambda: ([score_token_requests(model, [r], 1) for r in requests],
-                                                   len(requests))[1],
+                "batched": lambda r=requests: (score_token_requests(model, r, args.batch_size), len(r))[1],
+                "full sequences, batched": lambda r=requests: (
+                    score_token_requests(FullSequencesOnly(model), r, args.batch_size),
+                    len(r),
+                )[1],
+                "one pair per forward": lambda r=requests: (one_pair_per_forward(model, r), len(r))[1],
+                "scorer called per pair": lambda r=requests: (
+                    [score_token_requests(model, [pair], 1) for pair in r],
+                    len(r),
+                )[1],
             },
-            unit="pairs/s", baseline="one pair per forward", rounds=args.rounds,
+            unit="pairs/s",
+            baseline="one pair per forward",
+            rounds=args.rounds,
         ).assign(precision="fp32")
-        print(results[["contender", "median", "spread", "ratio"]].to_string(
-            index=False, float_format=lambda x: f"{x:,.2f}"))
+        print(
+            results[["contender", "median", "spread", "ratio"]].to_string(
+                index=False, float_format=lambda x: f"{x:,.2f}"
+            )
+        )
         ratio = results.set_index("contender")["ratio"]["batched"]
         print(f"batched / one pair per forward: {ratio:.2f}x (target >= 3x)")
         tables.append(results)

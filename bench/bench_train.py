@@ -25,8 +25,8 @@ from __future__ import annotations
 import argparse
 import math
 import sysconfig
+from collections.abc import Callable
 from pathlib import Path
-from typing import Callable
 
 import numpy as np
 import pandas as pd
@@ -45,8 +45,13 @@ CPU = torch.device("cpu")
 MEMORY_STEPS = 2  # the first update allocates the optimizer state, the second runs with it
 
 # How the training benchmarks print their tables.
-FORMATTERS = {"median": "{:,.0f}".format, "spread": "{:,.0f}".format, "ratio": "{:.2f}x".format,
-              "mfu": "{:.1%}".format, "peak_memory_mb": "{:,.0f} MiB".format}
+FORMATTERS = {
+    "median": "{:,.0f}".format,
+    "spread": "{:,.0f}".format,
+    "ratio": "{:.2f}x".format,
+    "mfu": "{:.1%}".format,
+    "peak_memory_mb": "{:,.0f} MiB".format,
+}
 
 # Each contender's builder (a contender is built only when needed: --memory-of builds one) and
 # its autocast dtype.
@@ -64,8 +69,9 @@ class TrainerContender:
 
     def __init__(self, tokens: np.ndarray, model_config: GPTConfig, steps: int, **options) -> None:
         torch.manual_seed(0)
-        config = TrainConfig(steps=10_000, log_every=10_000, eval_every=0, checkpoint_every=0,
-                             progress=False, **options)
+        config = TrainConfig(
+            steps=10_000, log_every=10_000, eval_every=0, checkpoint_every=0, progress=False, **options
+        )
         self.trainer = Trainer(GPT(model_config), lambda plan: TokenSampler.from_plan(tokens, plan), config)
         self.steps = steps
 
@@ -82,8 +88,14 @@ class TrainerContender:
 def huggingface_contender(tokens: np.ndarray, preset: GPTConfig, batch: int, steps: int, dtype: torch.dtype):
     """``GPT2LMHeadModel`` of the same shape, trained by the textbook loop with torch's AdamW."""
     config = transformers.GPT2Config(
-        n_layer=preset.n_layer, n_embd=preset.d_model, n_head=preset.n_head, n_inner=preset.d_ff,
-        vocab_size=preset.vocab_size, n_positions=preset.n_ctx, bos_token_id=0, eos_token_id=0,
+        n_layer=preset.n_layer,
+        n_embd=preset.d_model,
+        n_head=preset.n_head,
+        n_inner=preset.d_ff,
+        vocab_size=preset.vocab_size,
+        n_positions=preset.n_ctx,
+        bos_token_id=0,
+        eos_token_id=0,
     )
     torch.manual_seed(0)
     model = transformers.GPT2LMHeadModel(config).train()
@@ -113,8 +125,9 @@ def attention_flops(query: torch.Size, key: torch.Size, *_, **__) -> int:
 # forward's two products, and the backward's four (as for SDPA's math path).
 CPU_ATTENTION_FLOPS = {
     torch.ops.aten._scaled_dot_product_flash_attention_for_cpu: attention_flops,
-    torch.ops.aten._scaled_dot_product_flash_attention_for_cpu_backward:
-        lambda grad_out, query, key, *_, **__: 2 * attention_flops(query, key),
+    torch.ops.aten._scaled_dot_product_flash_attention_for_cpu_backward: lambda grad_out, query, key, *_, **__: (
+        2 * attention_flops(query, key)
+    ),
 }
 
 
@@ -131,16 +144,21 @@ def checked_flops_per_token(contender: TrainerContender) -> float:
         trainer.train(until=trainer.step + 1)
     counted = counter.get_total_flops() / (trainer.tokens - before)
     ratio = counted / trainer.flops_per_token
-    print(f"FLOPs per token: counted by torch over one update {counted:,.0f}, the Trainer's "
-          f"6N + 12 L T d {trainer.flops_per_token:,.0f}, ratio {ratio:.3f}")
+    print(
+        f"FLOPs per token: counted by torch over one update {counted:,.0f}, the Trainer's "
+        f"6N + 12 L T d {trainer.flops_per_token:,.0f}, ratio {ratio:.3f}"
+    )
     if abs(ratio - 1) > 0.05:
-        raise SystemExit(f"FLOPs per token differ by more than 5%: counted {counted:,.0f}, "
-                         f"the Trainer's {trainer.flops_per_token:,.0f}")
+        raise SystemExit(
+            f"FLOPs per token differ by more than 5%: counted {counted:,.0f}, "
+            f"the Trainer's {trainer.flops_per_token:,.0f}"
+        )
     return counted
 
 
-def measure_training(benchmark: str, specs: Specs, baseline: str, rounds: int, device: torch.device,
-                     count_on: str) -> pd.DataFrame:
+def measure_training(
+    benchmark: str, specs: Specs, baseline: str, rounds: int, device: torch.device, count_on: str
+) -> pd.DataFrame:
     """Every contender's tokens/s, precision, MFU and peak memory.
 
     Peak memory first, in fresh processes, while this one holds no model; then the FLOPs count on
@@ -153,14 +171,14 @@ def measure_training(benchmark: str, specs: Specs, baseline: str, rounds: int, d
     dtypes = {name: dtype for name, (_, dtype) in specs.items()}
     peaks = {name: peak_flops(device, dtype) for name, dtype in dtypes.items()}
     table["precision"] = [precision_name(dtypes[name]) for name in table["contender"]]
-    table["mfu"] = [row.median * flops / peaks[row.contender] if peaks[row.contender] else math.nan
-                    for row in table.itertuples()]
+    table["mfu"] = [
+        row.median * flops / peaks[row.contender] if peaks[row.contender] else math.nan for row in table.itertuples()
+    ]
     table["peak_memory_mb"] = [memory[name] for name in table["contender"]]
     mfu = table.set_index("contender")["mfu"]
     for name, run in runs.items():
         if isinstance(run, TrainerContender):
-            print(f"{name}: MFU logged by the Trainer {run.logged_mfu(rounds):.1%}, "
-                  f"the benchmark's {mfu[name]:.1%}")
+            print(f"{name}: MFU logged by the Trainer {run.logged_mfu(rounds):.1%}, the benchmark's {mfu[name]:.1%}")
     return table
 
 
@@ -179,8 +197,9 @@ def main() -> None:
     auto = resolve_precision("auto", CPU)
 
     def workbench(precision: str):
-        return lambda: TrainerContender(tokens, preset, args.steps, batch_size=args.batch,
-                                        precision=precision, device="cpu")
+        return lambda: TrainerContender(
+            tokens, preset, args.steps, batch_size=args.batch, precision=precision, device="cpu"
+        )
 
     def huggingface(dtype: torch.dtype):
         return lambda: huggingface_contender(tokens, preset, args.batch, args.steps, dtype)
@@ -195,14 +214,20 @@ def main() -> None:
         print(peak_memory_mb(lambda: specs[args.memory_of][0]()(), CPU))
         return
 
-    table = measure_training("training", specs, baseline="hugging face fp32", rounds=args.rounds,
-                             device=CPU, count_on="workbench fp32")
+    table = measure_training(
+        "training", specs, baseline="hugging face fp32", rounds=args.rounds, device=CPU, count_on="workbench fp32"
+    )
     info = machine()
-    print(f"{info['cpu']}, {info['threads']} threads, torch {info['torch']}, transformers "
-          f"{transformers.__version__}; {args.preset}, batch {args.batch} x {preset.n_ctx}, "
-          f"{args.steps} updates x {args.rounds} rounds; precision auto = {precision_name(auto)}")
-    print(table[["contender", "precision", "median", "spread", "ratio", "mfu", "peak_memory_mb"]].to_string(
-        index=False, formatters=FORMATTERS))
+    print(
+        f"{info['cpu']}, {info['threads']} threads, torch {info['torch']}, transformers "
+        f"{transformers.__version__}; {args.preset}, batch {args.batch} x {preset.n_ctx}, "
+        f"{args.steps} updates x {args.rounds} rounds; precision auto = {precision_name(auto)}"
+    )
+    print(
+        table[["contender", "precision", "median", "spread", "ratio", "mfu", "peak_memory_mb"]].to_string(
+            index=False, formatters=FORMATTERS
+        )
+    )
     ratio = table.set_index("contender")["ratio"]
     print(f"workbench auto vs hugging face fp32: {ratio['workbench auto']:.2f}x (target >= 1.3x)")
     print(f"workbench fp32 vs hugging face fp32: {ratio['workbench fp32']:.2f}x (target >= 1.0x)")

@@ -23,8 +23,8 @@ import statistics
 import subprocess
 import sys
 import time
+from collections.abc import Callable
 from pathlib import Path
-from typing import Callable
 
 import pandas as pd
 import torch
@@ -36,8 +36,14 @@ RESULT_COLUMNS = ["benchmark", "contender", "unit", "median", "spread", "rounds"
 EXTRA_COLUMNS = ["precision", "mfu", "peak_memory_mb"]
 
 
-def compare(benchmark: str, contenders: dict[str, Callable[[], float]], unit: str, baseline: str,
-            rounds: int = 5, warmup: int = 1) -> pd.DataFrame:
+def compare(
+    benchmark: str,
+    contenders: dict[str, Callable[[], float]],
+    unit: str,
+    baseline: str,
+    rounds: int = 5,
+    warmup: int = 1,
+) -> pd.DataFrame:
     """Throughput of each contender (work / second): median, spread (max - min), ratio to ``baseline``."""
     if baseline not in contenders:
         raise ValueError(f"baseline {baseline!r} is not one of the contenders {list(contenders)}")
@@ -53,10 +59,19 @@ def compare(benchmark: str, contenders: dict[str, Callable[[], float]], unit: st
                 samples[name].append(amount / elapsed)
     medians = {name: statistics.median(values) for name, values in samples.items()}
     return pd.DataFrame(
-        [dict(benchmark=benchmark, contender=name, unit=unit, median=medians[name],
-              spread=max(values) - min(values), rounds=rounds,
-              ratio=medians[name] / medians[baseline], baseline=baseline)
-         for name, values in samples.items()],
+        [
+            dict(
+                benchmark=benchmark,
+                contender=name,
+                unit=unit,
+                median=medians[name],
+                spread=max(values) - min(values),
+                rounds=rounds,
+                ratio=medians[name] / medians[baseline],
+                baseline=baseline,
+            )
+            for name, values in samples.items()
+        ],
         columns=RESULT_COLUMNS,
     )
 
@@ -112,8 +127,13 @@ def machine() -> dict:
                 break
     device = torch.device("cuda" if torch.cuda.is_available() else "cpu")
     info = dict(
-        host=socket.gethostname(), cpu=cpu, cores=os.cpu_count(), torch=torch.__version__,
-        threads=torch.get_num_threads(), python=platform.python_version(), device=device.type,
+        host=socket.gethostname(),
+        cpu=cpu,
+        cores=os.cpu_count(),
+        torch=torch.__version__,
+        threads=torch.get_num_threads(),
+        python=platform.python_version(),
+        device=device.type,
         precision=precision_name(resolve_precision("auto", device)),
         cpu_capability=torch.backends.cpu.get_cpu_capability(),
     )
@@ -122,7 +142,9 @@ def machine() -> dict:
     return info
 
 
-def write_report(results: pd.DataFrame, directory: str | os.PathLike[str], extra: dict | None = None) -> tuple[Path, Path]:
+def write_report(
+    results: pd.DataFrame, directory: str | os.PathLike[str], extra: dict | None = None
+) -> tuple[Path, Path]:
     """Write ``<machine>-<date>.json`` and the Markdown table beside it; return both paths."""
     from workbench.core.io import write_text_atomic
 
@@ -130,8 +152,7 @@ def write_report(results: pd.DataFrame, directory: str | os.PathLike[str], extra
     directory = Path(directory)
     stem = f"{info['device']}-{info['cores']}core-{dt.date.today().isoformat()}"
     records = results.astype(object).where(results.notna(), None).to_dict(orient="records")  # NaN is no JSON
-    payload = dict(machine=info, date=dt.datetime.now().isoformat(timespec="seconds"),
-                   results=records, **(extra or {}))
+    payload = dict(machine=info, date=dt.datetime.now().isoformat(timespec="seconds"), results=records, **(extra or {}))
     json_path, md_path = directory / f"{stem}.json", directory / f"{stem}.md"
     write_text_atomic(json_path, json.dumps(payload, indent=2, default=str))
     write_text_atomic(md_path, markdown_table(results, info))

@@ -30,7 +30,9 @@ def discover(only: list[str] | None) -> list[Path]:
     if only:
         unknown = sorted(set(only) - {s.stem.removeprefix("bench_") for s in scripts})
         if unknown:
-            raise SystemExit(f"unknown benchmarks {unknown}; available: {[s.stem.removeprefix('bench_') for s in scripts]}")
+            raise SystemExit(
+                f"unknown benchmarks {unknown}; available: {[s.stem.removeprefix('bench_') for s in scripts]}"
+            )
         scripts = [s for s in scripts if s.stem.removeprefix("bench_") in only]
     return scripts
 

@@ -31,15 +31,19 @@ def run_bench(script: str, *args: str, csv: Path) -> tuple[pd.DataFrame, str]:
     On one thread: on a busy 2-core machine, spinning OpenMP threads make tiny steps up to 100x
     slower, and no timing is checked here.
     """
-    result = subprocess.run([sys.executable, str(BENCH / script), *args, "--csv", str(csv)],
-                            capture_output=True, text=True, env=dict(os.environ, OMP_NUM_THREADS="1"))
+    result = subprocess.run(
+        [sys.executable, str(BENCH / script), *args, "--csv", str(csv)],
+        capture_output=True,
+        text=True,
+        env=dict(os.environ, OMP_NUM_THREADS="1"),
+    )
     assert result.returncode == 0, result.stderr
     return pd.read_csv(csv), result.stdout
 
 
 def assert_well_formed(table: pd.DataFrame, baseline: str) -> None:
     """Every column filled, throughput, MFU and memory positive, precisions named, ratios vs the baseline."""
-    assert list(table.columns[:len(COLUMNS)]) == COLUMNS
+    assert list(table.columns[: len(COLUMNS)]) == COLUMNS
     assert table[COLUMNS].notna().all(axis=None)
     assert (table[["median", "mfu", "peak_memory_mb"]] > 0).all(axis=None)
     assert set(table["precision"]) <= {"fp32", "bf16"}
@@ -54,10 +58,12 @@ def test_compare_alternates_and_reports_ratios():
         def go():
             calls.append(name)
             return work
+
         return go
 
-    table = harness.compare("toy", {"a": contender("a", 10), "b": contender("b", 10)}, unit="items/s",
-                            baseline="b", rounds=3, warmup=1)
+    table = harness.compare(
+        "toy", {"a": contender("a", 10), "b": contender("b", 10)}, unit="items/s", baseline="b", rounds=3, warmup=1
+    )
     assert calls == ["a", "b"] * 4  # A B A B ..., warm-up round included
     assert list(table.columns) == harness.RESULT_COLUMNS
     assert table.set_index("contender").loc["b", "ratio"] == 1.0
@@ -81,13 +87,15 @@ def test_report_is_well_formed_json_and_markdown(tmp_path):
 
 def test_extra_columns_survive_run_script_and_show_in_markdown(tmp_path):
     script = tmp_path / "bench_toy.py"
-    script.write_text(textwrap.dedent("""\
+    script.write_text(
+        textwrap.dedent("""\
         import sys
         import pandas as pd
         row = dict(benchmark="toy", contender="a", unit="items/s", median=2.0, spread=0.0, rounds=1,
                    ratio=1.0, baseline="a", mfu=0.125, examples=3)
         pd.DataFrame([row]).to_csv(sys.argv[sys.argv.index("--csv") + 1], index=False)
-    """))
+    """)
+    )
     table = bench_run.run_script(script, rounds=None, extra=[])
     assert list(table.columns) == COLUMNS  # the extra columns it wrote kept, the rest NaN
     assert table.loc[0, "mfu"] == 0.125 and table[["precision", "peak_memory_mb"]].isna().all(axis=None)
@@ -123,11 +131,25 @@ def test_flops_count_agrees_with_the_trainer_and_a_wrong_count_fails_loudly():
 
 @pytest.mark.train
 def test_training_benchmark_runs_tiny(tmp_path):
-    table, printed = run_bench("bench_train.py", "--preset", "gpt2-micro", "--batch", "2", "--steps", "1",
-                               "--rounds", "1", csv=tmp_path / "train.csv")
+    table, printed = run_bench(
+        "bench_train.py",
+        "--preset",
+        "gpt2-micro",
+        "--batch",
+        "2",
+        "--steps",
+        "1",
+        "--rounds",
+        "1",
+        csv=tmp_path / "train.csv",
+    )
     assert_well_formed(table, baseline="hugging face fp32")
-    assert list(table["contender"]) == ["hugging face fp32", "workbench fp32", "workbench auto",
-                                        "hugging face + bf16 autocast"]
+    assert list(table["contender"]) == [
+        "hugging face fp32",
+        "workbench fp32",
+        "workbench auto",
+        "hugging face + bf16 autocast",
+    ]
     assert "FLOPs per token: counted by torch" in printed and "MFU logged by the Trainer" in printed
 
 

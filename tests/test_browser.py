@@ -29,12 +29,17 @@ pytestmark = [pytest.mark.notebook, pytest.mark.data]
 
 CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
 NOTEBOOK = Path(__file__).resolve().parent.parent / "notebooks" / "05_explore.ipynb"
-CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking",
-                 "--disable-component-update", "--disable-sync", "--no-first-run"]
+CHROMIUM_ARGS = [
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+    "--no-first-run",
+]
 
 if not os.path.exists(CHROMIUM):
-    pytest.skip("Chromium is not installed (Debian: apt-get install chromium); CI installs it",
-                allow_module_level=True)
+    pytest.skip("Chromium is not installed (Debian: apt-get install chromium); CI installs it", allow_module_level=True)
 sync_api = pytest.importorskip("playwright.sync_api", reason="Playwright is not installed (pip install playwright)")
 
 
@@ -95,18 +100,33 @@ def run_explorer(directory: Path, screenshot: Path, parameters: dict, timeout_s:
     labconfig = directory / "jupyter_config_dir" / "labconfig"
     labconfig.mkdir(parents=True)
     # No "get Jupyter news?" toast over the page.
-    (labconfig / "page_config.json").write_text(json.dumps(
-        {"disabledExtensions": {"@jupyterlab/apputils-extension:announcements": True}}))
+    (labconfig / "page_config.json").write_text(
+        json.dumps({"disabledExtensions": {"@jupyterlab/apputils-extension:announcements": True}})
+    )
     log = directory / "jupyterlab.log"
     with open(log, "w") as log_file:
         server = subprocess.Popen(
-            [sys.executable, "-m", "jupyterlab", "--no-browser", "--ip=127.0.0.1", f"--port={port}",
-             "--ServerApp.port_retries=0", f"--IdentityProvider.token={token}",
-             f"--ServerApp.root_dir={directory}", "--LabApp.expose_app_in_browser=True",
-             "--ServerApp.terminals_enabled=False", "--LabApp.news_url=",
-             "--LabServerApp.check_for_updates_class=jupyterlab.NeverCheckForUpdate",
-             *(["--allow-root"] if os.geteuid() == 0 else [])],
-            env=env, stdout=log_file, stderr=subprocess.STDOUT, start_new_session=True)
+            [
+                sys.executable,
+                "-m",
+                "jupyterlab",
+                "--no-browser",
+                "--ip=127.0.0.1",
+                f"--port={port}",
+                "--ServerApp.port_retries=0",
+                f"--IdentityProvider.token={token}",
+                f"--ServerApp.root_dir={directory}",
+                "--LabApp.expose_app_in_browser=True",
+                "--ServerApp.terminals_enabled=False",
+                "--LabApp.news_url=",
+                "--LabServerApp.check_for_updates_class=jupyterlab.NeverCheckForUpdate",
+                *(["--allow-root"] if os.geteuid() == 0 else []),
+            ],
+            env=env,
+            stdout=log_file,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
     try:
         base = f"http://127.0.0.1:{port}"
         _wait_until_up(server, f"{base}/api/status?token={token}", log)
@@ -119,7 +139,8 @@ def run_explorer(directory: Path, screenshot: Path, parameters: dict, timeout_s:
                 page.wait_for_function(
                     "() => window.jupyterapp && window.jupyterapp.shell.currentWidget"
                     " && window.jupyterapp.shell.currentWidget.sessionContext"
-                    " && window.jupyterapp.shell.currentWidget.sessionContext.session")
+                    " && window.jupyterapp.shell.currentWidget.sessionContext.session"
+                )
                 page.evaluate("() => window.jupyterapp.commands.execute('application:toggle-left-area')")
                 page.evaluate("() => window.jupyterapp.commands.execute('notebook:run-all-cells')")
                 playground = page.locator(".workbench-playground")
@@ -130,7 +151,8 @@ def run_explorer(directory: Path, screenshot: Path, parameters: dict, timeout_s:
                 button.click()
                 output.wait_for(state="visible")
                 page.wait_for_function(
-                    "() => /tokens\\/s/.test(document.querySelector('.workbench-playground-status').innerText)")
+                    "() => /tokens\\/s/.test(document.querySelector('.workbench-playground-status').innerText)"
+                )
                 text = output.inner_text()
                 playground.evaluate("element => element.scrollIntoView({block: 'start'})")
                 page.screenshot(path=str(screenshot), full_page=True)

@@ -21,7 +21,9 @@ def _gpt(seed=0, **changes):
 
 def _write(path, model, optimizer=None, step=1):
     ckpt.write_checkpoint(
-        path, model=model, optimizer=optimizer or build_optimizer(model, TrainConfig()),
+        path,
+        model=model,
+        optimizer=optimizer or build_optimizer(model, TrainConfig()),
         state={"step": step, "model_class": "GPT", "model_config": model.config.to_dict()},
         history=pd.DataFrame({"step": [step], "loss": [1.5]}),
         model_config=model.config.to_dict(),

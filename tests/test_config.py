@@ -9,8 +9,10 @@ def test_presets_have_the_papers_shapes():
     assert (gpt1.n_layer, gpt1.d_model, gpt1.n_head, gpt1.d_ff) == (12, 768, 12, 3072)
     assert (gpt1.vocab_size, gpt1.n_ctx, gpt1.norm, gpt1.final_norm) == (40478, 512, "post", False)
     for name, shape in {
-        "gpt2": (12, 768, 12), "gpt2-medium": (24, 1024, 16),
-        "gpt2-large": (36, 1280, 20), "gpt2-xl": (48, 1600, 25),
+        "gpt2": (12, 768, 12),
+        "gpt2-medium": (24, 1024, 16),
+        "gpt2-large": (36, 1280, 20),
+        "gpt2-xl": (48, 1600, 25),
     }.items():
         config = GPTConfig.from_preset(name)
         assert (config.n_layer, config.d_model, config.n_head) == shape

@@ -5,8 +5,16 @@ import re
 import pytest
 
 from workbench.data import corpus
-from workbench.data.corpus import (DEFAULT_SOURCES, SPLITS, Document, corpus_split, load_documents,
-                                   rated_sentences, source_sizes, wiki_to_text)
+from workbench.data.corpus import (
+    DEFAULT_SOURCES,
+    SPLITS,
+    Document,
+    corpus_split,
+    load_documents,
+    rated_sentences,
+    source_sizes,
+    wiki_to_text,
+)
 
 pytestmark = pytest.mark.data
 
@@ -49,9 +57,11 @@ def test_wikipedia_articles_are_plain_prose():
 
 
 def test_wiki_markup_is_stripped():
-    wikitext = ("'''Aardvark''' is a [[mammal|burrowing mammal]].<ref>{{cite book|title=X}}</ref> "
-                "{{Infobox|a=b}}It eats [[ant]]s.\n[[File:Aardvark.jpg|thumb|An aardvark]]\n"
-                "== Habitat ==\nAfrica.\n== References ==\n{{reflist}}\n[[Category:Mammals]]")
+    wikitext = (
+        "'''Aardvark''' is a [[mammal|burrowing mammal]].<ref>{{cite book|title=X}}</ref> "
+        "{{Infobox|a=b}}It eats [[ant]]s.\n[[File:Aardvark.jpg|thumb|An aardvark]]\n"
+        "== Habitat ==\nAfrica.\n== References ==\n{{reflist}}\n[[Category:Mammals]]"
+    )
     assert wiki_to_text(wikitext) == "Aardvark is a burrowing mammal. It eats ants.\n\nHabitat\nAfrica."
 
 

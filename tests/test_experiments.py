@@ -11,10 +11,22 @@ from workbench.models.lstm import LSTMLanguageModel
 
 pytestmark = pytest.mark.data
 
-TINY = apply_overrides(RECIPES["cpu"].pretraining, {
-    "preset": "gpt1-micro", "n_checkpoints": 3,
-    "train": {"steps": 6, "batch_size": 4, "eval_every": 3, "eval_sequences": 8, "device": "cpu",
-              "precision": "fp32", "progress": False}})
+TINY = apply_overrides(
+    RECIPES["cpu"].pretraining,
+    {
+        "preset": "gpt1-micro",
+        "n_checkpoints": 3,
+        "train": {
+            "steps": 6,
+            "batch_size": 4,
+            "eval_every": 3,
+            "eval_sequences": 8,
+            "device": "cpu",
+            "precision": "fp32",
+            "progress": False,
+        },
+    },
+)
 
 
 @pytest.fixture(autouse=True)
@@ -50,7 +62,7 @@ def test_cached_runs_are_listed_by_spec():
     run = pretrain(TINY, progress=False)
     listed = cached_pretraining_runs()
     assert [r.run_dir for r in listed.values()] == [run.run_dir]
-    (name, found), = listed.items()
+    ((name, found),) = listed.items()
     assert found.spec.key() == TINY.key()  # the cache keeps the key, progress bars left out
     assert name.startswith("gpt1-micro gpt, 6 x 4 (seed 0, ")
 

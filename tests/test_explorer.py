@@ -13,15 +13,18 @@ from workbench.training.checkpoint import latest_checkpoint
 from workbench.ui.widgets import loss_curve_viewer
 
 
-@pytest.mark.parametrize("name, value, expected", [
-    ("model_source", "pretrained-somewhere", "one of ['auto', 'demo', 'untrained'] or an existing run directory"),
-    ("demo_steps", 0, "a positive integer"),
-    ("demo_steps", 2.5, "a positive integer"),
-    ("seed", -1, "an integer >= 0"),
-    ("prompt", None, "a string (empty: start from <|endoftext|>)"),
-    ("max_new_tokens", True, "a positive integer"),
-    ("attention_text", "  ", "a non-empty string"),
-])
+@pytest.mark.parametrize(
+    "name, value, expected",
+    [
+        ("model_source", "pretrained-somewhere", "one of ['auto', 'demo', 'untrained'] or an existing run directory"),
+        ("demo_steps", 0, "a positive integer"),
+        ("demo_steps", 2.5, "a positive integer"),
+        ("seed", -1, "an integer >= 0"),
+        ("prompt", None, "a string (empty: start from <|endoftext|>)"),
+        ("max_new_tokens", True, "a positive integer"),
+        ("attention_text", "  ", "a non-empty string"),
+    ],
+)
 def test_from_params_names_the_parameter_the_value_and_what_was_expected(name, value, expected):
     with pytest.raises(ValueError, match=re.escape(f"{name} must be {expected}, got {value!r}")):
         Explorer.from_params(**{name: value})  # refused before any model is loaded or trained
@@ -36,8 +39,16 @@ def test_demo_spec_is_the_cpu_recipe_shortened():
 
 
 def _tiny(steps, seed=0):
-    return apply_overrides(RECIPES["cpu"].pretraining, {"preset": "gpt2-mini", "n_checkpoints": 1, "train": dict(
-        steps=steps, batch_size=2, seed=seed, device="cpu", seq_len=16, eval_sequences=2, eval_every=1)})
+    return apply_overrides(
+        RECIPES["cpu"].pretraining,
+        {
+            "preset": "gpt2-mini",
+            "n_checkpoints": 1,
+            "train": dict(
+                steps=steps, batch_size=2, seed=seed, device="cpu", seq_len=16, eval_sequences=2, eval_every=1
+            ),
+        },
+    )
 
 
 @pytest.mark.data

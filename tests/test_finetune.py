@@ -14,7 +14,11 @@ def _gpt(seed, **changes):
 
 def _batch(kind, batch=3, group=4, time=9, vocab=512):
     g = torch.Generator().manual_seed(0)
-    shape = (batch, time) if kind in ("classification", "entailment") else (batch, 2 if kind == "similarity" else group, time)
+    shape = (
+        (batch, time)
+        if kind in ("classification", "entailment")
+        else (batch, 2 if kind == "similarity" else group, time)
+    )
     ids = torch.randint(0, vocab, shape, generator=g)
     extract = torch.randint(3, time, shape[:-1], generator=g)
     labels = torch.randint(0, 2 if kind != "multiple_choice" else group, (batch,), generator=g)
@@ -128,7 +132,9 @@ def test_task_batches_shard_by_rank_and_resume():
 
     encoded = [([[1, i, 2]], i % 2) for i in range(10)]
     single = TaskBatches(encoded, "classification", 0, BatchPlan(4, 1, None, seed=3))
-    ranks = [TaskBatches(encoded, "classification", 0, BatchPlan(2, 1, None, seed=3, rank=r, world_size=2)) for r in (0, 1)]
+    ranks = [
+        TaskBatches(encoded, "classification", 0, BatchPlan(2, 1, None, seed=3, rank=r, world_size=2)) for r in (0, 1)
+    ]
     for _ in range(5):  # crosses epoch boundaries (10 examples, 4 per step)
         whole = single.next_batch()["input_ids"]
         parts = torch.cat([r.next_batch()["input_ids"] for r in ranks])
@@ -166,8 +172,17 @@ def test_finetune_learns_a_real_task(tmp_path):
     torch.manual_seed(0)
     gpt = GPT(GPTConfig.from_preset("gpt1-micro", vocab_size=tok.vocab_size))
     model = TaskModel(gpt, "classification")
-    config = TrainConfig(steps=60, batch_size=8, lr=3e-3, schedule="gpt1-finetune", eval_every=30,
-                         checkpoint_every=0, progress=False, device="cpu", precision="fp32")
+    config = TrainConfig(
+        steps=60,
+        batch_size=8,
+        lr=3e-3,
+        schedule="gpt1-finetune",
+        eval_every=30,
+        checkpoint_every=0,
+        progress=False,
+        device="cpu",
+        precision="fp32",
+    )
     trainer = finetune(model, train, config, tok.pad_id, dev=dev, run_dir=tmp_path, lm_weight=0.0)
     history = trainer.history
     assert {"task_loss", "accuracy", "dev_accuracy"} <= set(history.columns)
@@ -180,12 +195,42 @@ def test_finetune_learns_a_real_task(tmp_path):
 def test_pretrain_then_finetune_from_the_command_line(tmp_path, capsys):
     from workbench.cli import main
 
-    common = ["--train.steps", "2", "--train.batch-size", "4", "--train.device", "cpu", "--train.precision", "fp32",
-              "--train.progress", "false"]
+    common = [
+        "--train.steps",
+        "2",
+        "--train.batch-size",
+        "4",
+        "--train.device",
+        "cpu",
+        "--train.precision",
+        "fp32",
+        "--train.progress",
+        "false",
+    ]
     assert main(["pretrain", "--preset", "gpt1-micro", "--out", str(tmp_path / "pre"), *common]) == 0
-    assert main(["finetune", "--task", "sentiment", "--checkpoint", str(tmp_path / "pre"), "--layers", "1",
-                 "--n-train", "8", "--epochs", "none", "--train.eval-every", "0", "--out", str(tmp_path / "ft"),
-                 *common]) == 0
+    assert (
+        main(
+            [
+                "finetune",
+                "--task",
+                "sentiment",
+                "--checkpoint",
+                str(tmp_path / "pre"),
+                "--layers",
+                "1",
+                "--n-train",
+                "8",
+                "--epochs",
+                "none",
+                "--train.eval-every",
+                "0",
+                "--out",
+                str(tmp_path / "ft"),
+                *common,
+            ]
+        )
+        == 0
+    )
     assert "embeddings + 1 blocks" in capsys.readouterr().out
     assert (tmp_path / "ft" / "history.csv").exists()
     with pytest.raises(SystemExit, match="--layers needs --checkpoint"):

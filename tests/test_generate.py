@@ -47,7 +47,7 @@ def test_left_padded_batch_continues_each_prompt_as_alone(model, use_cache):
     assert batch.shape == (3, idx.size(1) + n_new)
     for row, prompt in enumerate(PROMPTS):
         alone = model.generate(torch.tensor([prompt]), n_new, temperature=0, use_cache=use_cache)
-        assert torch.equal(batch[row, idx.size(1):], alone[0, len(prompt):])
+        assert torch.equal(batch[row, idx.size(1) :], alone[0, len(prompt) :])
 
 
 def test_greedy_with_and_without_cache_is_identical(model):
@@ -84,8 +84,9 @@ def test_matches_hugging_face_on_left_padded_batches(tmp_path):
     hf.save_pretrained(tmp_path)
     ours = GPT.from_pretrained(tmp_path)
     idx, mask = left_pad([[5, 17, 30], [9, 8, 7, 6, 5, 4], [42]], pad_id=0)
-    expected = hf.generate(idx, attention_mask=mask, max_new_tokens=20, min_new_tokens=20,
-                           do_sample=False, pad_token_id=0)
+    expected = hf.generate(
+        idx, attention_mask=mask, max_new_tokens=20, min_new_tokens=20, do_sample=False, pad_token_id=0
+    )
     assert torch.equal(ours.generate(idx, 20, attention_mask=mask, temperature=0), expected)
 
 
@@ -94,7 +95,7 @@ def test_stream_yields_the_tokens_generate_returns(model):
     steps = list(model.stream(idx, 12, attention_mask=mask, top_k=20, seed=3))
     assert len(steps) == 12 and all(s.shape == (3,) for s in steps)
     full = model.generate(idx, 12, attention_mask=mask, top_k=20, seed=3)
-    assert torch.equal(torch.stack(steps, dim=1), full[:, idx.size(1):])
+    assert torch.equal(torch.stack(steps, dim=1), full[:, idx.size(1) :])
 
 
 def test_sampling_filters_off_equal_plain_sampling(model):
@@ -104,13 +105,16 @@ def test_sampling_filters_off_equal_plain_sampling(model):
     assert torch.equal(model.generate(prompt, 10, seed=5, top_k=model.config.vocab_size), plain)
 
 
-@pytest.mark.parametrize("kwargs, message", [
-    (dict(top_p=0.0), r"top_p must be in \(0, 1\]"),
-    (dict(top_k=0), "top_k must be a positive integer"),
-    (dict(temperature=-0.5), "temperature must be >= 0"),
-    (dict(attention_mask=torch.tensor([[1, 1, 0]])), "pad prompts on the left"),
-    (dict(attention_mask=torch.ones(1, 2)), r"attention_mask shape \(1, 2\) must equal"),
-])
+@pytest.mark.parametrize(
+    "kwargs, message",
+    [
+        (dict(top_p=0.0), r"top_p must be in \(0, 1\]"),
+        (dict(top_k=0), "top_k must be a positive integer"),
+        (dict(temperature=-0.5), "temperature must be >= 0"),
+        (dict(attention_mask=torch.tensor([[1, 1, 0]])), "pad prompts on the left"),
+        (dict(attention_mask=torch.ones(1, 2)), r"attention_mask shape \(1, 2\) must equal"),
+    ],
+)
 def test_bad_arguments_fail_before_the_first_step(kwargs, message):
     model = _model("gpt2-micro")
     with pytest.raises(ValueError, match=message):
@@ -131,6 +135,7 @@ def test_left_pad():
 
 # --------------------------------------------------------------------------- text level
 
+
 @pytest.fixture
 def text_model(tokenizer) -> GPT:
     return _model("gpt2-micro", vocab_size=tokenizer.vocab_size, scale=0.2)
@@ -139,15 +144,14 @@ def text_model(tokenizer) -> GPT:
 def test_generate_text_batches_prompts_and_streams(text_model, tokenizer):
     prompts = ["It was the best", "To be", "In the beginning God created"]
     updates = []
-    texts = generate_text(text_model, tokenizer, prompts, 8, temperature=0, stop_at_eos=False,
-                          on_update=updates.append)
+    texts = generate_text(text_model, tokenizer, prompts, 8, temperature=0, stop_at_eos=False, on_update=updates.append)
     assert len(updates) == 8 and updates[-1] == texts
     for prompt, text in zip(prompts, texts):
         assert text == generate_text(text_model, tokenizer, prompt, 8, temperature=0, stop_at_eos=False)
         # The text is the continuation alone: the prompt plus it is what greedy decoding gives.
         ids = torch.tensor([tokenizer.encode(prompt)])
         alone = text_model.generate(ids, 8, temperature=0)
-        assert text == tokenizer.decode(alone[0, ids.size(1):].tolist())
+        assert text == tokenizer.decode(alone[0, ids.size(1) :].tolist())
 
 
 def test_empty_prompt_starts_from_end_of_text(text_model, tokenizer):
@@ -158,22 +162,23 @@ def test_empty_prompt_starts_from_end_of_text(text_model, tokenizer):
 
 def test_stop_string_cuts_the_text(text_model, tokenizer):
     full = generate_text(text_model, tokenizer, "To be", 30, temperature=0, stop_at_eos=False)
-    stop = full[len(full) // 2: len(full) // 2 + 2]
+    stop = full[len(full) // 2 : len(full) // 2 + 2]
     assert stop.strip(), full
-    cut = generate_text(text_model, tokenizer, "To be", 30, temperature=0, stop=[stop, "never\u00e9"],
-                        stop_at_eos=False)
-    assert cut == full[:full.index(stop)]
+    cut = generate_text(
+        text_model, tokenizer, "To be", 30, temperature=0, stop=[stop, "never\u00e9"], stop_at_eos=False
+    )
+    assert cut == full[: full.index(stop)]
 
 
 def test_end_of_text_ends_a_row(text_model, tokenizer):
     ids = torch.tensor([tokenizer.encode("To be")])
-    greedy = text_model.generate(ids, 10, temperature=0)[0, ids.size(1):].tolist()
+    greedy = text_model.generate(ids, 10, temperature=0)[0, ids.size(1) :].tolist()
 
     class EndsAtThird(Tokenizer):  # pretend the third greedy token is <|endoftext|>
         eos_id = greedy[2]
 
     text = generate_text(text_model, EndsAtThird(tokenizer.backend), "To be", 10, temperature=0)
-    assert text == tokenizer.decode(greedy[:greedy.index(greedy[2])])
+    assert text == tokenizer.decode(greedy[: greedy.index(greedy[2])])
 
 
 def test_generate_text_bad_input(text_model, tokenizer):

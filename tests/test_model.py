@@ -150,8 +150,11 @@ def test_load_state_checked_ties_names_and_lists_problems():
         load_state_checked(target, untied, "here")
     broken = {k: v for k, v in state.items() if not k.startswith("blocks.1.")}
     broken["blocks.0.extra"] = torch.zeros(1)
-    with pytest.raises(ValueError, match=r"missing \['blocks.1.attn.proj.bias', .*\] and 4 more, "
-                                         r"unexpected \['blocks.0.extra'\]"):
+    with pytest.raises(
+        ValueError,
+        match=r"missing \['blocks.1.attn.proj.bias', .*\] and 4 more, "
+        r"unexpected \['blocks.0.extra'\]",
+    ):
         load_state_checked(target, broken, "here")
     del state["wte.weight"]
     with pytest.raises(ValueError, match=r"missing \['wte.weight'\]$"):  # its tied name is not listed twice

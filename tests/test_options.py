@@ -88,13 +88,33 @@ def test_every_field_is_an_option_and_nested_ones_are_dotted():
 def test_only_given_options_override_the_base():
     assert _overrides([]) == {}
     assert apply_overrides(BASE, {}) == BASE
-    overrides = _overrides(["--inner.steps", "5", "--sizes", "3", "4", "--inner.limit", "none",
-                            "--extra", '{"a": [1, 2]}', "--inner.flag", "False", "--name", "other"])
-    assert overrides == {"name": "other", "sizes": (3, 4), "extra": {"a": [1, 2]},
-                         "inner": {"steps": 5, "limit": None, "flag": False}}
+    overrides = _overrides(
+        [
+            "--inner.steps",
+            "5",
+            "--sizes",
+            "3",
+            "4",
+            "--inner.limit",
+            "none",
+            "--extra",
+            '{"a": [1, 2]}',
+            "--inner.flag",
+            "False",
+            "--name",
+            "other",
+        ]
+    )
+    assert overrides == {
+        "name": "other",
+        "sizes": (3, 4),
+        "extra": {"a": [1, 2]},
+        "inner": {"steps": 5, "limit": None, "flag": False},
+    }
     result = apply_overrides(BASE, overrides)
-    assert result == Outer(name="other", sizes=(3, 4), extra={"a": [1, 2]},
-                           inner=Inner(steps=5, rate=0.3, limit=None, flag=False))  # rate: the base's
+    assert result == Outer(
+        name="other", sizes=(3, 4), extra={"a": [1, 2]}, inner=Inner(steps=5, rate=0.3, limit=None, flag=False)
+    )  # rate: the base's
     assert BASE.inner.steps == 10  # the base is not changed
     assert _overrides(["--sizes"]) == {"sizes": ()}  # an empty list
     assert apply_overrides(BASE, _overrides(["--inner.limit", "7"])).inner.limit == 7
@@ -104,12 +124,14 @@ def test_only_given_options_override_the_base():
 
 
 def test_values_of_the_wrong_type_stop_at_parsing(capsys):
-    for argv, message in [(["--inner.steps", "none"], "expected int, got 'none'"),  # not optional
-                          (["--inner.steps", "2.5"], "expected int, got '2.5'"),
-                          (["--inner.rate", "fast"], "expected float, got 'fast'"),
-                          (["--inner.flag", "yes"], "expected true or false, got 'yes'"),
-                          (["--extra", "[1]"], "expected a JSON object, got '[1]'"),
-                          (["--sizes", "a"], "invalid int value: 'a'")]:
+    for argv, message in [
+        (["--inner.steps", "none"], "expected int, got 'none'"),  # not optional
+        (["--inner.steps", "2.5"], "expected int, got '2.5'"),
+        (["--inner.rate", "fast"], "expected float, got 'fast'"),
+        (["--inner.flag", "yes"], "expected true or false, got 'yes'"),
+        (["--extra", "[1]"], "expected a JSON object, got '[1]'"),
+        (["--sizes", "a"], "invalid int value: 'a'"),
+    ]:
         with pytest.raises(SystemExit) as info:
             _parser().parse_args(argv)
         assert info.value.code == 2
@@ -125,8 +147,9 @@ def test_unknown_names_are_listed_and_values_checked_by_their_class():
         apply_overrides(BASE, {"inner": {"stpes": 1}})
     with pytest.raises(ValueError, match=r"^Inner.steps must be a positive integer, got 0$"):
         apply_overrides(BASE, {"inner": {"steps": 0}})
-    with pytest.raises(ValueError,
-                       match=r"^Outer.sizes must be a list of items each a positive integer, got \(1, 0\)$"):
+    with pytest.raises(
+        ValueError, match=r"^Outer.sizes must be a list of items each a positive integer, got \(1, 0\)$"
+    ):
         apply_overrides(BASE, _overrides(["--sizes", "1", "0"]))
     with pytest.raises(ValueError, match=r"^Inner.limit must be None or a positive integer, got -2$"):
         apply_overrides(BASE, _overrides(["--inner.limit", "-2"]))
@@ -134,16 +157,42 @@ def test_unknown_names_are_listed_and_values_checked_by_their_class():
 
 def test_the_real_configs_take_dotted_overrides():
     spec = RECIPES["cpu"].pretraining
-    overrides = _overrides(["--preset", "gpt2-micro", "--train.steps", "7", "--train.batch-size", "2",
-                            "--train.micro-batch-size", "none", "--train.precision", "fp32",
-                            "--train.progress", "false", "--train.compile", "true"], PretrainSpec)
-    assert overrides == {"preset": "gpt2-micro", "train": {"steps": 7, "batch_size": 2, "micro_batch_size": None,
-                                                           "precision": "fp32", "progress": False, "compile": True}}
+    overrides = _overrides(
+        [
+            "--preset",
+            "gpt2-micro",
+            "--train.steps",
+            "7",
+            "--train.batch-size",
+            "2",
+            "--train.micro-batch-size",
+            "none",
+            "--train.precision",
+            "fp32",
+            "--train.progress",
+            "false",
+            "--train.compile",
+            "true",
+        ],
+        PretrainSpec,
+    )
+    assert overrides == {
+        "preset": "gpt2-micro",
+        "train": {
+            "steps": 7,
+            "batch_size": 2,
+            "micro_batch_size": None,
+            "precision": "fp32",
+            "progress": False,
+            "compile": True,
+        },
+    }
     changed = apply_overrides(spec, overrides)
     assert changed.train == spec.train.replace(steps=7, batch_size=2, precision="fp32", progress=False, compile=True)
     assert dataclasses.replace(changed, preset=spec.preset, train=spec.train) == spec
-    settings = apply_overrides(RECIPES["cpu"].finetuning, _overrides(["--epochs", "none", "--train.lr", "1e-4"],
-                                                                      FinetuneSettings))
+    settings = apply_overrides(
+        RECIPES["cpu"].finetuning, _overrides(["--epochs", "none", "--train.lr", "1e-4"], FinetuneSettings)
+    )
     assert settings.epochs is None and settings.train.lr == 1e-4 and settings.updates(1000) == settings.train.steps
 
 
@@ -153,8 +202,12 @@ def test_the_real_configs_take_dotted_overrides():
 def test_to_dict_from_dict_round_trip_with_tuples_and_nested_configs():
     value = Outer(name="x", sizes=(4, 5), extra={"k": (1, 2)}, inner=Inner(steps=3, limit=2, flag=False))
     data = to_dict(value)
-    assert data == {"name": "x", "sizes": [4, 5], "extra": {"k": [1, 2]},
-                    "inner": {"steps": 3, "rate": 0.1, "limit": 2, "flag": False}}
+    assert data == {
+        "name": "x",
+        "sizes": [4, 5],
+        "extra": {"k": [1, 2]},
+        "inner": {"steps": 3, "rate": 0.1, "limit": 2, "flag": False},
+    }
     assert json.loads(json.dumps(data)) == data  # plain values only
     back = from_dict(Outer, data)
     assert back == dataclasses.replace(value, extra={"k": [1, 2]})  # lists inside a dict stay lists
@@ -169,8 +222,9 @@ def test_to_dict_from_dict_round_trip_with_tuples_and_nested_configs():
 
 
 def test_from_dict_rejects_unknown_keys_and_bad_values():
-    with pytest.raises(ValueError,
-                       match=r"^Outer has no option\(s\) \['bogus'\]; valid: \['extra', 'inner', 'name', 'sizes'\]$"):
+    with pytest.raises(
+        ValueError, match=r"^Outer has no option\(s\) \['bogus'\]; valid: \['extra', 'inner', 'name', 'sizes'\]$"
+    ):
         from_dict(Outer, {"name": "x", "bogus": 1})
     with pytest.raises(ValueError, match=r"^Inner has no option\(s\) \['stpes'\]; valid:"):
         from_dict(Outer, {"inner": {"stpes": 3}})
@@ -179,13 +233,25 @@ def test_from_dict_rejects_unknown_keys_and_bad_values():
     with pytest.raises(ValueError, match=r"^Inner.steps must be a positive integer, got '3'$"):
         from_dict(Outer, {"inner": {"steps": "3"}})  # no silent conversion from text
     with pytest.raises(ValueError, match=r"^TrainConfig has no option\(s\) \['learning_rate'\]"):
-        from_dict(Recipe, {**to_dict(RECIPES["cpu"]),
-                           "finetuning": {**to_dict(RECIPES["cpu"].finetuning), "train": {"learning_rate": 1}}})
+        from_dict(
+            Recipe,
+            {
+                **to_dict(RECIPES["cpu"]),
+                "finetuning": {**to_dict(RECIPES["cpu"].finetuning), "train": {"learning_rate": 1}},
+            },
+        )
 
 
 def test_flat_dict_uses_the_command_line_names():
-    assert to_flat_dict(BASE) == {"name": "recipe", "sizes": (1, 2), "extra": {}, "inner.steps": 10,
-                                  "inner.rate": 0.3, "inner.limit": None, "inner.flag": True}
+    assert to_flat_dict(BASE) == {
+        "name": "recipe",
+        "sizes": (1, 2),
+        "extra": {},
+        "inner.steps": 10,
+        "inner.rate": 0.3,
+        "inner.limit": None,
+        "inner.flag": True,
+    }
     flat = to_flat_dict(RECIPES["cpu"].pretraining)
     assert flat["train.steps"] == 600 and flat["preset"] == "gpt2-slim"
     options = {action.dest for action in _parser(PretrainSpec)._actions} - {"help"}
@@ -195,21 +261,28 @@ def test_flat_dict_uses_the_command_line_names():
 # ------------------------------------------------------------------ checks
 
 
-@pytest.mark.parametrize("check, good, bad, expected", [
-    (POSITIVE_INT, [1, 10**9], [0, -1, 1.0, True, "1", None], "a positive integer"),
-    (NON_NEGATIVE_INT, [0, 3], [-1, 0.0, False, None], "an integer >= 0"),
-    (POSITIVE_NUMBER, [1, 0.5, 1e-12], [0, 0.0, -1.5, math.inf, math.nan, True, "1"], "a positive number"),
-    (NON_NEGATIVE_NUMBER, [0, 0.0, 2.5], [-0.1, math.inf, math.nan, False, None], "a number >= 0"),
-    (NON_EMPTY_STRING, ["a", " x "], ["", "   ", None, 1], "a non-empty string"),
-    (one_of(["a", "b"]), ["a", "b"], ["c", None, ["a"]], "one of ['a', 'b']"),
-    (one_of((1, 2)), [1, 2], [3, "1"], "one of [1, 2]"),
-    (in_range(0, 1), [0, 0.5, 0.999], [1, 1.0, -0.1, math.nan, True], "a number in [0, 1)"),
-    (in_range(0, 1, closed=True), [0, 1, 1.0], [1.01, -1], "a number in [0, 1]"),
-    (optional(POSITIVE_INT), [None, 3], [0, "x"], "None or a positive integer"),
-    (sequence_of(POSITIVE_INT), [[1], (1, 2)], [[], (), [1, 0], "12", 1, None],
-     "a non-empty list of items each a positive integer"),
-    (sequence_of(one_of(["a"]), non_empty=False), [[], ("a",)], [["b"], "a"], "a list of items each one of ['a']"),
-])
+@pytest.mark.parametrize(
+    "check, good, bad, expected",
+    [
+        (POSITIVE_INT, [1, 10**9], [0, -1, 1.0, True, "1", None], "a positive integer"),
+        (NON_NEGATIVE_INT, [0, 3], [-1, 0.0, False, None], "an integer >= 0"),
+        (POSITIVE_NUMBER, [1, 0.5, 1e-12], [0, 0.0, -1.5, math.inf, math.nan, True, "1"], "a positive number"),
+        (NON_NEGATIVE_NUMBER, [0, 0.0, 2.5], [-0.1, math.inf, math.nan, False, None], "a number >= 0"),
+        (NON_EMPTY_STRING, ["a", " x "], ["", "   ", None, 1], "a non-empty string"),
+        (one_of(["a", "b"]), ["a", "b"], ["c", None, ["a"]], "one of ['a', 'b']"),
+        (one_of((1, 2)), [1, 2], [3, "1"], "one of [1, 2]"),
+        (in_range(0, 1), [0, 0.5, 0.999], [1, 1.0, -0.1, math.nan, True], "a number in [0, 1)"),
+        (in_range(0, 1, closed=True), [0, 1, 1.0], [1.01, -1], "a number in [0, 1]"),
+        (optional(POSITIVE_INT), [None, 3], [0, "x"], "None or a positive integer"),
+        (
+            sequence_of(POSITIVE_INT),
+            [[1], (1, 2)],
+            [[], (), [1, 0], "12", 1, None],
+            "a non-empty list of items each a positive integer",
+        ),
+        (sequence_of(one_of(["a"]), non_empty=False), [[], ("a",)], [["b"], "a"], "a list of items each one of ['a']"),
+    ],
+)
 def test_each_check_accepts_rejects_and_names(check, good, bad, expected):
     assert check.expected == expected
     for value in good:

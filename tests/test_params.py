@@ -45,9 +45,12 @@ def test_breakdown_components_match_module_shapes():
     assert table["FFN output bias"] == sum(b.mlp.proj.bias.numel() for b in blocks)
     assert table["final layer norm (gain + bias)"] == 2 * config.d_model
     assert table["LM head (tied to token embedding)"] == 0
-    assert parameter_breakdown(PRESETS["gpt1-micro"]).set_index("component")["parameters"][
-        "final layer norm (gain + bias)"
-    ] == 0
+    assert (
+        parameter_breakdown(PRESETS["gpt1-micro"]).set_index("component")["parameters"][
+            "final layer norm (gain + bias)"
+        ]
+        == 0
+    )
 
 
 def test_task_head_and_special_tokens():

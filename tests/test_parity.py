@@ -22,14 +22,22 @@ SHAPES = [
 def _hf_model(model_type, n_layer, n_embd, n_head, n_positions, vocab_size, extra):
     if model_type == "openai-gpt":
         config = transformers.OpenAIGPTConfig(
-            n_layer=n_layer, n_embd=n_embd, n_head=n_head, n_positions=n_positions,
-            vocab_size=vocab_size, **extra,
+            n_layer=n_layer,
+            n_embd=n_embd,
+            n_head=n_head,
+            n_positions=n_positions,
+            vocab_size=vocab_size,
+            **extra,
         )
         cls = transformers.OpenAIGPTLMHeadModel
     else:
         config = transformers.GPT2Config(
-            n_layer=n_layer, n_embd=n_embd, n_head=n_head, n_positions=n_positions,
-            vocab_size=vocab_size, **extra,
+            n_layer=n_layer,
+            n_embd=n_embd,
+            n_head=n_head,
+            n_positions=n_positions,
+            vocab_size=vocab_size,
+            **extra,
         )
         cls = transformers.GPT2LMHeadModel
     torch.manual_seed(n_layer * 1000 + n_embd)
@@ -82,8 +90,12 @@ def test_greedy_continuations_match(pair):
     prompt = torch.randint(0, ours.config.vocab_size, (2, 5), generator=torch.Generator().manual_seed(2))
     n_new = min(20, ours.config.n_ctx - prompt.size(1))
     expected = hf.generate(
-        prompt, attention_mask=torch.ones_like(prompt), max_new_tokens=n_new, min_new_tokens=n_new,
-        do_sample=False, pad_token_id=0,
+        prompt,
+        attention_mask=torch.ones_like(prompt),
+        max_new_tokens=n_new,
+        min_new_tokens=n_new,
+        do_sample=False,
+        pad_token_id=0,
     )
     for use_cache in (True, False):
         got = ours.generate(prompt, n_new, temperature=0, use_cache=use_cache)

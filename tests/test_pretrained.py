@@ -19,13 +19,26 @@ def _write_checkpoint(directory, config, tensors):
 
 
 def _gpt2_tensors(d=8, vocab=11, ctx=4):
-    tensors = {"transformer.wte.weight": torch.randn(vocab, d), "transformer.wpe.weight": torch.randn(ctx, d),
-               "transformer.ln_f.weight": torch.ones(d), "transformer.ln_f.bias": torch.zeros(d)}
-    for name, shape in {"attn.c_attn.weight": (d, 3 * d), "attn.c_attn.bias": (3 * d,),
-                        "attn.c_proj.weight": (d, d), "attn.c_proj.bias": (d,),
-                        "mlp.c_fc.weight": (d, 4 * d), "mlp.c_fc.bias": (4 * d,),
-                        "mlp.c_proj.weight": (4 * d, d), "mlp.c_proj.bias": (d,),
-                        "ln_1.weight": (d,), "ln_1.bias": (d,), "ln_2.weight": (d,), "ln_2.bias": (d,)}.items():
+    tensors = {
+        "transformer.wte.weight": torch.randn(vocab, d),
+        "transformer.wpe.weight": torch.randn(ctx, d),
+        "transformer.ln_f.weight": torch.ones(d),
+        "transformer.ln_f.bias": torch.zeros(d),
+    }
+    for name, shape in {
+        "attn.c_attn.weight": (d, 3 * d),
+        "attn.c_attn.bias": (3 * d,),
+        "attn.c_proj.weight": (d, d),
+        "attn.c_proj.bias": (d,),
+        "mlp.c_fc.weight": (d, 4 * d),
+        "mlp.c_fc.bias": (4 * d,),
+        "mlp.c_proj.weight": (4 * d, d),
+        "mlp.c_proj.bias": (d,),
+        "ln_1.weight": (d,),
+        "ln_1.bias": (d,),
+        "ln_2.weight": (d,),
+        "ln_2.bias": (d,),
+    }.items():
         tensors[f"transformer.h.0.{name}"] = torch.randn(shape)
     return tensors
 

@@ -60,13 +60,19 @@ def test_the_three_recipes_validate():
         assert ZeroShotExperiment.from_params(name).recipe == recipe
     assert RECIPES["cpu"].pretraining.preset == "gpt2-slim"
     assert RECIPES["gpu"].pretraining.preset == RECIPES["paper"].pretraining.preset == "gpt1"
-    with pytest.raises(ValueError, match=r"unknown recipe 'laptop': expected one of \['cpu', 'gpu', 'paper'\] or the "
-                                         r"path of an existing .yaml file"):
+    with pytest.raises(
+        ValueError,
+        match=r"unknown recipe 'laptop': expected one of \['cpu', 'gpu', 'paper'\] or the "
+        r"path of an existing .yaml file",
+    ):
         load_recipe("laptop")
     with pytest.raises(ValueError, match="Recipe.name must be a non-empty string, got ''"):
         dataclasses.replace(RECIPES["cpu"], name="")
-    with pytest.raises(ValueError, match=r"Recipe.labelled must be a mapping from tasks \[.*\] to a positive integer "
-                                         r"or None, got \{'nli': 5\}"):
+    with pytest.raises(
+        ValueError,
+        match=r"Recipe.labelled must be a mapping from tasks \[.*\] to a positive integer "
+        r"or None, got \{'nli': 5\}",
+    ):
         dataclasses.replace(RECIPES["cpu"], labelled={"nli": 5})
 
 
@@ -85,15 +91,22 @@ def test_gpt1_published_values_appear_only_in_the_paper_recipe():
     # TrainConfig's default lr and the gpt1-pretrain schedule's default warmup, which are GPT-1's by design)
     allowed = {("workbench/training/config.py", 2.5e-4), ("workbench/training/schedules.py", 2000)}
     recipes_file = ROOT / "workbench/experiments/recipes.py"
-    paper_lines = next((node.lineno, node.end_lineno) for node in ast.parse(recipes_file.read_text()).body
-                       if isinstance(node, ast.Assign) and getattr(node.targets[0], "id", None) == "PAPER")
+    paper_lines = next(
+        (node.lineno, node.end_lineno)
+        for node in ast.parse(recipes_file.read_text()).body
+        if isinstance(node, ast.Assign) and getattr(node.targets[0], "id", None) == "PAPER"
+    )
     found = []
     for path in sorted((ROOT / "workbench").rglob("*.py")):
         name = path.relative_to(ROOT).as_posix()
         for node in ast.walk(ast.parse(path.read_text())):
-            if (isinstance(node, ast.Constant) and type(node.value) in (int, float)
-                    and node.value in (6.25e-5, 2.5e-4, 2000, 11_300) and (name, node.value) not in allowed
-                    and not (path == recipes_file and paper_lines[0] <= node.lineno <= paper_lines[1])):
+            if (
+                isinstance(node, ast.Constant)
+                and type(node.value) in (int, float)
+                and node.value in (6.25e-5, 2.5e-4, 2000, 11_300)
+                and (name, node.value) not in allowed
+                and not (path == recipes_file and paper_lines[0] <= node.lineno <= paper_lines[1])
+            ):
                 found.append(f"{name}:{node.lineno}: {node.value}")
     assert found == []
 
@@ -131,8 +144,14 @@ def test_yaml_file_round_trips_and_edits_are_read_back(tmp_path, capsys):
     data["ladder"] = ["gpt2-nano", "gpt2-slim"]
     edited = tmp_path / "edited.yml"
     edited.write_text(yaml.safe_dump(data, sort_keys=False))
-    expected = apply_overrides(RECIPES["cpu"], {"pretraining": {"train": {"steps": 1200}},
-                                                "finetuning": {"epochs": None}, "ladder": ("gpt2-nano", "gpt2-slim")})
+    expected = apply_overrides(
+        RECIPES["cpu"],
+        {
+            "pretraining": {"train": {"steps": 1200}},
+            "finetuning": {"epochs": None},
+            "ladder": ("gpt2-nano", "gpt2-slim"),
+        },
+    )
     assert load_recipe(edited) == expected
     # the commands and the experiments read the file the same way
     assert _pretrain_spec(["--recipe-file", str(edited)]) == expected.pretraining
@@ -143,12 +162,18 @@ def test_yaml_file_round_trips_and_edits_are_read_back(tmp_path, capsys):
 def test_bad_yaml_names_the_file_and_the_field(tmp_path):
     text = recipe_yaml(RECIPES["cpu"])
     cases = {
-        "steps.yaml": (text.replace("steps: 600", "steps: -5"),
-                       r"TrainConfig.steps must be a positive integer, got -5"),
-        "unknown.yaml": (text.replace("n_checkpoints: 8", "n_checkpoints: 8\n  checkpoints: 3"),
-                         r"PretrainSpec has no option\(s\) \['checkpoints'\]; valid: \["),
-        "preset.yaml": (text.replace("preset: gpt2-slim", "preset: gpt9"),
-                        r"PretrainSpec.preset must be one of \[.*\], got 'gpt9'"),
+        "steps.yaml": (
+            text.replace("steps: 600", "steps: -5"),
+            r"TrainConfig.steps must be a positive integer, got -5",
+        ),
+        "unknown.yaml": (
+            text.replace("n_checkpoints: 8", "n_checkpoints: 8\n  checkpoints: 3"),
+            r"PretrainSpec has no option\(s\) \['checkpoints'\]; valid: \[",
+        ),
+        "preset.yaml": (
+            text.replace("preset: gpt2-slim", "preset: gpt9"),
+            r"PretrainSpec.preset must be one of \[.*\], got 'gpt9'",
+        ),
         "ladder.yaml": (text.replace("- gpt2-nano", "- gpt9"), r"Recipe.ladder must be a list of items each one of"),
         "list.yaml": ("- 1\n- 2\n", "Recipe: expected a mapping of options, got list"),
         "syntax.yaml": ("pretraining: [\n", "is not valid YAML"),

@@ -23,8 +23,7 @@ def test_reports_status_and_names_the_failing_cell(tmp_path, capsys):
     notebooks.mkdir()
     _notebook(notebooks / "01_ok.ipynb", "x = 1", "y = x + 1")
     _notebook(notebooks / "02_bad.ipynb", "x = 1", "raise ValueError(f'bad x={x}')")
-    code = main(["reproduce", "--notebooks", str(notebooks), "--output-dir", str(tmp_path / "out"),
-                 "-p", "x", "5"])
+    code = main(["reproduce", "--notebooks", str(notebooks), "--output-dir", str(tmp_path / "out"), "-p", "x", "5"])
     printed = capsys.readouterr().out
     assert code == 1
     assert "01_ok.ipynb" in printed and "ok" in printed

@@ -3,8 +3,8 @@ import torch
 from torch import nn
 
 from workbench import GPT, GPTConfig
-from workbench.evaluation.scoring import encode_requests, score, score_token_requests, split_boundary
 from workbench.data.tokenizer import gpt2_tokenizer
+from workbench.evaluation.scoring import encode_requests, score, score_token_requests, split_boundary
 
 
 @pytest.fixture(scope="module")
@@ -83,10 +83,10 @@ def test_bad_requests_are_named(model):
 def test_text_boundary_gives_the_space_to_the_continuation():
     assert split_boundary("It was very ", "positive") == ("It was very", " positive")
     tok = gpt2_tokenizer()
-    (context, continuation), = encode_requests(tok, [("It was very ", "positive")])
+    ((context, continuation),) = encode_requests(tok, [("It was very ", "positive")])
     assert continuation == tok.encode(" positive")
     assert context == tok.encode("It was very")
-    (context, _), = encode_requests(tok, [("", " Hello")])
+    ((context, _),) = encode_requests(tok, [("", " Hello")])
     assert context == [tok.eos_id]
 
 
@@ -103,8 +103,16 @@ def test_text_scores_report_per_char_means():
 
 # --- batching, windows and bad input --------------------------------------------------------------
 
-MIXED = [([5, 6, 7], [8, 9]), ([1, 2], [3, 4, 5, 6]), ([9] * 11, [1, 2]), ([4, 3, 2, 1], [7]), ([4, 3, 2, 1], [8, 9]),
-         ([2] * 12, [5, 5, 5, 5]), ([3], [1]), ([1, 2], [3])]
+MIXED = [
+    ([5, 6, 7], [8, 9]),
+    ([1, 2], [3, 4, 5, 6]),
+    ([9] * 11, [1, 2]),
+    ([4, 3, 2, 1], [7]),
+    ([4, 3, 2, 1], [8, 9]),
+    ([2] * 12, [5, 5, 5, 5]),
+    ([3], [1]),
+    ([1, 2], [3]),
+]
 
 
 @pytest.mark.parametrize("batch_size", [1, 2, 3, 5, 64])
@@ -127,8 +135,11 @@ def test_a_context_filling_the_window_is_cut_per_request(model):
     context = list(range(1, 17))  # exactly n_ctx = 16 tokens: no room left for a continuation
     requests = [(context, [7]), (context, [7, 8, 9, 10, 11]), (context[:13], [1, 2, 3])]
     frame = score_token_requests(model, requests, batch_size=8)
-    expected = [_hand_logprob(model, context[-15:], [7]), _hand_logprob(model, context[-11:], [7, 8, 9, 10, 11]),
-                _hand_logprob(model, context[:13], [1, 2, 3])]  # 13 + 3 = 16 fits: not cut
+    expected = [
+        _hand_logprob(model, context[-15:], [7]),
+        _hand_logprob(model, context[-11:], [7, 8, 9, 10, 11]),
+        _hand_logprob(model, context[:13], [1, 2, 3]),
+    ]  # 13 + 3 = 16 fits: not cut
     assert frame["logprob"].tolist() == pytest.approx(expected, abs=1e-5)
     # each request is cut on its own: the same score alone as next to a longer continuation
     alone = score_token_requests(model, [requests[0]])["logprob"][0]
@@ -142,8 +153,10 @@ def test_long_continuations_error_or_roll(model):
     frame = score_token_requests(model, [(context, continuation), (context, [7])], rolling=True)
     # pieces of n_ctx // 2 = 8 tokens, each after everything before it, cut to fill the window
     full = context + continuation
-    expected = sum(_hand_logprob(model, full[:3 + start][-(16 - len(piece)):], piece)
-                   for start, piece in ((0, continuation[:8]), (8, continuation[8:16]), (16, continuation[16:])))
+    expected = sum(
+        _hand_logprob(model, full[: 3 + start][-(16 - len(piece)) :], piece)
+        for start, piece in ((0, continuation[:8]), (8, continuation[8:16]), (16, continuation[16:]))
+    )
     assert frame["logprob"][0] == pytest.approx(expected, abs=1e-4)
     assert frame["windows"].tolist() == [3, 1] and frame["n_tokens"].tolist() == [20, 1]
     slow = score_token_requests(FullSequenceOnly(model), [(context, continuation)], rolling=True)

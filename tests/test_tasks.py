@@ -6,8 +6,16 @@ from collections import Counter
 import pytest
 
 from workbench.data.corpus import corpus_split
-from workbench.data.tasks import (KIND_FIELDS, TASK_SPLITS, TASKS, describe_tasks, load_task,
-                                  passages, task_sizes, validate_examples)
+from workbench.data.tasks import (
+    KIND_FIELDS,
+    TASK_SPLITS,
+    TASKS,
+    describe_tasks,
+    load_task,
+    passages,
+    task_sizes,
+    validate_examples,
+)
 
 pytestmark = pytest.mark.data
 
@@ -57,8 +65,9 @@ def test_next_line_answers_follow_the_context_in_a_heldout_work():
         assert len(example["choices"]) == 4 and len(set(example["choices"])) == 4
         last = example["context"].split("\n")[-1]
         answer = example["choices"][example["label"]]
-        title = next(t for t, lines in works.items()
-                     if any(a == last and b == answer for a, b in zip(lines, lines[1:])))
+        title = next(
+            t for t, lines in works.items() if any(a == last and b == answer for a, b in zip(lines, lines[1:]))
+        )
         assert title not in train_titles
         assert all(choice in works[title] for choice in example["choices"])  # same-work distractors
     labels = Counter(e["label"] for e in load_task("next_line", "train"))
@@ -159,23 +168,33 @@ def test_tables_describe_every_task():
 
 # --- adapters for the real benchmarks, on in-memory datasets ---------------------------------
 
+
 def test_benchmark_adapters_on_in_memory_datasets():
     datasets = pytest.importorskip("datasets")
     from workbench.data.benchmarks import BENCHMARKS, from_dataset
 
     sst2 = datasets.Dataset.from_dict({"sentence": ["a gorgeous film", "dull"], "label": [1, 0], "idx": [0, 1]})
     assert from_dataset("sst2", sst2) == [{"text": "a gorgeous film", "label": 1}, {"text": "dull", "label": 0}]
-    mnli = datasets.Dataset.from_dict({"premise": ["It rains.", "It rains."], "hypothesis": ["It is wet.", "?"],
-                                       "label": [0, -1], "idx": [0, 1]})
+    mnli = datasets.Dataset.from_dict(
+        {"premise": ["It rains.", "It rains."], "hypothesis": ["It is wet.", "?"], "label": [0, -1], "idx": [0, 1]}
+    )
     assert from_dataset("mnli", mnli) == [{"premise": "It rains.", "hypothesis": "It is wet.", "label": 0}]
-    stsb = datasets.Dataset.from_dict({"sentence1": ["A man sings."], "sentence2": ["A man is singing."],
-                                       "label": [4.6], "idx": [0]})
+    stsb = datasets.Dataset.from_dict(
+        {"sentence1": ["A man sings."], "sentence2": ["A man is singing."], "label": [4.6], "idx": [0]}
+    )
     assert from_dataset("stsb", stsb) == [{"text_a": "A man sings.", "text_b": "A man is singing.", "label": 4.6}]
-    race = datasets.Dataset.from_dict({"example_id": ["x"], "article": ["Tom went home."],
-                                       "question": ["Where did Tom go?"],
-                                       "options": [["home", "school", "park", "shop"]], "answer": ["A"]})
-    assert from_dataset("race", race) == [{"context": "Tom went home.\nWhere did Tom go?",
-                                           "choices": ["home", "school", "park", "shop"], "label": 0}]
+    race = datasets.Dataset.from_dict(
+        {
+            "example_id": ["x"],
+            "article": ["Tom went home."],
+            "question": ["Where did Tom go?"],
+            "options": [["home", "school", "park", "shop"]],
+            "answer": ["A"],
+        }
+    )
+    assert from_dataset("race", race) == [
+        {"context": "Tom went home.\nWhere did Tom go?", "choices": ["home", "school", "park", "shop"], "label": 0}
+    ]
     qnli = datasets.Dataset.from_dict({"question": ["Who?"], "sentence": ["Tom."], "label": [0], "idx": [0]})
     assert from_dataset("qnli", qnli) == [{"premise": "Who?", "hypothesis": "Tom.", "label": 0}]
     assert {b.kind for b in BENCHMARKS.values()} == {"classification", "entailment", "similarity", "multiple_choice"}
@@ -188,8 +207,9 @@ def test_benchmark_errors_name_the_example():
     bad_score = datasets.Dataset.from_dict({"sentence1": ["a"], "sentence2": ["b"], "label": [7.5], "idx": [0]})
     with pytest.raises(ValueError, match=r"task 'stsb' example 0 .*label 7.5 is not a number in \[0.0, 5.0\]"):
         from_dataset("stsb", bad_score)
-    three = datasets.Dataset.from_dict({"article": ["x"], "question": ["y"], "options": [["a", "b", "c"]],
-                                        "answer": ["A"], "example_id": ["1"]})
+    three = datasets.Dataset.from_dict(
+        {"article": ["x"], "question": ["y"], "options": [["a", "b", "c"]], "answer": ["A"], "example_id": ["1"]}
+    )
     with pytest.raises(ValueError, match="expected a list of 4 choices, got 3"):
         from_dataset("race", three)
     with pytest.raises(KeyError, match="unknown benchmark 'glue'"):

@@ -10,8 +10,13 @@ from workbench.data.tokenizer import SPECIAL_TOKENS, Tokenizer, gpt2_tokenizer, 
 
 pytestmark = pytest.mark.data
 
-TEXTS = ["Hello world", "  leading spaces,\nnewlines\n\n\tand tabs ", "Ünïcödé 日本語 🎉",
-         "It's 12,345 -- don't <|endoftext|> end", "O Romeo, Romeo! wherefore art thou Romeo?"]
+TEXTS = [
+    "Hello world",
+    "  leading spaces,\nnewlines\n\n\tand tabs ",
+    "Ünïcödé 日本語 🎉",
+    "It's 12,345 -- don't <|endoftext|> end",
+    "O Romeo, Romeo! wherefore art thou Romeo?",
+]
 
 
 @pytest.fixture(scope="module")
@@ -26,7 +31,7 @@ def test_gpt2_known_ids():
     assert tok.eos_id == 50256 and tok.vocab_size == 50257
     assert tok.encode("a<|endoftext|>b") == [64, 50256, 65]  # the separator is one token
     with pytest.raises(KeyError, match="token '<\\|start\\|>' is not in this tokenizer's vocabulary"):
-        tok.start_id
+        _ = tok.start_id
 
 
 def test_gpt2_special_tokens_are_appended():
@@ -52,7 +57,13 @@ def test_gpt2_matches_transformers(tmp_path):
 def test_train_bpe_reserves_the_special_tokens(small_bpe):
     assert small_bpe.vocab_size == 600
     assert [small_bpe.token_to_id(t) for t in SPECIAL_TOKENS] == [0, 1, 2, 3, 4]
-    assert (small_bpe.eos_id, small_bpe.start_id, small_bpe.delim_id, small_bpe.extract_id, small_bpe.pad_id) == (0, 1, 2, 3, 4)
+    assert (small_bpe.eos_id, small_bpe.start_id, small_bpe.delim_id, small_bpe.extract_id, small_bpe.pad_id) == (
+        0,
+        1,
+        2,
+        3,
+        4,
+    )
     for text in TEXTS:  # byte level: any text round-trips, even characters never seen in training
         assert small_bpe.decode(small_bpe.encode(text)) == text
     verse = "And God said, Let there be light: and there was light."

@@ -30,7 +30,7 @@ def text_tokens() -> np.ndarray:
 
 
 TOKENS = text_tokens()
-TRAIN, VAL = TOKENS[: len(TOKENS) * 9 // 10], TOKENS[len(TOKENS) * 9 // 10:]
+TRAIN, VAL = TOKENS[: len(TOKENS) * 9 // 10], TOKENS[len(TOKENS) * 9 // 10 :]
 
 
 def micro_gpt(seed: int = 0, **changes) -> GPT:
@@ -39,14 +39,12 @@ def micro_gpt(seed: int = 0, **changes) -> GPT:
 
 
 def quick(**changes) -> TrainConfig:
-    defaults = dict(steps=6, batch_size=4, lr=3e-3, log_every=1, eval_every=0,
-                    checkpoint_every=0, progress=False)
+    defaults = dict(steps=6, batch_size=4, lr=3e-3, log_every=1, eval_every=0, checkpoint_every=0, progress=False)
     return TrainConfig(**(defaults | changes))
 
 
 def trainer(model, config, run_dir=None, **kwargs) -> Trainer:
-    return Trainer(model, lambda plan: TokenSampler.from_plan(TRAIN, plan), config,
-                   run_dir=run_dir, **kwargs)
+    return Trainer(model, lambda plan: TokenSampler.from_plan(TRAIN, plan), config, run_dir=run_dir, **kwargs)
 
 
 # ------------------------------------------------------------------------- optimizer groups
@@ -60,8 +58,7 @@ def test_weight_decay_on_weight_matrices_only():
     assert "lm_head.weight" not in decay["names"] + rest["names"]
     assert "wpe.weight" in rest["names"]
     assert {"blocks.0.attn.qkv.weight", "blocks.1.mlp.fc.weight"} <= set(decay["names"])
-    assert all(n.endswith("bias") or ".ln_" in n or n.startswith("ln_f") or n == "wpe.weight"
-               for n in rest["names"])
+    assert all(n.endswith("bias") or ".ln_" in n or n.startswith("ln_f") or n == "wpe.weight" for n in rest["names"])
     assert all(p.dim() >= 2 for p in decay["params"])
     assert sum(p.numel() for g in (decay, rest) for p in g["params"]) == model.num_parameters()
 
@@ -127,17 +124,20 @@ def test_plot_schedule_returns_the_learning_rate_curve():
 # --------------------------------------------------------------------- config and batching
 
 
-@pytest.mark.parametrize("changes, message", [
-    (dict(lr=0.0), "lr must be a positive number, got 0.0"),
-    (dict(lr=float("nan")), "lr must be a positive number, got nan"),
-    (dict(steps=0), "steps must be a positive integer, got 0"),
-    (dict(batch_size=-4), "batch_size must be a positive integer, got -4"),
-    (dict(checkpoint_steps=(3, 99)), r"checkpoint_steps \[99\] are outside 1..steps=6"),
-    (dict(precision="fp16"), "precision must be one of .* got 'fp16'"),
-    (dict(schedule="linear"), "schedule must be one of .* got 'linear'"),
-    (dict(device="tpu"), "device must be .* got 'tpu'"),
-    (dict(grad_clip=-1.0), "grad_clip must be a number >= 0, got -1.0"),
-])
+@pytest.mark.parametrize(
+    "changes, message",
+    [
+        (dict(lr=0.0), "lr must be a positive number, got 0.0"),
+        (dict(lr=float("nan")), "lr must be a positive number, got nan"),
+        (dict(steps=0), "steps must be a positive integer, got 0"),
+        (dict(batch_size=-4), "batch_size must be a positive integer, got -4"),
+        (dict(checkpoint_steps=(3, 99)), r"checkpoint_steps \[99\] are outside 1..steps=6"),
+        (dict(precision="fp16"), "precision must be one of .* got 'fp16'"),
+        (dict(schedule="linear"), "schedule must be one of .* got 'linear'"),
+        (dict(device="tpu"), "device must be .* got 'tpu'"),
+        (dict(grad_clip=-1.0), "grad_clip must be a number >= 0, got -1.0"),
+    ],
+)
 def test_bad_config_values_are_named(changes, message):
     with pytest.raises(ValueError, match=message):
         quick(**changes)
@@ -176,8 +176,8 @@ def test_sampler_windows_are_deterministic_shifted_slices():
     assert x.dtype == torch.int64 and x.shape == y.shape == (4, 16)
     assert torch.equal(x[:, 1:], y[:, :-1])
     for row_x, row_y in zip(x.numpy(), y.numpy()):
-        start = next(i for i in range(len(TRAIN)) if np.array_equal(TRAIN[i:i + 16], row_x))
-        assert np.array_equal(TRAIN[start + 1:start + 17], row_y)
+        start = next(i for i in range(len(TRAIN)) if np.array_equal(TRAIN[i : i + 16], row_x))
+        assert np.array_equal(TRAIN[start + 1 : start + 17], row_y)
     assert torch.equal(b.next_batch()[0], x)
     assert not torch.equal(TokenSampler(TRAIN, 16, 4, seed=2).next_batch()[0], x)
 
@@ -221,8 +221,7 @@ def test_evaluator_is_the_mean_loss_over_its_windows():
 
 @pytest.mark.train
 def test_training_lowers_the_loss_and_logs_history(tmp_path):
-    config = quick(steps=40, batch_size=8, log_every=10, eval_every=20, eval_sequences=16,
-                   checkpoint_every=20)
+    config = quick(steps=40, batch_size=8, log_every=10, eval_every=20, eval_sequences=16, checkpoint_every=20)
     t = train_language_model(micro_gpt(), TRAIN, VAL, config, run_dir=tmp_path)
     h = t.history
     assert list(h["step"]) == [0, 10, 20, 30, 40]
@@ -249,8 +248,7 @@ def test_gradient_accumulation_matches_one_big_batch():
 
 
 def _losses_and_params(t: Trainer):
-    return (list(t.history["loss"]),
-            torch.cat([p.detach().flatten() for p in t.model.parameters()]))
+    return (list(t.history["loss"]), torch.cat([p.detach().flatten() for p in t.model.parameters()]))
 
 
 def test_resume_reproduces_the_uninterrupted_run(tmp_path):
@@ -378,10 +376,15 @@ def test_custom_batches_and_loss_metrics_plug_in(tmp_path):
         accuracy = (logits.argmax(-1) == batch["labels"]).float().mean()
         return loss, {"accuracy": accuracy.item(), "logit_scale": logits.detach().abs().mean()}
 
-    config = quick(steps=4, batch_size=4, micro_batch_size=2, log_every=2, eval_every=2,
-                   schedule="gpt1-finetune")
-    t = Trainer(micro_gpt(), DictBatches, config, loss_fn=loss_with_metrics, run_dir=tmp_path,
-                evaluate=lambda model: {"dev_accuracy": 0.25})
+    config = quick(steps=4, batch_size=4, micro_batch_size=2, log_every=2, eval_every=2, schedule="gpt1-finetune")
+    t = Trainer(
+        micro_gpt(),
+        DictBatches,
+        config,
+        loss_fn=loss_with_metrics,
+        run_dir=tmp_path,
+        evaluate=lambda model: {"dev_accuracy": 0.25},
+    )
     h = t.train()
     assert list(h.columns[:5]) == ["step", "tokens", "lr", "loss", "grad_norm"]
     assert {"accuracy", "logit_scale"} <= set(h.columns)

@@ -19,14 +19,32 @@ from workbench.ui import plots
 
 pytestmark = [pytest.mark.data, pytest.mark.train]
 
-TINY = apply_overrides(RECIPES["cpu"].pretraining, {
-    "preset": "gpt1-micro", "n_checkpoints": 2,
-    "train": {"steps": 4, "batch_size": 4, "eval_every": 2, "eval_sequences": 4, "device": "cpu",
-              "precision": "fp32", "progress": False}})
+TINY = apply_overrides(
+    RECIPES["cpu"].pretraining,
+    {
+        "preset": "gpt1-micro",
+        "n_checkpoints": 2,
+        "train": {
+            "steps": 4,
+            "batch_size": 4,
+            "eval_every": 2,
+            "eval_sequences": 4,
+            "device": "cpu",
+            "precision": "fp32",
+            "progress": False,
+        },
+    },
+)
 # a fixed number of updates per run, in this process (threads=None: no worker processes)
-FAST = apply_overrides(RECIPES["cpu"].finetuning, {
-    "epochs": None, "max_eval_examples": 8, "threads": None,
-    "train": {"steps": 2, "batch_size": 4, "device": "cpu", "precision": "fp32"}})
+FAST = apply_overrides(
+    RECIPES["cpu"].finetuning,
+    {
+        "epochs": None,
+        "max_eval_examples": 8,
+        "threads": None,
+        "train": {"steps": 2, "batch_size": 4, "device": "cpu", "precision": "fp32"},
+    },
+)
 
 
 @pytest.fixture(scope="module")
@@ -64,8 +82,9 @@ def test_finetune_task_reports_accuracies_and_settings(run):
 
 
 def test_sweep_rows_columns_and_cache(run, count_runs):
-    sweep = layer_transfer_sweep(run, "sentiment", layers=[0, 2], seeds=(0, 1), n_labelled=8,
-                                 settings=FAST, progress=False)
+    sweep = layer_transfer_sweep(
+        run, "sentiment", layers=[0, 2], seeds=(0, 1), n_labelled=8, settings=FAST, progress=False
+    )
     assert list(sweep.columns) == SWEEP_COLUMNS
     assert len(sweep) == (2 + 1) * 2 * 3  # (layer counts + baseline) x seeds x splits
     curve = sweep[sweep["variant"] == "transfer"]
@@ -76,8 +95,9 @@ def test_sweep_rows_columns_and_cache(run, count_runs):
     trained = len(count_runs)
     assert trained == 6
 
-    again = layer_transfer_sweep(run, "sentiment", layers=[0, 2], seeds=(0, 1), n_labelled=8,
-                                 settings=FAST, progress=False)
+    again = layer_transfer_sweep(
+        run, "sentiment", layers=[0, 2], seeds=(0, 1), n_labelled=8, settings=FAST, progress=False
+    )
     assert len(count_runs) == trained  # every run read from the cache
     pd.testing.assert_frame_equal(again, sweep)
 
@@ -92,8 +112,7 @@ def test_sweep_rows_columns_and_cache(run, count_runs):
 
 
 def test_sweep_on_a_multiple_choice_task(run):
-    sweep = layer_transfer_sweep(run, "next_line", layers=[2], seeds=(0,), n_labelled=8,
-                                 settings=FAST, progress=False)
+    sweep = layer_transfer_sweep(run, "next_line", layers=[2], seeds=(0,), n_labelled=8, settings=FAST, progress=False)
     assert len(sweep) == 2 * 3 and sweep["accuracy"].between(0, 1).all()
 
 
@@ -101,8 +120,9 @@ def test_parallel_runs_match_serial_ones(run, tmp_path, monkeypatch):
     """With ``threads`` set, a CPU sweep runs one process per core group; the numbers are those of
     the same run done alone."""
     settings = dataclasses.replace(FAST, threads=1)
-    parallel = layer_transfer_sweep(run, "sentiment", layers=[1], seeds=(3,), n_labelled=8,
-                                    settings=settings, progress=False)
+    parallel = layer_transfer_sweep(
+        run, "sentiment", layers=[1], seeds=(3,), n_labelled=8, settings=settings, progress=False
+    )
     monkeypatch.setenv("WORKBENCH_CACHE_DIR", str(tmp_path / "serial"))
     alone = finetune_task(run, "sentiment", 1, seed=3, n_labelled=8, settings=settings)
     transfer = parallel[parallel["variant"] == "transfer"].set_index("split")["accuracy"]
@@ -146,21 +166,40 @@ def test_bad_input_is_named(run):
 
 
 def test_experiment_parameters_are_validated_before_any_work():
-    experiment = TransferExperiment.from_params("cpu", tasks=["sentiment"], seeds=[2, 0], layers=[0, 4],
-                                                n_labelled=64, pretrain_steps=300, finetune_steps=5, device="cpu")
+    experiment = TransferExperiment.from_params(
+        "cpu",
+        tasks=["sentiment"],
+        seeds=[2, 0],
+        layers=[0, 4],
+        n_labelled=64,
+        pretrain_steps=300,
+        finetune_steps=5,
+        device="cpu",
+    )
     assert experiment.seeds == (2, 0) and experiment.layers == (0, 4) and experiment.tasks == ("sentiment",)
     assert experiment.n_labelled("sentiment") == 64
     recipe = experiment.recipe
     assert recipe.finetuning.epochs is None and recipe.finetuning.train.steps == 5
     assert recipe.pretraining.train.steps == 300
     assert recipe.pretraining.train.device == "cpu" and recipe.finetuning.train.device == "cpu"
-    assert experiment.setup().loc["sentiment"].to_dict() == {"kind": "classification", "labelled": 64,
-                                                              "updates_per_run": 5}
+    assert experiment.setup().loc["sentiment"].to_dict() == {
+        "kind": "classification",
+        "labelled": 64,
+        "updates_per_run": 5,
+    }
     # everything else is the recipe's
     cpu = RECIPES["cpu"]
-    assert apply_overrides(recipe, {"pretraining": {"train": {"steps": 600, "device": "auto"}},
-                                    "finetuning": {"epochs": 3.0, "train": {"steps": 100, "device": "auto"}},
-                                    "labelled": cpu.labelled}) == cpu
+    assert (
+        apply_overrides(
+            recipe,
+            {
+                "pretraining": {"train": {"steps": 600, "device": "auto"}},
+                "finetuning": {"epochs": 3.0, "train": {"steps": 100, "device": "auto"}},
+                "labelled": cpu.labelled,
+            },
+        )
+        == cpu
+    )
     default = TransferExperiment.from_params("cpu")
     assert default.recipe.pretraining == cpu.pretraining and default.recipe.finetuning == cpu.finetuning
     assert default.layers == (0, 1, 2, 3, 4) and default.seeds == (0, 1, 2)
@@ -185,34 +224,54 @@ def test_experiment_parameters_are_validated_before_any_work():
 
 
 def test_plots_draw_the_experiment_frames(run, tmp_path):
-    sweep = layer_transfer_sweep(run, "sentiment", layers=[0, 2], seeds=(0, 1), n_labelled=8,
-                                 settings=FAST, progress=False)
+    sweep = layer_transfer_sweep(
+        run, "sentiment", layers=[0, 2], seeds=(0, 1), n_labelled=8, settings=FAST, progress=False
+    )
     table = ablation(run, ["sentiment"], seeds=(0, 1), n_labelled=8, settings=FAST, progress=False)
     loss = plots.pretraining_loss_data(run.history)
     assert set(loss["split"]) == {"train", "val"} and list(loss.columns) == ["step", "tokens", "split", "loss"]
-    for name, fig, data in [("loss", plots.plot_pretraining_loss(loss), loss),
-                            ("transfer", plots.plot_layer_transfer(sweep), sweep),
-                            ("ablation", plots.plot_ablation(table), table)]:
+    for name, fig, data in [
+        ("loss", plots.plot_pretraining_loss(loss), loss),
+        ("transfer", plots.plot_layer_transfer(sweep), sweep),
+        ("ablation", plots.plot_ablation(table), table),
+    ]:
         png, csv = plots.save_figure(fig, data, name, tmp_path)
         assert png.stat().st_size > 0 and len(pd.read_csv(csv)) == len(data)
 
 
 def test_findings_name_only_differences_beyond_two_standard_errors():
     def rows(variant, layers, accuracies, task="sentiment"):
-        return [dict(task=task, variant=variant, layers_transferred=layers, seed=seed, split="dev", accuracy=a)
-                for seed, a in enumerate(accuracies)]
+        return [
+            dict(task=task, variant=variant, layers_transferred=layers, seed=seed, split="dev", accuracy=a)
+            for seed, a in enumerate(accuracies)
+        ]
 
-    sweep = pd.DataFrame(rows("no_pretraining", pd.NA, [0.50, 0.51, 0.49]) + rows("transfer", 0, [0.60, 0.61, 0.59])
-                         + rows("transfer", 2, [0.58, 0.66, 0.62]), columns=SWEEP_COLUMNS)
+    sweep = pd.DataFrame(
+        rows("no_pretraining", pd.NA, [0.50, 0.51, 0.49])
+        + rows("transfer", 0, [0.60, 0.61, 0.59])
+        + rows("transfer", 2, [0.58, 0.66, 0.62]),
+        columns=SWEEP_COLUMNS,
+    )
     ablation_table = pd.DataFrame(
-        [dict(r, variant=v) for v, accs in [("full", [0.60, 0.61, 0.59]), ("no_aux_lm", [0.60, 0.62, 0.58]),
-                                            ("no_pretraining", [0.50, 0.51, 0.49])]
-         for r in rows(v, None, accs)], columns=SWEEP_COLUMNS).drop(columns="layers_transferred")
+        [
+            dict(r, variant=v)
+            for v, accs in [
+                ("full", [0.60, 0.61, 0.59]),
+                ("no_aux_lm", [0.60, 0.62, 0.58]),
+                ("no_pretraining", [0.50, 0.51, 0.49]),
+            ]
+            for r in rows(v, None, accs)
+        ],
+        columns=SWEEP_COLUMNS,
+    ).drop(columns="layers_transferred")
     lines = transfer_module.findings(sweep, ablation_table)
-    assert lines[0].startswith("sentiment (dev, chance 0.50, 3 seeds): no pretraining 0.500; by layers transferred "
-                               "0: 0.600, 2: 0.620.")
+    assert lines[0].startswith(
+        "sentiment (dev, chance 0.50, 3 seeds): no pretraining 0.500; by layers transferred 0: 0.600, 2: 0.620."
+    )
     # 2 layers: mean 0.62 against 0.60 with a seed spread of 0.04: within noise; both far above 0.50.
-    assert lines[1] == ("  - all 2 layers are above no pretraining, and level with 0 layers; "
-                        "0 layers are above no pretraining.")
-    assert lines[2] == ("ablation, sentiment: full 0.600 is level with no auxiliary LM (0.600) "
-                        "and above no pretraining (0.500).")
+    assert lines[1] == (
+        "  - all 2 layers are above no pretraining, and level with 0 layers; 0 layers are above no pretraining."
+    )
+    assert lines[2] == (
+        "ablation, sentiment: full 0.600 is level with no auxiliary LM (0.600) and above no pretraining (0.500)."
+    )

@@ -43,7 +43,7 @@ def test_multiple_choice_context_keeps_its_end(tok):
     context = "one two three four five six seven eight nine ten"
     rows = transforms.multiple_choice(tok, context, ["eleven"], 8)
     assert len(rows[0]) == 8
-    assert tok.decode(rows[0][1:rows[0].index(tok.delim_id)]).strip().endswith("ten")
+    assert tok.decode(rows[0][1 : rows[0].index(tok.delim_id)]).strip().endswith("ten")
 
 
 def test_bad_input_is_named(tok):
@@ -66,21 +66,25 @@ def test_collate_pads_and_records_extract(tok):
 
 
 texts = st.text(alphabet=st.characters(codec="utf-8", exclude_categories=["Cs"]), min_size=1, max_size=300).filter(
-    str.strip)
+    str.strip
+)
 
 
 @settings(max_examples=60, deadline=None)
 @given(a=texts, b=texts, n_ctx=st.integers(min_value=5, max_value=64))
 def test_specials_stay_in_place_and_fit(tok, a, b, n_ctx):
     specials = {tok.start_id, tok.delim_id, tok.extract_id}
-    for seq in [transforms.entailment(tok, a, b, n_ctx), *transforms.similarity(tok, a, b, n_ctx),
-                *transforms.multiple_choice(tok, a, [b, a], n_ctx)]:
+    for seq in [
+        transforms.entailment(tok, a, b, n_ctx),
+        *transforms.similarity(tok, a, b, n_ctx),
+        *transforms.multiple_choice(tok, a, [b, a], n_ctx),
+    ]:
         assert len(seq) <= n_ctx
         assert seq[0] == tok.start_id and seq[-1] == tok.extract_id
         assert seq.count(tok.delim_id) == 1
         delim = seq.index(tok.delim_id)
         assert 1 < delim < len(seq) - 2  # both parts keep at least one token
-        assert not specials & set(seq[1:delim]) and not specials & set(seq[delim + 1:-1])
+        assert not specials & set(seq[1:delim]) and not specials & set(seq[delim + 1 : -1])
     single = transforms.classification(tok, a, n_ctx)
     assert len(single) <= n_ctx and single[0] == tok.start_id and single[-1] == tok.extract_id
 
@@ -113,4 +117,5 @@ def test_encode_examples_uses_the_same_dispatch(tok):
     with pytest.raises(ValueError, match="example 1: similarity: empty or non-string text ''"):
         transforms.encode_examples("similarity", examples, tok, 16)
     assert transforms.encode_examples("similarity", examples[:1], tok, 16) == [
-        (transforms.similarity(tok, "Hello", "Hello world", 16), 1)]
+        (transforms.similarity(tok, "Hello", "Hello world", 16), 1)
+    ]

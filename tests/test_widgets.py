@@ -52,9 +52,11 @@ def test_parameter_explorer_shows_config_errors():
 
 # --------------------------------------------------------------------------- shared fixtures
 
-TEXTS = ["It was the best of times, it was the worst of times.",
-         "To be, or not to be, that is the question.",
-         "In the beginning God created the heaven and the earth."] * 20
+TEXTS = [
+    "It was the best of times, it was the worst of times.",
+    "To be, or not to be, that is the question.",
+    "In the beginning God created the heaven and the earth.",
+] * 20
 
 
 @pytest.fixture(scope="module")
@@ -74,13 +76,16 @@ def model(tokenizer) -> GPT:
 
 # --------------------------------------------------------------------------- generation playground
 
+
 def test_sampling_options_map_the_controls():
     assert sampling_options(0.8, 40, 0.95, 7) == dict(temperature=0.8, top_k=40, top_p=0.95, seed=7)
     assert sampling_options(0.0, 0, 1.0, 7) == dict(temperature=0.0, top_k=None, top_p=None, seed=None)
     with pytest.raises(ValueError, match=r"top-p must be in \(0, 1\]; got 0.0"):
         sampling_options(0.8, 40, 0.0, 7)
     assert sampling_notes(sampling_options(0.0, 0, 1.0, 7), "") == [
-        "greedy (temperature 0)", "empty prompt: sampling from <|endoftext|>"]
+        "greedy (temperature 0)",
+        "empty prompt: sampling from <|endoftext|>",
+    ]
     assert sampling_notes(sampling_options(1.0, 0, 1.0, 7), "To be") == ["seed 7"]
 
 
@@ -119,6 +124,7 @@ def test_playground_shows_model_errors_as_messages(model):
 
 
 # --------------------------------------------------------------------------- attention viewer
+
 
 def test_attention_maps_crop_to_the_context_and_check_indices(model, tokenizer):
     maps = attention_maps(model, tokenizer, "To be, or not to be")
@@ -168,8 +174,9 @@ EXAMPLES = {
     "sentiment": [dict(text="a fine film", label=1), dict(text="dull and slow", label=0)],
     "line_order": [dict(premise="To be, or not to be", hypothesis="that is the question", label=1)],
     "same_work": [dict(text_a="It was the best of times", text_b="In the beginning", label=0)],
-    "next_line": [dict(context="To be, or not to be", label=2,
-                       choices=["the earth", "the worst", "that is the question", "God"])],
+    "next_line": [
+        dict(context="To be, or not to be", label=2, choices=["the earth", "the worst", "that is the question", "God"])
+    ],
     "corrupted_sentence": [dict(text="the question is that", label=0)],
 }
 
@@ -197,8 +204,13 @@ def test_transform_viewer_builds_each_kind(tokenizer):
         shapes[name] = (len(sequences), sum(s.count(tokenizer.delim_id) for s in sequences))
         if name == "next_line":
             assert "choice 2 (correct)" in viewer.view.value
-    assert shapes == {"sentiment": (1, 0), "line_order": (1, 1), "same_work": (2, 2),
-                      "next_line": (4, 4), "corrupted_sentence": (1, 0)}
+    assert shapes == {
+        "sentiment": (1, 0),
+        "line_order": (1, 1),
+        "same_work": (2, 2),
+        "next_line": (4, 4),
+        "corrupted_sentence": (1, 0),
+    }
     viewer.controls["task"].value = "sentiment"
     first = viewer.sequences
     viewer.controls["index"].value = 1
@@ -230,12 +242,14 @@ def test_transform_viewer_on_real_task(tokenizer):
 
 # --------------------------------------------------------------------------- loss-curve viewer
 
+
 def _run(directory, losses, val_every=2):
     directory.mkdir(parents=True)
     steps = list(range(1, len(losses) + 1))
     val = [loss + 0.1 if s % val_every == 0 else None for s, loss in zip(steps, losses)]
-    pd.DataFrame(dict(step=steps, tokens=[64 * s for s in steps], lr=0.001, loss=losses, val_loss=val)) \
-        .to_csv(directory / "history.csv", index=False)
+    pd.DataFrame(dict(step=steps, tokens=[64 * s for s in steps], lr=0.001, loss=losses, val_loss=val)).to_csv(
+        directory / "history.csv", index=False
+    )
     return directory
 
 

@@ -11,10 +11,22 @@ from workbench.experiments import RECIPES, PretrainRun, ZeroShotExperiment, pret
 from workbench.experiments import zero_shot as zs
 from workbench.ui import plots
 
-TINY = apply_overrides(RECIPES["cpu"].pretraining, {
-    "preset": "gpt1-micro", "n_checkpoints": 3,
-    "train": {"steps": 6, "batch_size": 4, "eval_every": 3, "eval_sequences": 8, "device": "cpu",
-              "precision": "fp32", "progress": False}})
+TINY = apply_overrides(
+    RECIPES["cpu"].pretraining,
+    {
+        "preset": "gpt1-micro",
+        "n_checkpoints": 3,
+        "train": {
+            "steps": 6,
+            "batch_size": 4,
+            "eval_every": 3,
+            "eval_sequences": 8,
+            "device": "cpu",
+            "precision": "fp32",
+            "progress": False,
+        },
+    },
+)
 REFERENCE = {"corrupted_sentence": 0.8, "sentiment": 0.7, "next_line": 0.5, "name_substitution": 0.6}
 N = 4  # examples per split: enough to exercise every code path
 # the 512-token test vocabulary splits every verbalizer word (tested in test_zeroshot.py)
@@ -70,8 +82,12 @@ def test_supervised_reference_comes_from_the_layer_transfer_runs(runs, monkeypat
     gpt_run, _ = runs
     cpu = RECIPES["cpu"].with_device("cpu")
     table = zs.supervised_reference(gpt_run, ["sentiment", "next_line"], cpu, seeds=(0, 1), progress=False)
-    assert table[["task", "seed"]].values.tolist() == [["sentiment", 0], ["sentiment", 1],
-                                                       ["next_line", 0], ["next_line", 1]]
+    assert table[["task", "seed"]].values.tolist() == [
+        ["sentiment", 0],
+        ["sentiment", 1],
+        ["next_line", 0],
+        ["next_line", 1],
+    ]
     assert table["dev_accuracy"].tolist() == pytest.approx([0.7, 0.6, 0.5, 0.4])
     assert table["n_labelled"].tolist() == [300, 300, 150, 150] == [cpu.labelled[t] for t in table["task"]]
     assert {n for _, _, n, _ in calls} == set(cpu.labelled.values()) and {d for *_, d in calls} == {"cpu"}
@@ -96,7 +112,7 @@ def test_supervised_reference_comes_from_the_layer_transfer_runs(runs, monkeypat
 def test_relative_performance():
     assert zs.relative_performance(0.75, 0.5, 1.0) == 0.5
     assert zs.relative_performance(0.4, 0.5, 1.0) == pytest.approx(-0.2)
-    assert math.isnan(zs.relative_performance(0.7, 0.5, 0.5))   # the reference is no better than chance
+    assert math.isnan(zs.relative_performance(0.7, 0.5, 0.5))  # the reference is no better than chance
     assert math.isnan(zs.relative_performance(0.56, 0.5, 0.505))  # barely above chance: a ratio of 12 means nothing
     assert math.isnan(zs.relative_performance(0.7, 0.5, math.nan))
 
@@ -121,8 +137,9 @@ def test_bad_input_is_named(runs, tmp_path):
         zs.zero_shot_curve(gpt_run, heuristics=["multiple_choice"], supervised={"sentiment": 0.7}, progress=False)
     with pytest.raises(ValueError, match="expected a GPT run and an LSTM run"):
         zs.zero_shot_curve(gpt_run, gpt_run, supervised=False, progress=False)
-    other_tokens = PretrainRun(apply_overrides(TINY, {"preset": "gpt1-mini", "model": "lstm"}),
-                               tmp_path / "never-trained")
+    other_tokens = PretrainRun(
+        apply_overrides(TINY, {"preset": "gpt1-mini", "model": "lstm"}), tmp_path / "never-trained"
+    )
     with pytest.raises(ValueError, match="same tokens"):
         zs.zero_shot_curve(gpt_run, other_tokens, supervised=False, progress=False)
     # a run whose checkpoints are gone: an empty checkpoint list
@@ -136,16 +153,27 @@ def test_bad_input_is_named(runs, tmp_path):
 def test_scaling_trains_each_size_on_the_same_tokens(runs):
     gpt_run, _ = runs
     spec = gpt_run.spec
-    table = zs.zero_shot_scaling(spec, presets=("gpt2-micro", "gpt1-micro"),
-                                 heuristics=["multiple_choice", "substitution"], max_examples=N,
-                                 supervised=REFERENCE, progress=False)
+    table = zs.zero_shot_scaling(
+        spec,
+        presets=("gpt2-micro", "gpt1-micro"),
+        heuristics=["multiple_choice", "substitution"],
+        max_examples=N,
+        supervised=REFERENCE,
+        progress=False,
+    )
     assert list(table.columns) == zs.SCALING_COLUMNS
     assert table["preset"].tolist() == ["gpt2-micro", "gpt2-micro", "gpt1-micro", "gpt1-micro"]
     assert (table["step"] == spec.train.steps).all() and table["val_loss"].notna().all()
     assert table["parameters"].iloc[0] > table["parameters"].iloc[2]  # pre-LN adds a final LayerNorm
     # the shared run is reused, not retrained: its evaluation equals the curve's last checkpoint
-    curve = zs.zero_shot_curve(gpt_run, heuristics=["multiple_choice", "substitution"], max_examples=N,
-                               supervised=REFERENCE, progress=False, steps=[6])
+    curve = zs.zero_shot_curve(
+        gpt_run,
+        heuristics=["multiple_choice", "substitution"],
+        max_examples=N,
+        supervised=REFERENCE,
+        progress=False,
+        steps=[6],
+    )
     assert table[table["preset"] == "gpt1-micro"]["accuracy"].tolist() == curve["accuracy"].tolist()
     with pytest.raises(ValueError, match="share a vocabulary"):
         zs.scaling_specs(spec, ["gpt1-micro", "gpt1-mini"])
@@ -176,9 +204,19 @@ def test_figures_are_written(tmp_path):
             for task, heuristic in (("corrupted_sentence", "acceptability"), ("next_line", "multiple_choice")):
                 random = 0.5 if task == "corrupted_sentence" else 0.25
                 accuracy = random + 0.001 * step * (2 if model == "transformer" else 1)
-                rows.append(dict(model=model, step=step, task=task, heuristic=heuristic, accuracy=accuracy,
-                                 relative=zs.relative_performance(accuracy, random, 0.9), random=random,
-                                 supervised=0.9, n=10))
+                rows.append(
+                    dict(
+                        model=model,
+                        step=step,
+                        task=task,
+                        heuristic=heuristic,
+                        accuracy=accuracy,
+                        relative=zs.relative_performance(accuracy, random, 0.9),
+                        random=random,
+                        supervised=0.9,
+                        n=10,
+                    )
+                )
     curve = pd.DataFrame(rows)[zs.CURVE_COLUMNS]
     fig = plots.plot_zero_shot(curve)
     assert len(fig.axes) == 2 and fig.axes[0].get_xscale() == "log"
@@ -186,10 +224,24 @@ def test_figures_are_written(tmp_path):
     assert styles["transformer: acceptability"] == "-" and styles["lstm: acceptability"] == "--"
     png, csv = plots.save_figure(fig, curve, "zero_shot", tmp_path)
     assert png.stat().st_size > 0 and pd.read_csv(csv).columns.tolist() == zs.CURVE_COLUMNS
-    scaling = pd.DataFrame([dict(preset=p, parameters=n, step=10, val_loss=5.0, task="next_line",
-                                 heuristic="multiple_choice", accuracy=a, relative=math.nan, random=0.25,
-                                 supervised=math.nan, n=10)
-                            for p, n, a in (("a", 1e5, 0.26), ("b", 1e6, 0.3))])
+    scaling = pd.DataFrame(
+        [
+            dict(
+                preset=p,
+                parameters=n,
+                step=10,
+                val_loss=5.0,
+                task="next_line",
+                heuristic="multiple_choice",
+                accuracy=a,
+                relative=math.nan,
+                random=0.25,
+                supervised=math.nan,
+                n=10,
+            )
+            for p, n, a in (("a", 1e5, 0.26), ("b", 1e6, 0.3))
+        ]
+    )
     assert plots.plot_zero_shot_scaling(scaling).axes[0].get_xscale() == "log"
     with pytest.raises(ValueError, match="empty"):
         plots.plot_zero_shot(curve.iloc[:0])
@@ -207,26 +259,32 @@ def test_notebook_parameters_are_checked_before_any_work():
     assert experiment.tasks == ("corrupted_sentence", "sentiment", "next_line", "name_substitution")
     assert experiment.recipe.ladder == cpu.ladder and experiment.supervised_seeds == (0,)
     assert experiment.evaluation == cpu.evaluation
-    chosen = ZeroShotExperiment.from_params("cpu", heuristics="sentiment", scaling_presets=[], max_examples=None,
-                                            split="dev", batch_size=8, device="cpu")
+    chosen = ZeroShotExperiment.from_params(
+        "cpu", heuristics="sentiment", scaling_presets=[], max_examples=None, split="dev", batch_size=8, device="cpu"
+    )
     assert chosen.variants == [("sentiment", {"verbalizer": v}) for v in VERBALIZERS]
     assert chosen.recipe.ladder == () and chosen.scaling({}) is None
     assert (chosen.evaluation.max_examples, chosen.evaluation.split, chosen.evaluation.batch_size) == (None, "dev", 8)
     assert chosen.spec.train.device == "cpu"
     assert ZeroShotExperiment.from_params("paper").spec == RECIPES["paper"].pretraining
-    bad = [(dict(scale="tpu"), r"unknown recipe 'tpu': expected one of \['cpu', 'gpu', 'paper'\]"),
-           (dict(heuristics=["winograd"]), r"ZeroShotExperiment.heuristics must be a non-empty list of items each "
-                                           r"one of \[.*\], got \('winograd',\)"),
-           (dict(heuristics=[]), r"ZeroShotExperiment.heuristics must be a non-empty list .*, got \(\)"),
-           (dict(max_examples=0), "EvaluationSettings.max_examples must be None or a positive integer, got 0"),
-           (dict(split="train"), r"EvaluationSettings.split must be one of \['dev', 'test'\], got 'train'"),
-           (dict(supervised_seeds=[]), r"ZeroShotExperiment.supervised_seeds must be a non-empty list .*, got \(\)"),
-           (dict(supervised_seeds=[-1]), r"ZeroShotExperiment.supervised_seeds must be .* >= 0, got \(-1,\)"),
-           (dict(scaling_presets=["gpt1-micro", "gpt1-mini"]), "share a vocabulary"),
-           (dict(scaling_presets=["gpt5"]), r"Recipe.ladder must be a list of items each one of .*, got \('gpt5',\)"),
-           (dict(pretrained=""), "ZeroShotExperiment.pretrained must be None or a non-empty string, got ''"),
-           (dict(device="tpu"), "device must be 'auto', 'cpu', 'mps', 'cuda' or 'cuda:N', got 'tpu'"),
-           (dict(batch_size=0), "EvaluationSettings.batch_size must be a positive integer, got 0")]
+    bad = [
+        (dict(scale="tpu"), r"unknown recipe 'tpu': expected one of \['cpu', 'gpu', 'paper'\]"),
+        (
+            dict(heuristics=["winograd"]),
+            r"ZeroShotExperiment.heuristics must be a non-empty list of items each "
+            r"one of \[.*\], got \('winograd',\)",
+        ),
+        (dict(heuristics=[]), r"ZeroShotExperiment.heuristics must be a non-empty list .*, got \(\)"),
+        (dict(max_examples=0), "EvaluationSettings.max_examples must be None or a positive integer, got 0"),
+        (dict(split="train"), r"EvaluationSettings.split must be one of \['dev', 'test'\], got 'train'"),
+        (dict(supervised_seeds=[]), r"ZeroShotExperiment.supervised_seeds must be a non-empty list .*, got \(\)"),
+        (dict(supervised_seeds=[-1]), r"ZeroShotExperiment.supervised_seeds must be .* >= 0, got \(-1,\)"),
+        (dict(scaling_presets=["gpt1-micro", "gpt1-mini"]), "share a vocabulary"),
+        (dict(scaling_presets=["gpt5"]), r"Recipe.ladder must be a list of items each one of .*, got \('gpt5',\)"),
+        (dict(pretrained=""), "ZeroShotExperiment.pretrained must be None or a non-empty string, got ''"),
+        (dict(device="tpu"), "device must be 'auto', 'cpu', 'mps', 'cuda' or 'cuda:N', got 'tpu'"),
+        (dict(batch_size=0), "EvaluationSettings.batch_size must be a positive integer, got 0"),
+    ]
     for options, message in bad:
         with pytest.raises(ValueError, match=message):
             ZeroShotExperiment.from_params(**options)

@@ -7,10 +7,16 @@ from torch import nn
 
 from workbench import GPT, GPTConfig
 from workbench.data.tasks import load_task
-from workbench.models.gpt import GPTOutput
 from workbench.data.tokenizer import gpt2_tokenizer
-from workbench.evaluation.heuristics import (HEURISTICS, describe_heuristics, evaluate, evaluate_all, random_accuracy,
-                                verbalizer_tokens)
+from workbench.evaluation.heuristics import (
+    HEURISTICS,
+    describe_heuristics,
+    evaluate,
+    evaluate_all,
+    random_accuracy,
+    verbalizer_tokens,
+)
+from workbench.models.gpt import GPTOutput
 
 pytestmark = pytest.mark.data
 

@@ -13,14 +13,25 @@ from ..data.sources import DATA_DIR_ENV, SOURCES, data_dir, fetch_all
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("action", choices=("prepare", "fetch"),
-                        help="prepare: fetch everything and build the tokenizer, packed tokens and "
-                             "tasks; fetch: only download, verify and extract the sources")
-    parser.add_argument("--vocab-size", type=int, default=DEFAULT_VOCAB_SIZE,
-                        help="vocabulary size of the corpus BPE tokenizer (special tokens included)")
+    parser.add_argument(
+        "action",
+        choices=("prepare", "fetch"),
+        help="prepare: fetch everything and build the tokenizer, packed tokens and "
+        "tasks; fetch: only download, verify and extract the sources",
+    )
+    parser.add_argument(
+        "--vocab-size",
+        type=int,
+        default=DEFAULT_VOCAB_SIZE,
+        help="vocabulary size of the corpus BPE tokenizer (special tokens included)",
+    )
     parser.add_argument("--seed", type=int, default=0, help="seed of the split by document")
-    parser.add_argument("--data-dir", type=Path, default=None,
-                        help=f"data cache (default ${DATA_DIR_ENV} or ~/.cache/gpt-workbench/data)")
+    parser.add_argument(
+        "--data-dir",
+        type=Path,
+        default=None,
+        help=f"data cache (default ${DATA_DIR_ENV} or ~/.cache/gpt-workbench/data)",
+    )
     parser.add_argument("--no-progress", action="store_true", help="hide the progress bars")
 
 

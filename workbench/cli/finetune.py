@@ -10,11 +10,11 @@ from pathlib import Path
 
 import torch
 
+from ..core.options import add_arguments as add_option_arguments
+from ..core.options import apply_overrides, overrides_from_args
 from ..data.prepare import corpus_tokenizer
 from ..data.tasks import TASKS, get_task, load_task
 from ..data.transforms import encode_examples
-from ..core.options import add_arguments as add_option_arguments
-from ..core.options import apply_overrides, overrides_from_args
 from ..experiments.recipes import RECIPES, FinetuneSettings
 from ..models.config import PRESETS, GPTConfig
 from ..models.gpt import GPT
@@ -27,17 +27,32 @@ from .pretrain import add_recipe_arguments, recipe_from_args
 def add_arguments(parser) -> None:
     add_recipe_arguments(parser)
     parser.add_argument("--task", required=True, choices=list(TASKS), help="task to fine-tune on")
-    parser.add_argument("--checkpoint", type=Path, default=None, metavar="DIR",
-                        help="a pretraining run directory (its latest checkpoint) or one checkpoint "
-                             "(checkpoints/step-N); omit to fine-tune without pretraining")
-    parser.add_argument("--preset", default=None, choices=list(PRESETS),
-                        help="model configuration when there is no --checkpoint; default the recipe's")
-    parser.add_argument("--layers", type=int, default=None,
-                        help="pretrained blocks to transfer (0 = embeddings only); default all")
+    parser.add_argument(
+        "--checkpoint",
+        type=Path,
+        default=None,
+        metavar="DIR",
+        help="a pretraining run directory (its latest checkpoint) or one checkpoint "
+        "(checkpoints/step-N); omit to fine-tune without pretraining",
+    )
+    parser.add_argument(
+        "--preset",
+        default=None,
+        choices=list(PRESETS),
+        help="model configuration when there is no --checkpoint; default the recipe's",
+    )
+    parser.add_argument(
+        "--layers", type=int, default=None, help="pretrained blocks to transfer (0 = embeddings only); default all"
+    )
     parser.add_argument("--lm-weight", type=float, default=0.5, help="lambda in L3 = L2 + lambda L1")
     parser.add_argument("--n-train", type=int, default=None, help="labelled training examples (default all)")
-    parser.add_argument("--out", type=Path, default=None, metavar="DIR",
-                        help="run directory for checkpoints and history.csv; default runs/finetune-TASK")
+    parser.add_argument(
+        "--out",
+        type=Path,
+        default=None,
+        metavar="DIR",
+        help="run directory for checkpoints and history.csv; default runs/finetune-TASK",
+    )
     add_option_arguments(parser, FinetuneSettings, base=RECIPES["cpu"].finetuning)
 
 
@@ -59,8 +74,10 @@ def run(args) -> int:
         tokenizer = corpus_tokenizer(model_config.vocab_size)
         trained_on = ckpt.read_state(source)["metadata"].get("tokenizer_sha256") if source else None
         if trained_on not in (None, tokenizer.sha256):
-            raise ValueError(f"{source} was pretrained with tokenizer {trained_on[:12]}, not the corpus "
-                             f"tokenizer {tokenizer.sha256[:12]} this command encodes tasks with")
+            raise ValueError(
+                f"{source} was pretrained with tokenizer {trained_on[:12]}, not the corpus "
+                f"tokenizer {tokenizer.sha256[:12]} this command encodes tasks with"
+            )
         torch.manual_seed(settings.train.seed)
         gpt = GPT(model_config)
         if pretrained is not None:
@@ -69,15 +86,21 @@ def run(args) -> int:
             print(f"transferred {int(copied['copied'].sum())} tensors: embeddings + {layers} blocks from {source}")
         elif args.layers is not None:
             raise ValueError("--layers needs --checkpoint: without pretraining nothing is transferred")
-        model = TaskModel(gpt, model_kind(task.kind), n_classes=max(2, len(task.labels)),
-                          dropout=settings.head_dropout)
-        encode = lambda split, n=None: encode_examples(task.kind, load_task(args.task, split, n_train=n),
-                                                       tokenizer, model_config.n_ctx)
-        train = encode("train", args.n_train)
+        model = TaskModel(gpt, model_kind(task.kind), n_classes=max(2, len(task.labels)), dropout=settings.head_dropout)
+        train, dev = (
+            encode_examples(task.kind, load_task(args.task, split, n_train=n), tokenizer, model_config.n_ctx)
+            for split, n in (("train", args.n_train), ("dev", None))
+        )
         config = settings.train.replace(steps=settings.updates(len(train)))
-        trainer = finetune(model, train, config, tokenizer.pad_id,
-                           dev=encode("dev"), lm_weight=args.lm_weight,
-                           run_dir=args.out or Path("runs") / f"finetune-{args.task}")
+        trainer = finetune(
+            model,
+            train,
+            config,
+            tokenizer.pad_id,
+            dev=dev,
+            lm_weight=args.lm_weight,
+            run_dir=args.out or Path("runs") / f"finetune-{args.task}",
+        )
     except (ValueError, OSError, FloatingPointError) as error:
         raise SystemExit(f"finetune: error: {error}") from error
     print(trainer.history.tail(1).to_string(index=False))

@@ -21,10 +21,19 @@ from ..experiments.recipes import RECIPES, PretrainSpec, load_recipe
 
 
 def add_recipe_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--recipe", default="cpu", choices=list(RECIPES),
-                        help="the recipe to start from (the option help shows the cpu recipe's values)")
-    parser.add_argument("--recipe-file", type=Path, default=None, metavar="YAML",
-                        help="a recipe file (python -m workbench recipes --yaml NAME writes one); replaces --recipe")
+    parser.add_argument(
+        "--recipe",
+        default="cpu",
+        choices=list(RECIPES),
+        help="the recipe to start from (the option help shows the cpu recipe's values)",
+    )
+    parser.add_argument(
+        "--recipe-file",
+        type=Path,
+        default=None,
+        metavar="YAML",
+        help="a recipe file (python -m workbench recipes --yaml NAME writes one); replaces --recipe",
+    )
 
 
 def recipe_from_args(args: argparse.Namespace):
@@ -33,12 +42,27 @@ def recipe_from_args(args: argparse.Namespace):
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     add_recipe_arguments(parser)
-    parser.add_argument("--out", type=Path, default=None, metavar="DIR",
-                        help="run directory; default the experiment cache entry of the spec")
-    parser.add_argument("--train-tokens", type=Path, default=None, metavar="PATH",
-                        help="packed training tokens (.npy or a workbench corpus .bin) instead of the books corpus")
-    parser.add_argument("--val-tokens", type=Path, default=None, metavar="PATH",
-                        help="packed validation tokens (with --train-tokens); default no validation")
+    parser.add_argument(
+        "--out",
+        type=Path,
+        default=None,
+        metavar="DIR",
+        help="run directory; default the experiment cache entry of the spec",
+    )
+    parser.add_argument(
+        "--train-tokens",
+        type=Path,
+        default=None,
+        metavar="PATH",
+        help="packed training tokens (.npy or a workbench corpus .bin) instead of the books corpus",
+    )
+    parser.add_argument(
+        "--val-tokens",
+        type=Path,
+        default=None,
+        metavar="PATH",
+        help="packed validation tokens (with --train-tokens); default no validation",
+    )
     add_option_arguments(parser, PretrainSpec, base=RECIPES["cpu"].pretraining)
 
 

@@ -12,10 +12,20 @@ from ..experiments.recipes import RECIPES, recipe_yaml, recipes_table
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--yaml", choices=list(RECIPES), default=None, metavar="NAME",
-                        help=f"print recipe NAME ({', '.join(RECIPES)}) as YAML instead of the table")
-    parser.add_argument("--out", type=Path, default=None, metavar="FILE",
-                        help="with --yaml: write the file here (then pass it back with --recipe-file)")
+    parser.add_argument(
+        "--yaml",
+        choices=list(RECIPES),
+        default=None,
+        metavar="NAME",
+        help=f"print recipe NAME ({', '.join(RECIPES)}) as YAML instead of the table",
+    )
+    parser.add_argument(
+        "--out",
+        type=Path,
+        default=None,
+        metavar="FILE",
+        help="with --yaml: write the file here (then pass it back with --recipe-file)",
+    )
 
 
 def run(args: argparse.Namespace) -> int:

@@ -19,17 +19,37 @@ KERNEL_NAME = "python3"
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--notebooks", type=Path, default=REPO_ROOT / "notebooks",
-                        help="directory of the notebooks to run (all *.ipynb, in name order)")
-    parser.add_argument("--only", nargs="*", default=None, metavar="NAME",
-                        help="run only notebooks whose file name starts with one of these")
-    parser.add_argument("--output-dir", type=Path, default=None,
-                        help="where executed notebooks are written (default: a new temporary directory)")
-    parser.add_argument("--inplace", action="store_true",
-                        help="write executed notebooks over the inputs (refreshes committed outputs)")
-    parser.add_argument("-p", "--parameter", nargs=2, action="append", default=[],
-                        metavar=("NAME", "VALUE"),
-                        help="papermill parameter passed to every notebook (value parsed as YAML)")
+    parser.add_argument(
+        "--notebooks",
+        type=Path,
+        default=REPO_ROOT / "notebooks",
+        help="directory of the notebooks to run (all *.ipynb, in name order)",
+    )
+    parser.add_argument(
+        "--only",
+        nargs="*",
+        default=None,
+        metavar="NAME",
+        help="run only notebooks whose file name starts with one of these",
+    )
+    parser.add_argument(
+        "--output-dir",
+        type=Path,
+        default=None,
+        help="where executed notebooks are written (default: a new temporary directory)",
+    )
+    parser.add_argument(
+        "--inplace", action="store_true", help="write executed notebooks over the inputs (refreshes committed outputs)"
+    )
+    parser.add_argument(
+        "-p",
+        "--parameter",
+        nargs=2,
+        action="append",
+        default=[],
+        metavar=("NAME", "VALUE"),
+        help="papermill parameter passed to every notebook (value parsed as YAML)",
+    )
 
 
 def select_notebooks(directory: Path, only: list[str] | None) -> list[Path]:
@@ -43,8 +63,9 @@ def select_notebooks(directory: Path, only: list[str] | None) -> list[Path]:
     return notebooks
 
 
-def run_notebooks(notebooks: list[Path], output_dir: Path | None, inplace: bool = False,
-                  parameters: dict | None = None) -> pd.DataFrame:
+def run_notebooks(
+    notebooks: list[Path], output_dir: Path | None, inplace: bool = False, parameters: dict | None = None
+) -> pd.DataFrame:
     """Execute each notebook; one row per notebook with status, wall time and the failing cell."""
     import papermill
 
@@ -57,15 +78,25 @@ def run_notebooks(notebooks: list[Path], output_dir: Path | None, inplace: bool 
         status, failure = "ok", ""
         try:
             papermill.execute_notebook(
-                str(notebook), str(output), parameters=parameters or {}, kernel_name=KERNEL_NAME,
-                cwd=str(notebook.parent), progress_bar=False,
+                str(notebook),
+                str(output),
+                parameters=parameters or {},
+                kernel_name=KERNEL_NAME,
+                cwd=str(notebook.parent),
+                progress_bar=False,
             )
         except papermill.PapermillExecutionError as error:
             status = "failed"
             failure = f"cell {error.cell_index} (execution count {error.exec_count}): {error.ename}: {error.evalue}"
-        rows.append(dict(notebook=notebook.name, status=status,
-                         seconds=round(time.perf_counter() - start, 1),
-                         output=str(output), failure=failure))
+        rows.append(
+            dict(
+                notebook=notebook.name,
+                status=status,
+                seconds=round(time.perf_counter() - start, 1),
+                output=str(output),
+                failure=failure,
+            )
+        )
     return pd.DataFrame(rows)
 
 
@@ -73,8 +104,7 @@ def run(args: argparse.Namespace) -> int:
     import yaml
 
     parameters = {name: yaml.safe_load(value) for name, value in args.parameter}
-    table = run_notebooks(select_notebooks(args.notebooks, args.only), args.output_dir,
-                          args.inplace, parameters)
+    table = run_notebooks(select_notebooks(args.notebooks, args.only), args.output_dir, args.inplace, parameters)
     print(table[["notebook", "status", "seconds"]].to_string(index=False))
     failed = table[table["status"] != "ok"]
     for row in failed.itertuples():

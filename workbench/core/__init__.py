@@ -7,6 +7,17 @@ from .paths import figures_dir
 from .timing import timed
 
 __all__ = [
-    "Check", "add_arguments", "apply_overrides", "autocast", "check_fields", "figures_dir", "from_dict", "option",
-    "overrides_from_args", "resolve_device", "resolve_precision", "timed", "to_dict",
+    "Check",
+    "add_arguments",
+    "apply_overrides",
+    "autocast",
+    "check_fields",
+    "figures_dir",
+    "from_dict",
+    "option",
+    "overrides_from_args",
+    "resolve_device",
+    "resolve_precision",
+    "timed",
+    "to_dict",
 ]

@@ -8,8 +8,9 @@ the error names the class, the field, what was expected and what was given.
 from __future__ import annotations
 
 import math
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, fields
-from typing import Any, Callable, Iterable
+from typing import Any
 
 
 @dataclass(frozen=True)
@@ -49,8 +50,10 @@ def one_of(choices: Iterable[Any]) -> Check:
 def in_range(low: float, high: float, *, closed: bool = False) -> Check:
     """``low <= value < high`` (``<= high`` when ``closed``)."""
     bracket = "]" if closed else ")"
-    return Check(f"a number in [{low}, {high}{bracket}",
-                 lambda v: _is_number(v) and low <= v and (v <= high if closed else v < high))
+    return Check(
+        f"a number in [{low}, {high}{bracket}",
+        lambda v: _is_number(v) and low <= v and (v <= high if closed else v < high),
+    )
 
 
 def optional(check: Check) -> Check:
@@ -60,9 +63,10 @@ def optional(check: Check) -> Check:
 def sequence_of(check: Check, *, non_empty: bool = True) -> Check:
     """A list or tuple whose every item passes ``check``."""
     what = "a non-empty list" if non_empty else "a list"
-    return Check(f"{what} of items each {check.expected}",
-                 lambda v: isinstance(v, (list, tuple)) and (bool(v) or not non_empty)
-                 and all(check.test(item) for item in v))
+    return Check(
+        f"{what} of items each {check.expected}",
+        lambda v: isinstance(v, (list, tuple)) and (bool(v) or not non_empty) and all(check.test(item) for item in v),
+    )
 
 
 def check_fields(instance: Any) -> None:

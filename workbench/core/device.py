@@ -39,9 +39,7 @@ def resolve_device(device: str = "auto", local_rank: int = 0) -> torch.device:
             )
         index = int(device.split(":")[1]) if ":" in device else local_rank
         if index >= torch.cuda.device_count():
-            raise ValueError(
-                f"device={device!r}: this machine has {torch.cuda.device_count()} CUDA device(s)"
-            )
+            raise ValueError(f"device={device!r}: this machine has {torch.cuda.device_count()} CUDA device(s)")
         return torch.device("cuda", index)
     if device == "mps" and not torch.backends.mps.is_available():
         raise ValueError("device='mps' was requested but MPS is not available on this machine")

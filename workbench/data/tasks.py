@@ -19,8 +19,8 @@ from __future__ import annotations
 import functools
 import random
 import re
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
-from typing import Callable, Iterable
 
 import pandas as pd
 
@@ -44,10 +44,11 @@ KIND_FIELDS = {
 @dataclass(frozen=True, kw_only=True)
 class TaskSchema:
     """What a task's examples look like: enough to validate them (benchmarks have one too)."""
+
     name: str
     kind: str
     description: str
-    labels: dict[int, str]                 # label value -> meaning; empty for a regression label
+    labels: dict[int, str]  # label value -> meaning; empty for a regression label
     n_choices: int | None = None
     label_range: tuple[float, float] | None = None  # for a regression label (e.g. STS-B 0-5)
 
@@ -59,7 +60,8 @@ class TaskSchema:
 @dataclass(frozen=True, kw_only=True)
 class TaskSpec(TaskSchema):
     """A task of the workbench: its schema and how its examples are built from the sources."""
-    build: Callable[..., list[dict]]       # (seed, **options) -> every example, unsplit
+
+    build: Callable[..., list[dict]]  # (seed, **options) -> every example, unsplit
     options: dict[str, object] = field(default_factory=dict)  # option -> default
 
 
@@ -100,8 +102,7 @@ def _works(seed: int, sources: Iterable[str]) -> list[tuple[Document, list[list[
     sources = tuple(sources)
     unknown = [s for s in sources if s not in BOOK_SOURCES]
     if unknown:
-        raise ValueError(f"sources={sources!r}: tasks are derived from book text; expected a subset "
-                         f"of {BOOK_SOURCES}")
+        raise ValueError(f"sources={sources!r}: tasks are derived from book text; expected a subset of {BOOK_SOURCES}")
     return [(d, passages(d)) for d in corpus_split("heldout", seed, sources)]
 
 
@@ -113,9 +114,13 @@ def _long_lines(passage_list: list[list[str]], min_words: int = MIN_WORDS) -> li
 # ---------------------------------------------------------------------------------------------
 # Builders: each returns every example of a task, in a deterministic order
 
+
 def _sentiment(seed: int) -> list[dict]:
-    return [dict(text=text, label=int(score > 0))
-            for _, score, text in rated_sentences("movie_reviews") if score != 0 and text]
+    return [
+        dict(text=text, label=int(score > 0))
+        for _, score, text in rated_sentences("movie_reviews")
+        if score != 0 and text
+    ]
 
 
 def _next_line(seed: int, sources=BOOK_SOURCES, context_lines: int = 2) -> list[dict]:
@@ -127,7 +132,7 @@ def _next_line(seed: int, sources=BOOK_SOURCES, context_lines: int = 2) -> list[
         pool = _long_lines(work)
         for passage in work:
             for i in range(1, len(passage)):
-                answer, context = passage[i], passage[max(0, i - context_lines):i]
+                answer, context = passage[i], passage[max(0, i - context_lines) : i]
                 if _words(answer) < MIN_WORDS or _words(context[-1]) < MIN_WORDS:
                     continue
                 distractors = _sample_distinct(rng, pool, 3, exclude={answer, *context})
@@ -135,8 +140,7 @@ def _next_line(seed: int, sources=BOOK_SOURCES, context_lines: int = 2) -> list[
                     continue
                 choices = [answer] + distractors
                 rng.shuffle(choices)
-                examples.append(dict(context="\n".join(context), choices=choices,
-                                     label=choices.index(answer)))
+                examples.append(dict(context="\n".join(context), choices=choices, label=choices.index(answer)))
     return examples
 
 
@@ -215,8 +219,7 @@ def _corrupted_sentence(seed: int, sources=BOOK_SOURCES, min_words: int = 6) -> 
 _CANDIDATE = re.compile(r"^([A-Z][a-z]{2,})([^\w]*)$")
 
 
-def _name_substitution(seed: int, sources=BOOK_SOURCES, min_suffix_words: int = 3,
-                       min_count: int = 5) -> list[dict]:
+def _name_substitution(seed: int, sources=BOOK_SOURCES, min_suffix_words: int = 3, min_count: int = 5) -> list[dict]:
     """The candidates are a work's names: capitalised words met mid-sentence at least ``min_count``
     times and never written in lower case there (which rules out "Lord", "Sir", "Whosoever").
     The wrong candidate is another name of the same work that the line does not contain."""
@@ -235,8 +238,11 @@ def _name_substitution(seed: int, sources=BOOK_SOURCES, min_suffix_words: int = 
             continue
         for line in lines:
             words = line.split()
-            spots = [(p, w) for p, w in _mid_sentence_candidates(line)
-                     if w in counts and counts[w] >= min_count and len(words) - p - 1 >= min_suffix_words]
+            spots = [
+                (p, w)
+                for p, w in _mid_sentence_candidates(line)
+                if w in counts and counts[w] >= min_count and len(words) - p - 1 >= min_suffix_words
+            ]
             if not spots:
                 continue
             position, right = rng.choice(spots)
@@ -247,9 +253,14 @@ def _name_substitution(seed: int, sources=BOOK_SOURCES, min_suffix_words: int = 
             punctuation = _CANDIDATE.match(words[position]).group(2)
             choices = [right, wrong]
             rng.shuffle(choices)
-            examples.append(dict(prefix=" ".join(words[:position]), choices=choices,
-                                 suffix=punctuation + " " + " ".join(words[position + 1:]),
-                                 label=choices.index(right)))
+            examples.append(
+                dict(
+                    prefix=" ".join(words[:position]),
+                    choices=choices,
+                    suffix=punctuation + " " + " ".join(words[position + 1 :]),
+                    label=choices.index(right),
+                )
+            )
     return examples
 
 
@@ -263,36 +274,65 @@ def _mid_sentence_candidates(line: str) -> list[tuple[int, str]]:
     return found
 
 
-TASKS: dict[str, TaskSpec] = {t.name: t for t in [
-    TaskSpec(name="sentiment", kind="classification",
-             description="Rotten Tomatoes sentences (the source sentences of SST) with mean human "
-                         "scores; score > 0 positive, < 0 negative, 0 dropped (VADER's ground truth)",
-             labels={0: "negative", 1: "positive"}, build=_sentiment),
-    TaskSpec(name="next_line", kind="multiple_choice",
-             description="the true next line of a held-out speech or chapter among 4; distractors "
-                         "are lines of the same work",
-             labels={0: "choice 0", 1: "choice 1", 2: "choice 2", 3: "choice 3"}, n_choices=4,
-             build=_next_line, options={"sources": BOOK_SOURCES, "context_lines": 2}),
-    TaskSpec(name="line_order", kind="entailment",
-             description="is the hypothesis the line that directly follows the premise? negatives "
-                         "are the line before it or a line from elsewhere in the work",
-             labels={0: "does not follow", 1: "follows"},
-             build=_line_order, options={"sources": BOOK_SOURCES}),
-    TaskSpec(name="same_work", kind="similarity",
-             description="are two held-out lines from the same work (play or book of the Bible)? "
-                         "negatives pair two works of the same source",
-             labels={0: "different works", 1: "same work"},
-             build=_same_work, options={"sources": BOOK_SOURCES, "min_words": 6}),
-    TaskSpec(name="corrupted_sentence", kind="classification",
-             description="a held-out line as written (1) or with two of its words swapped (0)",
-             labels={0: "corrupted", 1: "original"},
-             build=_corrupted_sentence, options={"sources": BOOK_SOURCES, "min_words": 6}),
-    TaskSpec(name="name_substitution", kind="substitution",
-             description="a held-out line with one name blanked: which of two names of the same "
-                         "work was there? (Winograd-shaped: score the rest of the line)",
-             labels={0: "choice 0", 1: "choice 1"}, n_choices=2, build=_name_substitution,
-             options={"sources": BOOK_SOURCES, "min_suffix_words": 3, "min_count": 5}),
-]}
+TASKS: dict[str, TaskSpec] = {
+    t.name: t
+    for t in [
+        TaskSpec(
+            name="sentiment",
+            kind="classification",
+            description="Rotten Tomatoes sentences (the source sentences of SST) with mean human "
+            "scores; score > 0 positive, < 0 negative, 0 dropped (VADER's ground truth)",
+            labels={0: "negative", 1: "positive"},
+            build=_sentiment,
+        ),
+        TaskSpec(
+            name="next_line",
+            kind="multiple_choice",
+            description="the true next line of a held-out speech or chapter among 4; distractors "
+            "are lines of the same work",
+            labels={0: "choice 0", 1: "choice 1", 2: "choice 2", 3: "choice 3"},
+            n_choices=4,
+            build=_next_line,
+            options={"sources": BOOK_SOURCES, "context_lines": 2},
+        ),
+        TaskSpec(
+            name="line_order",
+            kind="entailment",
+            description="is the hypothesis the line that directly follows the premise? negatives "
+            "are the line before it or a line from elsewhere in the work",
+            labels={0: "does not follow", 1: "follows"},
+            build=_line_order,
+            options={"sources": BOOK_SOURCES},
+        ),
+        TaskSpec(
+            name="same_work",
+            kind="similarity",
+            description="are two held-out lines from the same work (play or book of the Bible)? "
+            "negatives pair two works of the same source",
+            labels={0: "different works", 1: "same work"},
+            build=_same_work,
+            options={"sources": BOOK_SOURCES, "min_words": 6},
+        ),
+        TaskSpec(
+            name="corrupted_sentence",
+            kind="classification",
+            description="a held-out line as written (1) or with two of its words swapped (0)",
+            labels={0: "corrupted", 1: "original"},
+            build=_corrupted_sentence,
+            options={"sources": BOOK_SOURCES, "min_words": 6},
+        ),
+        TaskSpec(
+            name="name_substitution",
+            kind="substitution",
+            description="a held-out line with one name blanked: which of two names of the same "
+            "work was there? (Winograd-shaped: score the rest of the line)",
+            labels={0: "choice 0", 1: "choice 1"},
+            n_choices=2,
+            build=_name_substitution,
+            options={"sources": BOOK_SOURCES, "min_suffix_words": 3, "min_count": 5},
+        ),
+    ]
+}
 
 
 def get_task(name: str) -> TaskSpec:
@@ -303,9 +343,19 @@ def get_task(name: str) -> TaskSpec:
 
 def describe_tasks() -> pd.DataFrame:
     """One row per task: its kind, fields, labels, options and what it is."""
-    return pd.DataFrame([dict(task=t.name, kind=t.kind, fields=", ".join(t.fields),
-                              labels=t.labels, options=t.options, description=t.description)
-                         for t in TASKS.values()])
+    return pd.DataFrame(
+        [
+            dict(
+                task=t.name,
+                kind=t.kind,
+                fields=", ".join(t.fields),
+                labels=t.labels,
+                options=t.options,
+                description=t.description,
+            )
+            for t in TASKS.values()
+        ]
+    )
 
 
 def load_task(name: str, split: str, seed: int = 0, n_train: int | None = None, **options) -> list[dict]:
@@ -324,8 +374,7 @@ def load_task(name: str, split: str, seed: int = 0, n_train: int | None = None, 
         raise ValueError(f"n_train={n_train!r}: expected a positive int or None")
     chosen = {**spec.options, **options}
     if "sources" in chosen:
-        chosen["sources"] = (chosen["sources"],) if isinstance(chosen["sources"], str) \
-            else tuple(chosen["sources"])
+        chosen["sources"] = (chosen["sources"],) if isinstance(chosen["sources"], str) else tuple(chosen["sources"])
     examples = _split_examples(name, seed, tuple(sorted(chosen.items())), str(data_dir()))[split]
     if split == "train" and n_train is not None:
         examples = examples[:n_train]
@@ -340,7 +389,7 @@ def _split_examples(name: str, seed: int, options: tuple, cache: str) -> dict[st
     order = list(range(len(examples)))
     random.Random(f"split:{name}:{seed}").shuffle(order)
     n_dev, n_test = round(DEV_FRACTION * len(order)), round(TEST_FRACTION * len(order))
-    ranges = {"test": order[:n_test], "dev": order[n_test:n_test + n_dev], "train": order[n_test + n_dev:]}
+    ranges = {"test": order[:n_test], "dev": order[n_test : n_test + n_dev], "train": order[n_test + n_dev :]}
     return {split: [examples[i] for i in indices] for split, indices in ranges.items()}
 
 
@@ -366,8 +415,10 @@ def validate_examples(task: str | TaskSchema, examples: list[dict]) -> None:
                     raise ValueError(f"{where}: label {value!r} is not in the label set {sorted(spec.labels)}")
             elif name == "choices":
                 if not isinstance(value, list) or len(value) != spec.n_choices:
-                    raise ValueError(f"{where}: expected a list of {spec.n_choices} choices, got "
-                                     f"{len(value) if isinstance(value, list) else type(value).__name__}")
+                    raise ValueError(
+                        f"{where}: expected a list of {spec.n_choices} choices, got "
+                        f"{len(value) if isinstance(value, list) else type(value).__name__}"
+                    )
                 if any(not isinstance(c, str) or not c.strip() for c in value):
                     raise ValueError(f"{where}: every choice must be non-empty text, got {value!r}")
             elif name not in ("prefix", "suffix") and (not isinstance(value, str) or not value.strip()):

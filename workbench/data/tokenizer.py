@@ -12,8 +12,8 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+from collections.abc import Iterable, Sequence
 from pathlib import Path
-from typing import Iterable, Sequence
 
 import tokenizers
 from tokenizers import decoders, models, pre_tokenizers, trainers
@@ -54,8 +54,9 @@ class Tokenizer:
     def token_to_id(self, token: str) -> int:
         token_id = self.backend.token_to_id(token)
         if token_id is None:
-            raise KeyError(f"token {token!r} is not in this tokenizer's vocabulary "
-                           f"(special tokens present: {self.special_tokens})")
+            raise KeyError(
+                f"token {token!r} is not in this tokenizer's vocabulary (special tokens present: {self.special_tokens})"
+            )
         return token_id
 
     @property
@@ -104,8 +105,9 @@ class Tokenizer:
         if path.is_dir():
             path = path / FILENAME
         if not path.is_file():
-            raise FileNotFoundError(f"tokenizer file {path} does not exist; expected a "
-                                    f"{FILENAME} written by Tokenizer.save")
+            raise FileNotFoundError(
+                f"tokenizer file {path} does not exist; expected a {FILENAME} written by Tokenizer.save"
+            )
         try:
             return cls(tokenizers.Tokenizer.from_file(str(path)))
         except Exception as error:  # the Rust library raises a bare Exception on bad JSON
@@ -122,17 +124,21 @@ def _byte_level(model: models.Model) -> tokenizers.Tokenizer:
     return backend
 
 
-def train_bpe(texts: Iterable[str], vocab_size: int, min_frequency: int = 2,
-              show_progress: bool = False) -> Tokenizer:
+def train_bpe(texts: Iterable[str], vocab_size: int, min_frequency: int = 2, show_progress: bool = False) -> Tokenizer:
     """Train a byte-level BPE with ``vocab_size`` ids in all: 5 special tokens, 256 bytes, merges."""
     smallest = len(SPECIAL_TOKENS) + len(pre_tokenizers.ByteLevel.alphabet())
     if not isinstance(vocab_size, int) or vocab_size <= smallest:
-        raise ValueError(f"vocab_size={vocab_size!r}: expected an int > {smallest} "
-                         "(the special tokens and the 256 byte symbols)")
+        raise ValueError(
+            f"vocab_size={vocab_size!r}: expected an int > {smallest} (the special tokens and the 256 byte symbols)"
+        )
     backend = _byte_level(models.BPE())
     trainer = trainers.BpeTrainer(
-        vocab_size=vocab_size, min_frequency=min_frequency, special_tokens=list(SPECIAL_TOKENS),
-        initial_alphabet=pre_tokenizers.ByteLevel.alphabet(), show_progress=show_progress)
+        vocab_size=vocab_size,
+        min_frequency=min_frequency,
+        special_tokens=list(SPECIAL_TOKENS),
+        initial_alphabet=pre_tokenizers.ByteLevel.alphabet(),
+        show_progress=show_progress,
+    )
     backend.train_from_iterator(texts, trainer=trainer)
     return Tokenizer(backend)
 

@@ -64,10 +64,7 @@ def fit_parts(parts: Sequence[Sequence[int]], budget: int, keep_end: Sequence[bo
         if n > cap and spare > 0:
             target, spare = target + 1, spare - 1
         targets.append(target)
-    return [
-        list(p[len(p) - t:]) if end else list(p[:t])
-        for p, t, end in zip(parts, targets, keep_end)
-    ]
+    return [list(p[len(p) - t :]) if end else list(p[:t]) for p, t, end in zip(parts, targets, keep_end)]
 
 
 def _minimum_context(n_parts: int, n_ctx: int) -> None:
@@ -189,8 +186,10 @@ def transform_example(kind: str, example: dict, tok: SpecialTokenizer, n_ctx: in
         choices = multiple_choice(tok, e["context"], e["choices"], n_ctx)
     else:
         choices = multiple_choice(tok, e["prefix"], [c + e["suffix"] for c in e["choices"]], n_ctx)
-    return [TransformedSequence(f"choice {k}" + (" (correct)" if k == e.get("label") else ""), ids)
-            for k, ids in enumerate(choices)]
+    return [
+        TransformedSequence(f"choice {k}" + (" (correct)" if k == e.get("label") else ""), ids)
+        for k, ids in enumerate(choices)
+    ]
 
 
 def token_roles(tok: SpecialTokenizer, ids: Sequence[int]) -> list[str | None]:
@@ -199,8 +198,9 @@ def token_roles(tok: SpecialTokenizer, ids: Sequence[int]) -> list[str | None]:
     return [special.get(token_id) for token_id in ids]
 
 
-def encode_examples(kind: str, examples: Sequence[dict], tok: SpecialTokenizer,
-                    n_ctx: int) -> list[tuple[list[list[int]], int]]:
+def encode_examples(
+    kind: str, examples: Sequence[dict], tok: SpecialTokenizer, n_ctx: int
+) -> list[tuple[list[list[int]], int]]:
     """Each task example as ``(sequences, label)`` (see :func:`transform_example`)."""
     encoded = []
     for i, e in enumerate(examples):

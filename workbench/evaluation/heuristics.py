@@ -23,8 +23,8 @@ are cut from the left; a continuation longer than the window is scored with a ro
 from __future__ import annotations
 
 import warnings
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Callable
 
 import numpy as np
 import pandas as pd
@@ -51,6 +51,7 @@ class Heuristic:
 
 # The (context, continuation) requests each heuristic scores for one example, in one place so that
 # the heuristics and :func:`describe_heuristics` show the same thing.
+
 
 def acceptability_requests(example: dict) -> list[tuple[str, str]]:
     return [("", " " + example["text"])]
@@ -127,16 +128,36 @@ def _argmax_per_example(values: np.ndarray, sizes: list[int]) -> np.ndarray:
     return np.array([int(np.argmax(values[a:b])) for a, b in zip(bounds[:-1], bounds[1:])])
 
 
-HEURISTICS = {h.name: h for h in [
-    Heuristic("acceptability", "corrupted_sentence", _acceptability, needs_dev=True,
-              rule="mean token log-probability of the sentence >= a threshold chosen on the dev split"),
-    Heuristic("sentiment", "sentiment", _sentiment,
-              rule='append " very"; positive if log p(positive word) > log p(negative word)'),
-    Heuristic("multiple_choice", "next_line", _multiple_choice,
-              rule="the choice with the highest mean token log-probability after the context"),
-    Heuristic("substitution", "name_substitution", _substitution,
-              rule="put each candidate in the blank; the highest mean token log-probability of the rest"),
-]}
+HEURISTICS = {
+    h.name: h
+    for h in [
+        Heuristic(
+            "acceptability",
+            "corrupted_sentence",
+            _acceptability,
+            needs_dev=True,
+            rule="mean token log-probability of the sentence >= a threshold chosen on the dev split",
+        ),
+        Heuristic(
+            "sentiment",
+            "sentiment",
+            _sentiment,
+            rule='append " very"; positive if log p(positive word) > log p(negative word)',
+        ),
+        Heuristic(
+            "multiple_choice",
+            "next_line",
+            _multiple_choice,
+            rule="the choice with the highest mean token log-probability after the context",
+        ),
+        Heuristic(
+            "substitution",
+            "name_substitution",
+            _substitution,
+            rule="put each candidate in the blank; the highest mean token log-probability of the rest",
+        ),
+    ]
+}
 
 
 def random_accuracy(task: str) -> float:
@@ -155,8 +176,16 @@ def verbalizer_tokens(tokenizer) -> pd.DataFrame:
     return pd.DataFrame(rows)
 
 
-def evaluate(model, tokenizer, heuristic: str, split: str = "test", max_examples: int | None = None,
-             seed: int = 0, batch_size: int = 32, **options) -> dict:
+def evaluate(
+    model,
+    tokenizer,
+    heuristic: str,
+    split: str = "test",
+    max_examples: int | None = None,
+    seed: int = 0,
+    batch_size: int = 32,
+    **options,
+) -> dict:
     """Accuracy of one heuristic on (the first ``max_examples`` of) a split of its task."""
     if heuristic not in HEURISTICS:
         raise ValueError(f"unknown heuristic {heuristic!r}; expected one of {list(HEURISTICS)}")
@@ -168,12 +197,25 @@ def evaluate(model, tokenizer, heuristic: str, split: str = "test", max_examples
     predictions = spec.run(model, tokenizer, examples, dev, batch_size, **options)
     labels = np.array([e["label"] for e in examples])
     name = heuristic if not options else f"{heuristic} ({', '.join(map(str, options.values()))})"
-    return dict(task=spec.task, heuristic=name, split=split, n=len(examples),
-                accuracy=float((predictions == labels).mean()), random=random_accuracy(spec.task))
+    return dict(
+        task=spec.task,
+        heuristic=name,
+        split=split,
+        n=len(examples),
+        accuracy=float((predictions == labels).mean()),
+        random=random_accuracy(spec.task),
+    )
 
 
-def evaluate_all(model, tokenizer, split: str = "test", max_examples: int | None = None,
-                 seed: int = 0, batch_size: int = 32, all_verbalizers: bool = True) -> pd.DataFrame:
+def evaluate_all(
+    model,
+    tokenizer,
+    split: str = "test",
+    max_examples: int | None = None,
+    seed: int = 0,
+    batch_size: int = 32,
+    all_verbalizers: bool = True,
+) -> pd.DataFrame:
     """Every heuristic (and every sentiment verbalizer pair) on its task: one row each."""
     rows = []
     for name in HEURISTICS:
@@ -192,10 +234,15 @@ def describe_heuristics(split: str = "test", seed: int = 0, max_examples: int | 
         variants = [{"verbalizer": v} for v in VERBALIZERS] if name == "sentiment" else [{}]
         for options in variants:
             requests = REQUESTS[name](examples[0], **options) if examples else []
-            rows.append(dict(
-                heuristic=name if not options else f"{name} ({options['verbalizer']})", task=spec.task,
-                n=len(examples), requests_per_example=len(requests), rule=spec.rule,
-                example_context=requests[0][0] if requests else "",
-                example_continuations=[c for _, c in requests],
-            ))
+            rows.append(
+                dict(
+                    heuristic=name if not options else f"{name} ({options['verbalizer']})",
+                    task=spec.task,
+                    n=len(examples),
+                    requests_per_example=len(requests),
+                    rule=spec.rule,
+                    example_context=requests[0][0] if requests else "",
+                    example_continuations=[c for _, c in requests],
+                )
+            )
     return pd.DataFrame(rows)

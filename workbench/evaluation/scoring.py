@@ -27,7 +27,7 @@ scores equal those of one unbatched forward pass per request to float rounding.
 from __future__ import annotations
 
 import inspect
-from typing import Sequence
+from collections.abc import Sequence
 
 import pandas as pd
 import torch
@@ -40,7 +40,7 @@ SCORE_COLUMNS = ["logprob", "n_tokens", "n_chars", "logprob_per_token", "logprob
 def split_boundary(context: str, continuation: str) -> tuple[str, str]:
     """Move the context's trailing whitespace to the start of the continuation."""
     stripped = context.rstrip()
-    return stripped, context[len(stripped):] + continuation
+    return stripped, context[len(stripped) :] + continuation
 
 
 def encode_requests(tokenizer, requests: Sequence[tuple[str, str]]) -> list[tuple[list[int], list[int]]]:
@@ -74,7 +74,7 @@ def _fit_contexts(requests: Sequence[tuple[list[int], list[int]]], n_ctx: int):
             )
         if not context:
             raise ValueError(f"request {i}: context has no tokens (use <|endoftext|> for none)")
-        groups.setdefault(tuple(context[-(n_ctx - len(continuation)):]), []).append(i)
+        groups.setdefault(tuple(context[-(n_ctx - len(continuation)) :]), []).append(i)
     return [(list(context), members) for context, members in groups.items()]
 
 
@@ -112,14 +112,15 @@ def rolling_windows(requests: Sequence[tuple[list[int], list[int]]], n_ctx: int)
             owners.append(i)
             continue
         for start in range(0, len(continuation), size):
-            pieces.append((list(context) + list(continuation[:start]), continuation[start: start + size]))
+            pieces.append((list(context) + list(continuation[:start]), continuation[start : start + size]))
             owners.append(i)
     return pieces, owners
 
 
 @torch.inference_mode()
-def score_token_requests(model, requests: Sequence[tuple[list[int], list[int]]], batch_size: int = 32,
-                         rolling: bool = False) -> pd.DataFrame:
+def score_token_requests(
+    model, requests: Sequence[tuple[list[int], list[int]]], batch_size: int = 32, rolling: bool = False
+) -> pd.DataFrame:
     """Score token-level requests; one row per request, in order (see the module docstring).
 
     ``batch_size`` bounds the number of continuations (rows) scored per forward pass. A
@@ -222,7 +223,7 @@ def _score_with_shared_prefix(model: GPT, requests, groups, batch_size, device, 
         lengths = [len(context) for context, _ in pool]
         last_logits, caches, where = [], [], []
         for start in range(0, len(pool), batch_size):
-            contexts = [context for context, _ in pool[start: start + batch_size]]
+            contexts = [context for context, _ in pool[start : start + batch_size]]
             ends = torch.as_tensor([len(c) - 1 for c in contexts], device=device)
             hidden, _, _, cache = model.transformer(_pad(contexts, device), use_cache=True)
             last_logits.append(model.lm_head(hidden[torch.arange(len(contexts), device=device), ends]))
@@ -287,15 +288,19 @@ def _gather_cache(caches, places: list[tuple[int, int]], span: int, device):
 def _score_full_sequences(model, requests, groups, batch_size, device, results) -> None:
     """Models without a key/value cache (the LSTM): each full sequence (context + continuation,
     minus its last token), right-padded and batched in order of length."""
-    rows = sorted(((context, i) for context, members in groups for i in members),
-                  key=lambda r: len(r[0]) + len(requests[r[1]][1]))
+    rows = sorted(
+        ((context, i) for context, members in groups for i in members), key=lambda r: len(r[0]) + len(requests[r[1]][1])
+    )
     for start in range(0, len(rows), batch_size):
-        chunk = rows[start: start + batch_size]
+        chunk = rows[start : start + batch_size]
         conts = [requests[i][1] for _, i in chunk]
         sequences = [context + cont[:-1] for (context, _), cont in zip(chunk, conts)]
         logits = model(_pad(sequences, device)).logits
-        places = [(r, len(context) - 1 + t) for r, ((context, _), cont) in enumerate(zip(chunk, conts))
-                  for t in range(len(cont))]
+        places = [
+            (r, len(context) - 1 + t)
+            for r, ((context, _), cont) in enumerate(zip(chunk, conts))
+            for t in range(len(cont))
+        ]
         r_idx = torch.as_tensor([r for r, _ in places], device=device)
         p_idx = torch.as_tensor([p for _, p in places], device=device)
         targets = torch.as_tensor([t for cont in conts for t in cont], device=device)
@@ -305,8 +310,9 @@ def _score_full_sequences(model, requests, groups, batch_size, device, results) 
             results[i] = (total, flag)
 
 
-def score(model, tokenizer, requests: Sequence[tuple[str, str]], batch_size: int = 32,
-          rolling: bool = False) -> pd.DataFrame:
+def score(
+    model, tokenizer, requests: Sequence[tuple[str, str]], batch_size: int = 32, rolling: bool = False
+) -> pd.DataFrame:
     """Score text requests: the columns of :data:`SCORE_COLUMNS` plus ``context`` and ``continuation``
     (``rolling`` as in :func:`score_token_requests`)."""
     encoded = encode_requests(tokenizer, requests)

@@ -49,8 +49,11 @@ def claim_dir(path: Path, config: dict[str, Any]) -> Path:
         write_text_atomic(config_file, text)
     elif (stored := json.loads(config_file.read_text())) != json.loads(text):
         ours, theirs = _flat(json.loads(text)), _flat(stored)
-        diff = [f"{k}={theirs.get(k)!r} (this run: {ours.get(k)!r})" for k in sorted(set(ours) | set(theirs))
-                if ours.get(k) != theirs.get(k)]
+        diff = [
+            f"{k}={theirs.get(k)!r} (this run: {ours.get(k)!r})"
+            for k in sorted(set(ours) | set(theirs))
+            if ours.get(k) != theirs.get(k)
+        ]
         raise ValueError(f"{path} holds the result of another config: {', '.join(diff)}; choose another directory")
     return path
 

@@ -26,9 +26,10 @@ from .recipes import RECIPES, PretrainSpec
 SOURCES = ("auto", "demo", "untrained")
 
 _CHECKS = {
-    "model_source": Check(f"one of {list(SOURCES)} or an existing run directory",
-                          lambda v: (isinstance(v, str) and v in SOURCES)
-                          or (isinstance(v, (str, os.PathLike)) and Path(v).is_dir())),
+    "model_source": Check(
+        f"one of {list(SOURCES)} or an existing run directory",
+        lambda v: (isinstance(v, str) and v in SOURCES) or (isinstance(v, (str, os.PathLike)) and Path(v).is_dir()),
+    ),
     "demo_steps": POSITIVE_INT,
     "seed": NON_NEGATIVE_INT,
     "prompt": Check("a string (empty: start from <|endoftext|>)", lambda v: isinstance(v, str)),
@@ -52,9 +53,15 @@ class Explorer:
     seed: int
 
     @classmethod
-    def from_params(cls, model_source: str | os.PathLike[str] = "auto", demo_steps: int = 300, seed: int = 0,
-                    prompt: str = "To be, or not to be", max_new_tokens: int = 48,
-                    attention_text: str = "And God said, Let there be light: and there was light.") -> Explorer:
+    def from_params(
+        cls,
+        model_source: str | os.PathLike[str] = "auto",
+        demo_steps: int = 300,
+        seed: int = 0,
+        prompt: str = "To be, or not to be",
+        max_new_tokens: int = 48,
+        attention_text: str = "And God said, Let there be light: and there was light.",
+    ) -> Explorer:
         """Check every parameter (before any training), then find or train the model.
 
         ``model_source``: ``"auto"``, the cached GPT pretraining run that has seen the most tokens,
@@ -63,8 +70,14 @@ class Explorer:
         ``"untrained"``: random gpt2-mini weights, to check the widgets quickly; or a run directory
         written by the Trainer on the corpus (``python -m workbench pretrain``).
         """
-        params = dict(model_source=model_source, demo_steps=demo_steps, seed=seed, prompt=prompt,
-                      max_new_tokens=max_new_tokens, attention_text=attention_text)
+        params = dict(
+            model_source=model_source,
+            demo_steps=demo_steps,
+            seed=seed,
+            prompt=prompt,
+            max_new_tokens=max_new_tokens,
+            attention_text=attention_text,
+        )
         for name, check in _CHECKS.items():
             check(params[name], name)
         if model_source == "untrained":
@@ -87,11 +100,23 @@ def demo_spec(steps: int = 300, seed: int = 0) -> PretrainSpec:
     it is short. Cached like every pretraining run, so only the first call trains.
     """
     every = max(1, steps // 10)
-    return apply_overrides(RECIPES["cpu"].pretraining, {
-        "preset": "gpt2-mini", "dropout": 0.0, "n_checkpoints": 1,
-        "train": {"steps": steps, "batch_size": 8, "lr": 2e-3, "warmup_steps": every, "eval_every": every,
-                  "eval_sequences": 16, "seed": seed},
-    })
+    return apply_overrides(
+        RECIPES["cpu"].pretraining,
+        {
+            "preset": "gpt2-mini",
+            "dropout": 0.0,
+            "n_checkpoints": 1,
+            "train": {
+                "steps": steps,
+                "batch_size": 8,
+                "lr": 2e-3,
+                "warmup_steps": every,
+                "eval_every": every,
+                "eval_sequences": 16,
+                "seed": seed,
+            },
+        },
+    )
 
 
 def best_gpt_run(runs: dict[str, PretrainRun]) -> tuple[str, PretrainRun] | None:
@@ -110,9 +135,11 @@ def best_gpt_run(runs: dict[str, PretrainRun]) -> tuple[str, PretrainRun] | None
 
 def describe(config: GPTConfig) -> str:
     """A model's shape in words, for a reader who wants to know what they are looking at."""
-    return (f"{config.n_layer}-layer, {config.d_model}-wide {'GPT-2' if config.norm == 'pre' else 'GPT-1'}-style "
-            f"model ({count_parameters(config) / 1e6:.1f}M parameters, {config.vocab_size}-token BPE, "
-            f"context {config.n_ctx})")
+    return (
+        f"{config.n_layer}-layer, {config.d_model}-wide {'GPT-2' if config.norm == 'pre' else 'GPT-1'}-style "
+        f"model ({count_parameters(config) / 1e6:.1f}M parameters, {config.vocab_size}-token BPE, "
+        f"context {config.n_ctx})"
+    )
 
 
 def _cached_model(source: str, demo: PretrainSpec) -> tuple[GPT, Tokenizer, str, dict[str, Path]]:
@@ -127,10 +154,12 @@ def _cached_model(source: str, demo: PretrainSpec) -> tuple[GPT, Tokenizer, str,
     history = run.history
     val = history["val_loss"].dropna()
     is_demo = run.spec == demo
-    description = (f"{'a DEMO model: ' if is_demo else ''}{describe(run.spec.gpt_config)} pretrained for "
-                   f"{run.spec.train.steps:,} updates ({int(history['tokens'].max()):,} tokens) on the corpus, "
-                   f"validation loss {val.iloc[-1]:.2f} nats/token (cached run {name!r})"
-                   f"{'; expect word salad, not prose' if is_demo else ''}")
+    description = (
+        f"{'a DEMO model: ' if is_demo else ''}{describe(run.spec.gpt_config)} pretrained for "
+        f"{run.spec.train.steps:,} updates ({int(history['tokens'].max()):,} tokens) on the corpus, "
+        f"validation loss {val.iloc[-1]:.2f} nats/token (cached run {name!r})"
+        f"{'; expect word salad, not prose' if is_demo else ''}"
+    )
     return run.load(), run.tokenizer, description, {n: r.run_dir for n, r in cached.items()}
 
 
@@ -145,12 +174,15 @@ def _run_directory_model(run: Path) -> tuple[GPT, Tokenizer, str, dict[str, Path
     metadata = state.get("metadata", {})
     expected = metadata.get("tokenizer_sha256")
     if expected not in (None, tokenizer.sha256):
-        raise ValueError(f"{run} was trained with another tokenizer than the corpus BPE of "
-                         f"{model.config.vocab_size} tokens")
+        raise ValueError(
+            f"{run} was trained with another tokenizer than the corpus BPE of {model.config.vocab_size} tokens"
+        )
     history = ckpt.read_history(run)
     val = history["val_loss"].dropna() if "val_loss" in history else []
     loss = f", validation loss {val.iloc[-1]:.2f} nats/token" if len(val) else ""
     data = "the corpus" if expected == tokenizer.sha256 else metadata.get("train_tokens", "unrecorded data")
-    description = (f"{describe(model.config)} trained for {state['step']:,} updates "
-                   f"({int(history['tokens'].max()):,} tokens) on {data}{loss}; run {run}")
+    description = (
+        f"{describe(model.config)} trained for {state['step']:,} updates "
+        f"({int(history['tokens'].max()):,} tokens) on {data}{loss}; run {run}"
+    )
     return model, tokenizer, description, {run.name: run}

@@ -63,8 +63,13 @@ class PretrainRun:
         return model.eval()
 
 
-def pretrain(spec: PretrainSpec, *, progress: bool = True, run_dir: str | os.PathLike[str] | None = None,
-             tokens: tuple[Path, Path | None] | None = None) -> PretrainRun:
+def pretrain(
+    spec: PretrainSpec,
+    *,
+    progress: bool = True,
+    run_dir: str | os.PathLike[str] | None = None,
+    tokens: tuple[Path, Path | None] | None = None,
+) -> PretrainRun:
     """Train the run ``spec`` describes, or load it when finished; an interrupted run resumes.
 
     The run lives in the experiment cache under a hash of ``spec`` and its data, unless ``run_dir``
@@ -83,8 +88,15 @@ def pretrain(spec: PretrainSpec, *, progress: bool = True, run_dir: str | os.Pat
         return run
     val_tokens = open_token_file(val_path, vocab_size)[0] if val_path is not None else None
     resume = ckpt.latest_checkpoint(run_dir) is not None
-    train_language_model(spec.build_model(), train_tokens, val_tokens, spec.train_config(progress),
-                         run_dir=run_dir, resume=resume, metadata=metadata)
+    train_language_model(
+        spec.build_model(),
+        train_tokens,
+        val_tokens,
+        spec.train_config(progress),
+        run_dir=run_dir,
+        resume=resume,
+        metadata=metadata,
+    )
     if init_distributed().is_main:
         mark_done(run_dir)
     return run
@@ -101,8 +113,11 @@ def find_runs(*paths: str | os.PathLike[str]) -> dict[str, Path]:
         if (path / ckpt.HISTORY_FILE).is_file():
             found.append(path)
             continue
-        found += [history.parent for history in sorted(path.rglob(ckpt.HISTORY_FILE))
-                  if ckpt.CHECKPOINTS not in history.relative_to(path).parts[:-1]]
+        found += [
+            history.parent
+            for history in sorted(path.rglob(ckpt.HISTORY_FILE))
+            if ckpt.CHECKPOINTS not in history.relative_to(path).parts[:-1]
+        ]
     names: dict[str, Path] = {}
     for run in dict.fromkeys(found):
         names[run.name if run.name not in names else f"{run.parent.name}/{run.name}"] = run
@@ -140,8 +155,16 @@ class PretrainingExperiment:
         check_fields(self)
 
     @classmethod
-    def from_params(cls, scale: str | Path | Recipe = "cpu", *, steps: int | None = None, device: str = "auto",
-                    precision: str = "auto", n_samples: int = 3, sample_tokens: int = 40) -> "PretrainingExperiment":
+    def from_params(
+        cls,
+        scale: str | Path | Recipe = "cpu",
+        *,
+        steps: int | None = None,
+        device: str = "auto",
+        precision: str = "auto",
+        n_samples: int = 3,
+        sample_tokens: int = 40,
+    ) -> PretrainingExperiment:
         """The recipe of ``scale`` (a name, a YAML file or a Recipe); ``steps=None`` keeps its updates."""
         recipe = load_recipe(scale).with_device(device, precision)
         if steps is not None:
@@ -156,13 +179,18 @@ class PretrainingExperiment:
         """The run at a glance: model, data and optimisation."""
         spec, config, train = self.spec, self.spec.gpt_config, self.spec.train_config(progress=False)
         rows = {
-            "preset": spec.preset, "parameters": f"{count_parameters(config):,}",
+            "preset": spec.preset,
+            "parameters": f"{count_parameters(config):,}",
             "layers x width": f"{config.n_layer} x {config.d_model}, {config.n_head} heads",
-            "vocabulary": f"{config.vocab_size:,} (corpus BPE)", "context": config.n_ctx, "updates": train.steps,
+            "vocabulary": f"{config.vocab_size:,} (corpus BPE)",
+            "context": config.n_ctx,
+            "updates": train.steps,
             "batch (sequences x tokens)": f"{train.batch_size} x {config.n_ctx}",
-            "tokens seen": f"{train.steps * train.batch_size * config.n_ctx:,}", "peak learning rate": train.lr,
+            "tokens seen": f"{train.steps * train.batch_size * config.n_ctx:,}",
+            "peak learning rate": train.lr,
             "warmup updates": Schedule.create(train.schedule, train.steps, train.warmup_steps).warmup_steps,
-            "dropout": spec.dropout, "seed": train.seed,
+            "dropout": spec.dropout,
+            "seed": train.seed,
         }
         return pd.DataFrame({"value": list(rows.values())}, index=list(rows))
 
@@ -172,18 +200,29 @@ class PretrainingExperiment:
 
     def samples(self, run: PretrainRun) -> dict[str, str]:
         """Sampled continuations (temperature 0.8, top-k 40, seed i) of a prompt in each source's style."""
-        prompts = ["To be, or not to be", "And the LORD said unto Moses,", "KING HENRY.\nOnce more unto the breach,",
-                   "O Romeo, Romeo,", "In the beginning"][: self.n_samples]
+        prompts = [
+            "To be, or not to be",
+            "And the LORD said unto Moses,",
+            "KING HENRY.\nOnce more unto the breach,",
+            "O Romeo, Romeo,",
+            "In the beginning",
+        ][: self.n_samples]
         model, tokenizer = run.load(), run.tokenizer
-        outputs = [model.generate(torch.tensor([tokenizer.encode(prompt)]), self.sample_tokens, temperature=0.8,
-                                  top_k=40, seed=i) for i, prompt in enumerate(prompts)]
+        outputs = [
+            model.generate(
+                torch.tensor([tokenizer.encode(prompt)]), self.sample_tokens, temperature=0.8, top_k=40, seed=i
+            )
+            for i, prompt in enumerate(prompts)
+        ]
         return {prompt: tokenizer.decode(out[0].tolist()) for prompt, out in zip(prompts, outputs)}
 
     def findings(self, run: PretrainRun) -> str:
         """The validation loss from the first to the last evaluation, computed from the history."""
         val = run.history.dropna(subset=["val_loss"]).set_index("step")["val_loss"]
         uniform = math.log(self.spec.gpt_config.vocab_size)
-        return (f"validation loss: {val.iloc[0]:.2f} nats at update {val.index[0]} (a uniform guess scores "
-                f"{uniform:.2f}) -> {val.iloc[-1]:.2f} at update {val.index[-1]} (perplexity "
-                f"{math.exp(val.iloc[-1]):.0f}); still falling over the last two evaluations: "
-                f"{bool(val.iloc[-1] < val.iloc[-2])}")
+        return (
+            f"validation loss: {val.iloc[0]:.2f} nats at update {val.index[0]} (a uniform guess scores "
+            f"{uniform:.2f}) -> {val.iloc[-1]:.2f} at update {val.index[-1]} (perplexity "
+            f"{math.exp(val.iloc[-1]):.0f}); still falling over the last two evaluations: "
+            f"{bool(val.iloc[-1] < val.iloc[-2])}"
+        )

@@ -20,8 +20,17 @@ import pandas as pd
 import torch
 import yaml
 
-from ..core.checks import (NON_EMPTY_STRING, NON_NEGATIVE_INT, POSITIVE_INT, Check, check_fields, in_range,
-                           one_of, optional, sequence_of)
+from ..core.checks import (
+    NON_EMPTY_STRING,
+    NON_NEGATIVE_INT,
+    POSITIVE_INT,
+    Check,
+    check_fields,
+    in_range,
+    one_of,
+    optional,
+    sequence_of,
+)
 from ..core.options import apply_overrides, from_dict, option, to_dict, to_flat_dict
 from ..data.prepare import corpus_tokenizer
 from ..data.tasks import TASKS
@@ -43,18 +52,22 @@ class PretrainSpec:
     preset: str = option("model preset (workbench.models.PRESETS)", check=one_of(PRESETS))
     model: str = option("gpt, or lstm: the LSTM baseline sized like the preset", check=one_of(MODELS))
     dropout: float = option("dropout of the model (GPT-1 and GPT-2: 0.1)", check=in_range(0, 1))
-    data_seed: int = option("seed of the split of the corpus into train / val / held-out documents",
-                            check=NON_NEGATIVE_INT)
-    n_checkpoints: int = option("checkpoints kept at log-spaced steps (the zero-shot curves read them)",
-                                check=POSITIVE_INT)
+    data_seed: int = option(
+        "seed of the split of the corpus into train / val / held-out documents", check=NON_NEGATIVE_INT
+    )
+    n_checkpoints: int = option(
+        "checkpoints kept at log-spaced steps (the zero-shot curves read them)", check=POSITIVE_INT
+    )
     train: TrainConfig = option("the optimisation; train.seed also seeds the model's initial weights")
 
     def __post_init__(self) -> None:
         check_fields(self)
         if self.train.checkpoint_steps:
-            raise ValueError(f"PretrainSpec.train.checkpoint_steps must be empty (got "
-                             f"{list(self.train.checkpoint_steps)}): set n_checkpoints, the kept steps are "
-                             "log-spaced from it")
+            raise ValueError(
+                f"PretrainSpec.train.checkpoint_steps must be empty (got "
+                f"{list(self.train.checkpoint_steps)}): set n_checkpoints, the kept steps are "
+                "log-spaced from it"
+            )
 
     @property
     def gpt_config(self) -> GPTConfig:
@@ -98,14 +111,20 @@ class FinetuneSettings:
     """
 
     train: TrainConfig = option("the optimisation of each run (its seed is the run's seed)")
-    epochs: float | None = option("passes over the labelled examples; None: train.steps updates",
-                                  check=optional(Check("a positive number", lambda v: isinstance(v, (int, float))
-                                                       and not isinstance(v, bool) and math.isfinite(v) and v > 0)))
+    epochs: float | None = option(
+        "passes over the labelled examples; None: train.steps updates",
+        check=optional(
+            Check(
+                "a positive number",
+                lambda v: isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v) and v > 0,
+            )
+        ),
+    )
     head_dropout: float = option("dropout before the task head", check=in_range(0, 1))
-    n_ctx: int | None = option("tokens per example; None: the pretrained model's context",
-                               check=optional(POSITIVE_INT))
-    max_eval_examples: int | None = option("examples evaluated per dev / test split; None: all",
-                                           check=optional(POSITIVE_INT))
+    n_ctx: int | None = option("tokens per example; None: the pretrained model's context", check=optional(POSITIVE_INT))
+    max_eval_examples: int | None = option(
+        "examples evaluated per dev / test split; None: all", check=optional(POSITIVE_INT)
+    )
     threads: int | None = option("torch threads per run; None: torch's default", check=optional(POSITIVE_INT))
 
     def __post_init__(self) -> None:
@@ -128,8 +147,9 @@ class EvaluationSettings:
     """How zero-shot heuristics are evaluated."""
 
     split: str = option("the task split scored", check=one_of(SPLITS))
-    max_examples: int | None = option("examples per split (the first of its fixed order); None: all",
-                                      check=optional(POSITIVE_INT))
+    max_examples: int | None = option(
+        "examples per split (the first of its fixed order); None: all", check=optional(POSITIVE_INT)
+    )
     batch_size: int = option("continuations scored per forward pass", check=POSITIVE_INT)
 
     def __post_init__(self) -> None:
@@ -139,7 +159,8 @@ class EvaluationSettings:
 def _labelled_counts(value) -> bool:
     return isinstance(value, dict) and all(
         t in TASKS and (n is None or (isinstance(n, int) and not isinstance(n, bool) and n > 0))
-        for t, n in value.items())
+        for t, n in value.items()
+    )
 
 
 @dataclass(frozen=True)
@@ -149,11 +170,14 @@ class Recipe:
     name: str = option("the recipe's name", check=NON_EMPTY_STRING)
     pretraining: PretrainSpec = option("the shared pretraining run")
     finetuning: FinetuneSettings = option("every fine-tuning run (layer transfer, ablation, references)")
-    labelled: dict = option("labelled training examples per task (None: the whole train split)",
-                            check=Check(f"a mapping from tasks {list(TASKS)} to a positive integer or None",
-                                        _labelled_counts))
-    ladder: tuple[str, ...] = option("model sizes trained on the same tokens (GPT-2's scaling claim)",
-                                     check=sequence_of(one_of(PRESETS), non_empty=False))
+    labelled: dict = option(
+        "labelled training examples per task (None: the whole train split)",
+        check=Check(f"a mapping from tasks {list(TASKS)} to a positive integer or None", _labelled_counts),
+    )
+    ladder: tuple[str, ...] = option(
+        "model sizes trained on the same tokens (GPT-2's scaling claim)",
+        check=sequence_of(one_of(PRESETS), non_empty=False),
+    )
     evaluation: EvaluationSettings = option("zero-shot evaluation")
 
     def __post_init__(self) -> None:
@@ -167,7 +191,7 @@ class Recipe:
         counts = list(self.labelled.values())
         return None if not counts or None in counts else max(counts)
 
-    def with_device(self, device: str = "auto", precision: str = "auto") -> "Recipe":
+    def with_device(self, device: str = "auto", precision: str = "auto") -> Recipe:
         """The recipe with pretraining and fine-tuning on ``device`` in ``precision``."""
         where = {"train": {"device": device, "precision": precision}}
         return apply_overrides(self, {"pretraining": where, "finetuning": where})
@@ -176,13 +200,40 @@ class Recipe:
 PAPER = Recipe(
     name="paper",
     pretraining=PretrainSpec(
-        preset="gpt1", model="gpt", dropout=0.1, data_seed=0, n_checkpoints=8,
-        train=TrainConfig(steps=11_300, batch_size=64, lr=2.5e-4, schedule="gpt1-pretrain", warmup_steps=2000,
-                          weight_decay=0.01, grad_clip=1.0, eval_every=1130, checkpoint_every=0, keep_last=1)),
+        preset="gpt1",
+        model="gpt",
+        dropout=0.1,
+        data_seed=0,
+        n_checkpoints=8,
+        train=TrainConfig(
+            steps=11_300,
+            batch_size=64,
+            lr=2.5e-4,
+            schedule="gpt1-pretrain",
+            warmup_steps=2000,
+            weight_decay=0.01,
+            grad_clip=1.0,
+            eval_every=1130,
+            checkpoint_every=0,
+            keep_last=1,
+        ),
+    ),
     finetuning=FinetuneSettings(
-        train=TrainConfig(steps=100, batch_size=32, lr=6.25e-5, schedule="gpt1-finetune", weight_decay=0.01,
-                          eval_every=0, checkpoint_every=0),
-        epochs=3.0, head_dropout=0.1, n_ctx=None, max_eval_examples=None, threads=None),
+        train=TrainConfig(
+            steps=100,
+            batch_size=32,
+            lr=6.25e-5,
+            schedule="gpt1-finetune",
+            weight_decay=0.01,
+            eval_every=0,
+            checkpoint_every=0,
+        ),
+        epochs=3.0,
+        head_dropout=0.1,
+        n_ctx=None,
+        max_eval_examples=None,
+        threads=None,
+    ),
     labelled={"sentiment": None, "next_line": None},
     ladder=("gpt1-nano", "gpt1-tiny", "gpt1-slim", "gpt1-mini"),
     evaluation=EvaluationSettings(split="test", max_examples=None, batch_size=32),
@@ -216,23 +267,44 @@ def _recipes() -> dict[str, Recipe]:
     cpu = Recipe(
         name="cpu",
         pretraining=PretrainSpec(
-            preset="gpt2-slim", model="gpt", dropout=0.1, data_seed=0, n_checkpoints=8,
-            train=TrainConfig(steps=600, batch_size=16, lr=2e-3, schedule="gpt1-pretrain", eval_every=60,
-                              checkpoint_every=0, keep_last=1)),
+            preset="gpt2-slim",
+            model="gpt",
+            dropout=0.1,
+            data_seed=0,
+            n_checkpoints=8,
+            train=TrainConfig(
+                steps=600,
+                batch_size=16,
+                lr=2e-3,
+                schedule="gpt1-pretrain",
+                eval_every=60,
+                checkpoint_every=0,
+                keep_last=1,
+            ),
+        ),
         finetuning=FinetuneSettings(
-            train=TrainConfig(steps=100, batch_size=32, lr=1e-3, schedule="gpt1-finetune", eval_every=0,
-                              checkpoint_every=0),
-            epochs=3.0, head_dropout=0.1, n_ctx=64, max_eval_examples=200, threads=1),
+            train=TrainConfig(
+                steps=100, batch_size=32, lr=1e-3, schedule="gpt1-finetune", eval_every=0, checkpoint_every=0
+            ),
+            epochs=3.0,
+            head_dropout=0.1,
+            n_ctx=64,
+            max_eval_examples=200,
+            threads=1,
+        ),
         labelled={"sentiment": 300, "next_line": 150},
         ladder=("gpt2-nano", "gpt2-tiny", "gpt2-slim", "gpt2-mini"),
         evaluation=EvaluationSettings(split="test", max_examples=200, batch_size=32),
     )
     # GPU: GPT-1's architecture and recipe on this corpus for 1000 updates (about 9 epochs).
-    gpu = apply_overrides(PAPER, {
-        "name": "gpu",
-        "pretraining": {"train": {"steps": 1000, "warmup_steps": 200, "eval_every": 100}},
-        "labelled": {"sentiment": 500, "next_line": 500},
-    })
+    gpu = apply_overrides(
+        PAPER,
+        {
+            "name": "gpu",
+            "pretraining": {"train": {"steps": 1000, "warmup_steps": 200, "eval_every": 100}},
+            "labelled": {"sentiment": 500, "next_line": 500},
+        },
+    )
     return {"cpu": cpu, "gpu": gpu, "paper": PAPER}
 
 
@@ -247,8 +319,10 @@ def load_recipe(recipe: str | Path | Recipe = "cpu") -> Recipe:
         return RECIPES[recipe]
     path = Path(recipe)
     if not (path.suffix in (".yaml", ".yml") and path.is_file()):
-        raise ValueError(f"unknown recipe {recipe!r}: expected one of {list(RECIPES)} or the path of an "
-                         "existing .yaml file (python -m workbench recipes --yaml NAME writes one)")
+        raise ValueError(
+            f"unknown recipe {recipe!r}: expected one of {list(RECIPES)} or the path of an "
+            "existing .yaml file (python -m workbench recipes --yaml NAME writes one)"
+        )
     try:
         data = yaml.safe_load(path.read_text())
     except yaml.YAMLError as error:
@@ -267,6 +341,8 @@ def recipe_yaml(recipe: Recipe) -> str:
 def recipes_table(recipes: dict[str, Recipe] | None = None) -> pd.DataFrame:
     """Every option of every recipe side by side (dotted option names as the index)."""
     recipes = recipes or RECIPES
-    text = {name: {k: v if isinstance(v, str) else str(v) for k, v in to_flat_dict(r).items()}
-            for name, r in recipes.items()}
+    text = {
+        name: {k: v if isinstance(v, str) else str(v) for k, v in to_flat_dict(r).items()}
+        for name, r in recipes.items()
+    }
     return pd.DataFrame(text).rename_axis("option")

@@ -14,20 +14,29 @@ import math
 import multiprocessing
 import os
 import time
+from collections.abc import Iterable, Mapping
 from concurrent.futures import ProcessPoolExecutor, as_completed
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Iterable, Mapping
 
 import pandas as pd
 import torch
 from tqdm.auto import tqdm
 
-from ..data.tasks import TASK_SPLITS, TASKS, load_task
-from ..core.checks import NON_NEGATIVE_INT, NON_NEGATIVE_NUMBER, POSITIVE_INT, Check, check_fields, one_of, optional, sequence_of
+from ..core.checks import (
+    NON_NEGATIVE_INT,
+    NON_NEGATIVE_NUMBER,
+    POSITIVE_INT,
+    Check,
+    check_fields,
+    one_of,
+    optional,
+    sequence_of,
+)
 from ..core.device import autocast, resolve_device
 from ..core.io import write_text_atomic
 from ..core.options import apply_overrides, option, to_flat_dict
+from ..data.tasks import TASK_SPLITS, TASKS, load_task
 from ..data.transforms import encode_examples
 from ..evaluation.heuristics import random_accuracy
 from ..models.gpt import GPT
@@ -59,8 +68,10 @@ def check_layers(layers: Iterable[int], n_layer: int) -> tuple[int, ...]:
 
 
 def in_layers(n_layer: int) -> Check:
-    return Check(f"an integer in 0..{n_layer} (the model has {n_layer} layers)",
-                 lambda n: NON_NEGATIVE_INT.test(n) and n <= n_layer)
+    return Check(
+        f"an integer in 0..{n_layer} (the model has {n_layer} layers)",
+        lambda n: NON_NEGATIVE_INT.test(n) and n <= n_layer,
+    )
 
 
 @dataclass(frozen=True)
@@ -73,10 +84,12 @@ class TransferExperiment:
 
     recipe: Recipe = option("the recipe of the scale, with the notebook's overrides")
     tasks: tuple[str, ...] = option("tasks fine-tuned on", check=sequence_of(one_of(TASKS)))
-    seeds: tuple[int, ...] = option("fine-tuning seeds (head, fresh layers, data order, dropout)",
-                                    check=sequence_of(NON_NEGATIVE_INT))
-    layers: tuple[int, ...] = option("pretrained layer counts transferred (0 = embeddings only)",
-                                     check=sequence_of(NON_NEGATIVE_INT))
+    seeds: tuple[int, ...] = option(
+        "fine-tuning seeds (head, fresh layers, data order, dropout)", check=sequence_of(NON_NEGATIVE_INT)
+    )
+    layers: tuple[int, ...] = option(
+        "pretrained layer counts transferred (0 = embeddings only)", check=sequence_of(NON_NEGATIVE_INT)
+    )
 
     def __post_init__(self) -> None:
         check_fields(self)
@@ -85,11 +98,19 @@ class TransferExperiment:
             raise ValueError(f"fine-tuning needs a GPT run, got model={self.recipe.pretraining.model!r}")
 
     @classmethod
-    def from_params(cls, scale: str | Path | Recipe = "cpu", *, tasks: Iterable[str] = ("sentiment", "next_line"),
-                    seeds: Iterable[int] = (0, 1, 2), layers: Iterable[int] | None = None,
-                    n_labelled: int | Mapping[str, int | None] | None = None, pretrain_steps: int | None = None,
-                    finetune_steps: int | None = None, device: str = "auto",
-                    precision: str = "auto") -> "TransferExperiment":
+    def from_params(
+        cls,
+        scale: str | Path | Recipe = "cpu",
+        *,
+        tasks: Iterable[str] = ("sentiment", "next_line"),
+        seeds: Iterable[int] = (0, 1, 2),
+        layers: Iterable[int] | None = None,
+        n_labelled: int | Mapping[str, int | None] | None = None,
+        pretrain_steps: int | None = None,
+        finetune_steps: int | None = None,
+        device: str = "auto",
+        precision: str = "auto",
+    ) -> TransferExperiment:
         """The recipe of ``scale`` (a name, a YAML file or a Recipe) with the notebook's overrides.
 
         None keeps the recipe's value: ``n_labelled`` is one count for every task or ``{task: count}``;
@@ -115,10 +136,19 @@ class TransferExperiment:
     def setup(self) -> pd.DataFrame:
         """What will run, one row per task: its kind, labelled examples, updates per run."""
         settings = self.recipe.finetuning
-        return pd.DataFrame([dict(task=t, kind=TASKS[t].kind, labelled=self.n_labelled(t),
-                                  updates_per_run=settings.updates(self.n_labelled(t))
-                                  if self.n_labelled(t) is not None or settings.epochs is None else f"{settings.epochs:g} epochs")
-                             for t in self.tasks]).set_index("task")
+        return pd.DataFrame(
+            [
+                dict(
+                    task=t,
+                    kind=TASKS[t].kind,
+                    labelled=self.n_labelled(t),
+                    updates_per_run=settings.updates(self.n_labelled(t))
+                    if self.n_labelled(t) is not None or settings.epochs is None
+                    else f"{settings.epochs:g} epochs",
+                )
+                for t in self.tasks
+            ]
+        ).set_index("task")
 
     def finetuning_table(self) -> pd.DataFrame:
         """The fine-tuning settings every run shares (device and precision aside)."""
@@ -133,17 +163,30 @@ class TransferExperiment:
     def sweep(self, progress: bool = True) -> pd.DataFrame:
         """GPT-1 Figure 2 (left) for every task: :func:`layer_transfer_sweep` rows."""
         run = self.pretraining(progress)
-        return pd.concat([layer_transfer_sweep(run, task, self.layers, self.seeds, self.n_labelled(task),
-                                               self.recipe.finetuning, progress=progress)
-                          for task in self.tasks], ignore_index=True)
+        return pd.concat(
+            [
+                layer_transfer_sweep(
+                    run, task, self.layers, self.seeds, self.n_labelled(task), self.recipe.finetuning, progress=progress
+                )
+                for task in self.tasks
+            ],
+            ignore_index=True,
+        )
 
     def ablation(self, progress: bool = True) -> pd.DataFrame:
         """GPT-1 Table 5's transformer rows for every task: :func:`ablation` rows."""
-        return ablation(self.pretraining(progress), self.tasks, self.seeds,
-                        {t: self.n_labelled(t) for t in self.tasks}, self.recipe.finetuning, progress=progress)
+        return ablation(
+            self.pretraining(progress),
+            self.tasks,
+            self.seeds,
+            {t: self.n_labelled(t) for t in self.tasks},
+            self.recipe.finetuning,
+            progress=progress,
+        )
 
-    def findings(self, sweep: pd.DataFrame, ablation_table: pd.DataFrame | None = None,
-                 splits: Iterable[str] = ("dev", "test")) -> str:
+    def findings(
+        self, sweep: pd.DataFrame, ablation_table: pd.DataFrame | None = None, splits: Iterable[str] = ("dev", "test")
+    ) -> str:
         """The computed sentences of :func:`findings` for each split."""
         return "\n\n".join("\n".join(findings(sweep, ablation_table, split)) for split in splits)
 
@@ -172,14 +215,31 @@ class _Job:
     settings: FinetuneSettings
 
     def entry(self) -> Path:
-        return entry_dir("finetune", dict(
-            pretraining=self.run.run_dir.name if self.run is not None else None, spec=self.spec.key(),
-            task=self.task, layers_transferred=self.n_layers, seed=self.seed, n_labelled=self.n_labelled,
-            lm_weight=self.lm_weight, settings=self.settings.key()))
+        return entry_dir(
+            "finetune",
+            dict(
+                pretraining=self.run.run_dir.name if self.run is not None else None,
+                spec=self.spec.key(),
+                task=self.task,
+                layers_transferred=self.n_layers,
+                seed=self.seed,
+                n_labelled=self.n_labelled,
+                lm_weight=self.lm_weight,
+                settings=self.settings.key(),
+            ),
+        )
 
 
-def _job(run: PretrainRun | None, task: str, n_layers: int | None, seed: int, n_labelled: int | None,
-         lm_weight: float, settings: FinetuneSettings | None, spec: PretrainSpec | None) -> _Job:
+def _job(
+    run: PretrainRun | None,
+    task: str,
+    n_layers: int | None,
+    seed: int,
+    n_labelled: int | None,
+    lm_weight: float,
+    settings: FinetuneSettings | None,
+    spec: PretrainSpec | None,
+) -> _Job:
     settings = settings or RECIPES["cpu"].finetuning
     if run is not None:
         if spec is not None and spec != run.spec:
@@ -190,8 +250,10 @@ def _job(run: PretrainRun | None, task: str, n_layers: int | None, seed: int, n_
         raise ValueError(f"fine-tuning needs a GPT run, got a {spec.model!r} run")
     check_task(task)
     if run is None and n_layers is not None:
-        raise ValueError(f"run=None fine-tunes without pretraining, so nothing is transferred; "
-                         f"n_layers must be None, got {n_layers!r}")
+        raise ValueError(
+            f"run=None fine-tunes without pretraining, so nothing is transferred; "
+            f"n_layers must be None, got {n_layers!r}"
+        )
     n_layer = spec.gpt_config.n_layer
     if run is not None:
         n_layers = n_layer if n_layers is None else check_layers([n_layers], n_layer)[0]
@@ -201,9 +263,17 @@ def _job(run: PretrainRun | None, task: str, n_layers: int | None, seed: int, n_
     return _Job(run, spec, task, n_layers, seed, n_labelled, float(lm_weight), settings)
 
 
-def finetune_task(run: PretrainRun | None, task: str, n_layers: int | None = None, seed: int = 0,
-                  n_labelled: int | None = None, lm_weight: float = 0.5,
-                  settings: FinetuneSettings | None = None, *, spec: PretrainSpec | None = None) -> dict:
+def finetune_task(
+    run: PretrainRun | None,
+    task: str,
+    n_layers: int | None = None,
+    seed: int = 0,
+    n_labelled: int | None = None,
+    lm_weight: float = 0.5,
+    settings: FinetuneSettings | None = None,
+    *,
+    spec: PretrainSpec | None = None,
+) -> dict:
     """Fine-tune on ``task`` from ``run``'s last checkpoint (cached); return accuracies and settings.
 
     ``n_layers`` pretrained blocks are transferred with the embeddings (None: all; 0: embeddings
@@ -226,8 +296,9 @@ def _compute(job: _Job) -> dict:
     if job.settings.threads is not None:
         torch.set_num_threads(job.settings.threads)
     try:
-        result = _finetune(job.run, job.spec, job.task, job.n_layers, job.seed, job.n_labelled,
-                           job.lm_weight, job.settings)
+        result = _finetune(
+            job.run, job.spec, job.task, job.n_layers, job.seed, job.n_labelled, job.lm_weight, job.settings
+        )
     finally:
         torch.set_num_threads(threads)
     path = job.entry()
@@ -241,8 +312,7 @@ def _run_jobs(jobs: list[_Job], desc: str, progress: bool) -> list[dict]:
     set, as many runs at once as the cores allow (each in its own process)."""
     results = [_cached(job) for job in jobs]
     todo = [i for i, result in enumerate(results) if result is None]
-    with tqdm(total=len(jobs), initial=len(jobs) - len(todo), desc=desc, unit="run",
-              disable=not progress) as bar:
+    with tqdm(total=len(jobs), initial=len(jobs) - len(todo), desc=desc, unit="run", disable=not progress) as bar:
         workers = min(len(todo), _workers(jobs[0].settings)) if todo else 0
         if workers <= 1:
             for i in todo:
@@ -283,37 +353,58 @@ def _finetune(run, spec, task, n_layers, seed, n_labelled, lm_weight, settings) 
     gpt = GPT(model_config)
     if run is not None:
         transfer(run.load(), gpt, n_layers)
-    model = TaskModel(gpt, model_kind(task_spec.kind), n_classes=max(2, len(task_spec.labels)),
-                      dropout=settings.head_dropout)
+    model = TaskModel(
+        gpt, model_kind(task_spec.kind), n_classes=max(2, len(task_spec.labels)), dropout=settings.head_dropout
+    )
     steps = settings.updates(len(encoded["train"]))
     train_config = settings.train.replace(
-        steps=steps, batch_size=min(settings.train.batch_size, len(encoded["train"])), seed=seed,
-        log_every=steps, progress=False)
+        steps=steps,
+        batch_size=min(settings.train.batch_size, len(encoded["train"])),
+        seed=seed,
+        log_every=steps,
+        progress=False,
+    )
     trainer = finetune(model, encoded["train"], train_config, tokenizer.pad_id, lm_weight=lm_weight)
     last = trainer.history.dropna(subset=["loss"]).iloc[-1]
-    result = dict(task=task, kind=task_spec.kind, pretrained=run is not None,
-                  layers_transferred=n_layers, seed=seed, n_labelled=len(encoded["train"]),
-                  lm_weight=lm_weight, steps=steps, final_task_loss=float(last["task_loss"]))
+    result = dict(
+        task=task,
+        kind=task_spec.kind,
+        pretrained=run is not None,
+        layers_transferred=n_layers,
+        seed=seed,
+        n_labelled=len(encoded["train"]),
+        lm_weight=lm_weight,
+        steps=steps,
+        final_task_loss=float(last["task_loss"]),
+    )
     with autocast(trainer.device, trainer.dtype):
         for split in TASK_SPLITS:
             evaluated = encoded[split][: settings.max_eval_examples]
             by_length = sorted(evaluated, key=lambda example: max(map(len, example[0])))  # less padding
             result[f"{split}_accuracy"] = accuracy(model, by_length, tokenizer.pad_id)
             result[f"{split}_examples"] = len(evaluated)
-    result.update(seconds=round(time.perf_counter() - start, 2), settings=settings.key(),
-                  pretraining=spec.key())
+    result.update(seconds=round(time.perf_counter() - start, 2), settings=settings.key(), pretraining=spec.key())
     return result
 
 
 def _long_rows(result: dict, **keys) -> list[dict]:
-    return [dict(task=result["task"], **keys, seed=result["seed"], split=split,
-                 accuracy=result[f"{split}_accuracy"]) for split in TASK_SPLITS]
+    return [
+        dict(task=result["task"], **keys, seed=result["seed"], split=split, accuracy=result[f"{split}_accuracy"])
+        for split in TASK_SPLITS
+    ]
 
 
-def layer_transfer_sweep(run: PretrainRun, task: str, layers: Iterable[int] | None = None,
-                         seeds: Iterable[int] = (0, 1, 2), n_labelled: int | None = None,
-                         settings: FinetuneSettings | None = None, lm_weight: float = 0.5, *,
-                         progress: bool = True) -> pd.DataFrame:
+def layer_transfer_sweep(
+    run: PretrainRun,
+    task: str,
+    layers: Iterable[int] | None = None,
+    seeds: Iterable[int] = (0, 1, 2),
+    n_labelled: int | None = None,
+    settings: FinetuneSettings | None = None,
+    lm_weight: float = 0.5,
+    *,
+    progress: bool = True,
+) -> pd.DataFrame:
     """Accuracy against the number of pretrained layers transferred (GPT-1 Figure 2, left).
 
     One row per run and split: ``variant`` is ``"transfer"`` (``layers_transferred`` 0..L, 0 =
@@ -339,9 +430,15 @@ def layer_transfer_sweep(run: PretrainRun, task: str, layers: Iterable[int] | No
     return frame
 
 
-def ablation(run: PretrainRun, tasks: Iterable[str], seeds: Iterable[int] = (0, 1, 2),
-             n_labelled: int | Mapping[str, int | None] | None = None,
-             settings: FinetuneSettings | None = None, *, progress: bool = True) -> pd.DataFrame:
+def ablation(
+    run: PretrainRun,
+    tasks: Iterable[str],
+    seeds: Iterable[int] = (0, 1, 2),
+    n_labelled: int | Mapping[str, int | None] | None = None,
+    settings: FinetuneSettings | None = None,
+    *,
+    progress: bool = True,
+) -> pd.DataFrame:
     """GPT-1 Table 5's transformer rows (see :data:`VARIANTS`) for each task and seed.
 
     ``n_labelled`` is one count for every task or a ``{task: count}`` mapping. Runs shared with a
@@ -355,9 +452,12 @@ def ablation(run: PretrainRun, tasks: Iterable[str], seeds: Iterable[int] = (0, 
     labelled = {t: labelled.get(t) for t in tasks}
     seeds = tuple(dict.fromkeys(sequence_of(NON_NEGATIVE_INT)(tuple(seeds), "seeds")))
     keys = [(task, variant, seed) for task in labelled for variant in VARIANTS for seed in seeds]
-    jobs = [_job(None, task, None, seed, labelled[task], 0.5, settings, run.spec) if variant == "no_pretraining"
-            else _job(run, task, None, seed, labelled[task], 0.0 if variant == "no_aux_lm" else 0.5, settings, None)
-            for task, variant, seed in keys]
+    jobs = [
+        _job(None, task, None, seed, labelled[task], 0.5, settings, run.spec)
+        if variant == "no_pretraining"
+        else _job(run, task, None, seed, labelled[task], 0.0 if variant == "no_aux_lm" else 0.5, settings, None)
+        for task, variant, seed in keys
+    ]
     rows = []
     for (_, variant, _), result in zip(keys, _run_jobs(jobs, "ablation runs", progress)):
         rows += _long_rows(result, variant=variant)
@@ -367,13 +467,16 @@ def ablation(run: PretrainRun, tasks: Iterable[str], seeds: Iterable[int] = (0, 
 def summarize(frame: pd.DataFrame, by: Iterable[str]) -> pd.DataFrame:
     """Mean, standard deviation, min and max of ``accuracy`` over seeds, per group of ``by``."""
     by = list(by)
-    table = frame.groupby(by, sort=False, dropna=False)["accuracy"].agg(
-        ["mean", "std", "min", "max", "count"]).rename(columns={"count": "seeds"})
+    table = (
+        frame.groupby(by, sort=False, dropna=False)["accuracy"]
+        .agg(["mean", "std", "min", "max", "count"])
+        .rename(columns={"count": "seeds"})
+    )
     return table.reset_index()
 
 
 def _differs(a: pd.Series, b: pd.Series) -> str:
-    """"above" / "below" when the means of two sets of seeds differ by more than two standard
+    """ "above" / "below" when the means of two sets of seeds differ by more than two standard
     errors of the difference, else "level with" (the spread between seeds is the noise)."""
     error = 2 * math.sqrt(a.var(ddof=1) / len(a) + b.var(ddof=1) / len(b)) if len(a) > 1 and len(b) > 1 else 0.0
     change = a.mean() - b.mean()
@@ -394,17 +497,23 @@ def findings(sweep: pd.DataFrame, ablation_table: pd.DataFrame | None = None, sp
         baseline = group[group["variant"] == "no_pretraining"]["accuracy"]
         means = ", ".join(f"{n}: {a.mean():.3f}" for n, a in by_layers.items())
         fewest, most = min(by_layers), max(by_layers)
-        lines.append(f"{task} ({split}, chance {random_accuracy(task):.2f}, {len(baseline)} seeds): no pretraining "
-                     f"{baseline.mean():.3f}; by layers transferred {means}.")
-        lines.append(f"  - all {most} layers are {_differs(by_layers[most], baseline)} no pretraining, and "
-                     f"{_differs(by_layers[most], by_layers[fewest])} {fewest} layers; "
-                     f"{fewest} layers are {_differs(by_layers[fewest], baseline)} no pretraining.")
+        lines.append(
+            f"{task} ({split}, chance {random_accuracy(task):.2f}, {len(baseline)} seeds): no pretraining "
+            f"{baseline.mean():.3f}; by layers transferred {means}."
+        )
+        lines.append(
+            f"  - all {most} layers are {_differs(by_layers[most], baseline)} no pretraining, and "
+            f"{_differs(by_layers[most], by_layers[fewest])} {fewest} layers; "
+            f"{fewest} layers are {_differs(by_layers[fewest], baseline)} no pretraining."
+        )
     if ablation_table is not None and len(ablation_table):
         rows = ablation_table[ablation_table["split"] == split]
         for task, group in rows.groupby("task", sort=False):
             variant = {v: g["accuracy"] for v, g in group.groupby("variant", sort=False)}
-            lines.append(f"ablation, {task}: full {variant['full'].mean():.3f} is "
-                         f"{_differs(variant['full'], variant['no_aux_lm'])} no auxiliary LM "
-                         f"({variant['no_aux_lm'].mean():.3f}) and {_differs(variant['full'], variant['no_pretraining'])} "
-                         f"no pretraining ({variant['no_pretraining'].mean():.3f}).")
+            lines.append(
+                f"ablation, {task}: full {variant['full'].mean():.3f} is "
+                f"{_differs(variant['full'], variant['no_aux_lm'])} no auxiliary LM "
+                f"({variant['no_aux_lm'].mean():.3f}) and {_differs(variant['full'], variant['no_pretraining'])} "
+                f"no pretraining ({variant['no_pretraining'].mean():.3f})."
+            )
     return lines

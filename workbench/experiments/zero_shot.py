@@ -15,13 +15,12 @@ from __future__ import annotations
 
 import dataclasses
 import math
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable, Mapping, Sequence
 
 import pandas as pd
 import torch
-
 from tqdm.auto import tqdm
 
 from ..core.checks import NON_EMPTY_STRING, NON_NEGATIVE_INT, check_fields, one_of, optional, sequence_of
@@ -41,8 +40,20 @@ EVALUATION_VERSION = 1
 """Bump when scoring or a heuristic changes its results, so that cached evaluations are redone."""
 
 CURVE_COLUMNS = ["model", "step", "task", "heuristic", "accuracy", "relative", "random", "supervised", "n"]
-SCALING_COLUMNS = ["preset", "parameters", "step", "val_loss", "task", "heuristic", "accuracy",
-                   "relative", "random", "supervised", "n"]
+SCALING_COLUMNS = [
+    "preset",
+    "parameters",
+    "step",
+    "val_loss",
+    "task",
+    "heuristic",
+    "accuracy",
+    "relative",
+    "random",
+    "supervised",
+    "n",
+]
+
 
 @dataclass(frozen=True)
 class ZeroShotExperiment:
@@ -54,11 +65,15 @@ class ZeroShotExperiment:
     """
 
     recipe: Recipe = option("the recipe of the scale, with the notebook's overrides")
-    heuristics: tuple[str, ...] = option("GPT-1 section 5's heuristics evaluated", check=sequence_of(one_of(HEURISTICS)))
-    supervised_seeds: tuple[int, ...] = option("fine-tuning seeds of the supervised reference",
-                                               check=sequence_of(NON_NEGATIVE_INT))
-    pretrained: str | None = option("Hugging Face directory or hub name for the GPT-2 section",
-                                    check=optional(NON_EMPTY_STRING))
+    heuristics: tuple[str, ...] = option(
+        "GPT-1 section 5's heuristics evaluated", check=sequence_of(one_of(HEURISTICS))
+    )
+    supervised_seeds: tuple[int, ...] = option(
+        "fine-tuning seeds of the supervised reference", check=sequence_of(NON_NEGATIVE_INT)
+    )
+    pretrained: str | None = option(
+        "Hugging Face directory or hub name for the GPT-2 section", check=optional(NON_EMPTY_STRING)
+    )
 
     def __post_init__(self) -> None:
         check_fields(self)
@@ -66,18 +81,29 @@ class ZeroShotExperiment:
             scaling_specs(self.spec, self.recipe.ladder)
 
     @classmethod
-    def from_params(cls, scale: str | Path | Recipe = "cpu", *, heuristics: Sequence[str] | None = None,
-                    max_examples: int | None | str = "recipe", split: str | None = None,
-                    supervised_seeds: Sequence[int] = (0,), scaling_presets: Sequence[str] | None = None,
-                    pretrained: str | None = None, device: str = "auto", batch_size: int | None = None,
-                    pretrain_steps: int | None = None) -> "ZeroShotExperiment":
+    def from_params(
+        cls,
+        scale: str | Path | Recipe = "cpu",
+        *,
+        heuristics: Sequence[str] | None = None,
+        max_examples: int | None | str = "recipe",
+        split: str | None = None,
+        supervised_seeds: Sequence[int] = (0,),
+        scaling_presets: Sequence[str] | None = None,
+        pretrained: str | None = None,
+        device: str = "auto",
+        batch_size: int | None = None,
+        pretrain_steps: int | None = None,
+    ) -> ZeroShotExperiment:
         """The recipe of ``scale`` (a name, a YAML file or a Recipe) with the notebook's overrides.
 
         ``max_examples="recipe"`` and None elsewhere keep the recipe's value (``max_examples=None``
         evaluates every example); ``scaling_presets=[]`` skips the size ladder.
         """
         recipe = load_recipe(scale).with_device(device)
-        evaluation = {name: value for name, value in dict(split=split, batch_size=batch_size).items() if value is not None}
+        evaluation = {
+            name: value for name, value in dict(split=split, batch_size=batch_size).items() if value is not None
+        }
         if max_examples != "recipe":
             evaluation["max_examples"] = max_examples
         overrides: dict = {"evaluation": evaluation}
@@ -86,8 +112,12 @@ class ZeroShotExperiment:
         if pretrain_steps is not None:
             overrides["pretraining"] = {"train": {"steps": pretrain_steps}}
         names = list(HEURISTICS) if heuristics is None else [heuristics] if isinstance(heuristics, str) else heuristics
-        return cls(apply_overrides(recipe, overrides), tuple(dict.fromkeys(names)),
-                   tuple(dict.fromkeys(supervised_seeds)), pretrained)
+        return cls(
+            apply_overrides(recipe, overrides),
+            tuple(dict.fromkeys(names)),
+            tuple(dict.fromkeys(supervised_seeds)),
+            pretrained,
+        )
 
     @property
     def spec(self) -> PretrainSpec:
@@ -122,32 +152,58 @@ class ZeroShotExperiment:
 
     def models_table(self, gpt_run: PretrainRun, lstm_run: PretrainRun) -> pd.DataFrame:
         """Architecture, size, budget and final validation loss of the two runs."""
-        return pd.DataFrame([
-            dict(model=label, architecture=run.spec.preset if label == "transformer" else str(run.spec.model_config()),
-                 parameters=run.load().num_parameters(), updates=run.spec.train.steps,
-                 tokens=run.spec.train.steps * run.spec.train.batch_size * run.spec.gpt_config.n_ctx,
-                 kept_checkpoints=run.steps, final_val_loss=round(float(run.history["val_loss"].dropna().iloc[-1]), 3))
-            for label, run in (("transformer", gpt_run), ("lstm", lstm_run))]).set_index("model")
+        return pd.DataFrame(
+            [
+                dict(
+                    model=label,
+                    architecture=run.spec.preset if label == "transformer" else str(run.spec.model_config()),
+                    parameters=run.load().num_parameters(),
+                    updates=run.spec.train.steps,
+                    tokens=run.spec.train.steps * run.spec.train.batch_size * run.spec.gpt_config.n_ctx,
+                    kept_checkpoints=run.steps,
+                    final_val_loss=round(float(run.history["val_loss"].dropna().iloc[-1]), 3),
+                )
+                for label, run in (("transformer", gpt_run), ("lstm", lstm_run))
+            ]
+        ).set_index("model")
 
     def supervised_reference(self, gpt_run: PretrainRun, progress: bool = True) -> pd.DataFrame:
         """:func:`supervised_reference` for this experiment's tasks and seeds."""
         return supervised_reference(gpt_run, self.tasks, self.recipe, self.supervised_seeds, progress=progress)
 
-    def curve(self, gpt_run: PretrainRun, lstm_run: PretrainRun, reference: Mapping[str, float],
-              progress: bool = True) -> pd.DataFrame:
+    def curve(
+        self, gpt_run: PretrainRun, lstm_run: PretrainRun, reference: Mapping[str, float], progress: bool = True
+    ) -> pd.DataFrame:
         """:func:`zero_shot_curve` over both runs' kept checkpoints."""
         e = self.evaluation
-        return zero_shot_curve(gpt_run, lstm_run, self.heuristics, e.max_examples, e.split, batch_size=e.batch_size,
-                               supervised=reference, device=self.spec.train.device, progress=progress)
+        return zero_shot_curve(
+            gpt_run,
+            lstm_run,
+            self.heuristics,
+            e.max_examples,
+            e.split,
+            batch_size=e.batch_size,
+            supervised=reference,
+            device=self.spec.train.device,
+            progress=progress,
+        )
 
     def scaling(self, reference: Mapping[str, float], progress: bool = True) -> pd.DataFrame | None:
         """:func:`zero_shot_scaling` over the recipe's ladder; None when the ladder is empty."""
         if not self.recipe.ladder:
             return None
         e = self.evaluation
-        return zero_shot_scaling(self.spec, self.recipe.ladder, self.heuristics, e.max_examples, e.split,
-                                 batch_size=e.batch_size, supervised=reference, device=self.spec.train.device,
-                                 progress=progress)
+        return zero_shot_scaling(
+            self.spec,
+            self.recipe.ladder,
+            self.heuristics,
+            e.max_examples,
+            e.split,
+            batch_size=e.batch_size,
+            supervised=reference,
+            device=self.spec.train.device,
+            progress=progress,
+        )
 
     def pretrained_table(self, reference: Mapping[str, float]) -> pd.DataFrame | None:
         """The heuristics on real Hugging Face weights (GPT-2 section) with GPT-2's tokenizer; None
@@ -156,18 +212,18 @@ class ZeroShotExperiment:
             return None
         e = self.evaluation
         model = GPT.from_pretrained(self.pretrained).to(resolve_device(self.spec.train.device))
-        table = evaluate_model(model, gpt2_tokenizer(), self.variants, e.split, e.max_examples,
-                               batch_size=e.batch_size)
-        table["relative"] = [relative_performance(a, r, reference[t])
-                             for a, r, t in zip(table["accuracy"], table["random"], table["task"])]
+        table = evaluate_model(model, gpt2_tokenizer(), self.variants, e.split, e.max_examples, batch_size=e.batch_size)
+        table["relative"] = [
+            relative_performance(a, r, reference[t])
+            for a, r, t in zip(table["accuracy"], table["random"], table["task"])
+        ]
         return table
 
     def findings(self, curve: pd.DataFrame, scaling: pd.DataFrame | None = None) -> str:
         return "\n".join(findings(curve, scaling))
 
 
-def heuristic_variants(heuristics: Sequence[str] | None = None,
-                       all_verbalizers: bool = True) -> list[tuple[str, dict]]:
+def heuristic_variants(heuristics: Sequence[str] | None = None, all_verbalizers: bool = True) -> list[tuple[str, dict]]:
     """``(heuristic, options)`` pairs to evaluate: every sentiment verbalizer pair, by default."""
     names = list(HEURISTICS) if heuristics is None else list(heuristics)
     if not names:
@@ -184,25 +240,48 @@ def heuristic_variants(heuristics: Sequence[str] | None = None,
     return variants
 
 
-def evaluate_model(model, tokenizer, variants: Sequence[tuple[str, dict]], split: str = "test",
-                   max_examples: int | None = 200, seed: int = 0, batch_size: int = 32) -> pd.DataFrame:
+def evaluate_model(
+    model,
+    tokenizer,
+    variants: Sequence[tuple[str, dict]],
+    split: str = "test",
+    max_examples: int | None = 200,
+    seed: int = 0,
+    batch_size: int = 32,
+) -> pd.DataFrame:
     """Accuracy of each heuristic variant on one model: ``task, heuristic, n, accuracy, random``."""
-    rows = [evaluate(model, tokenizer, name, split, max_examples, seed, batch_size, **options)
-            for name, options in variants]
+    rows = [
+        evaluate(model, tokenizer, name, split, max_examples, seed, batch_size, **options) for name, options in variants
+    ]
     return pd.DataFrame(rows)[["task", "heuristic", "n", "accuracy", "random"]]
 
 
-def evaluate_checkpoint(run: PretrainRun, step: int, variants: Sequence[tuple[str, dict]],
-                        split: str = "test", max_examples: int | None = 200, seed: int = 0,
-                        batch_size: int = 32, device: str = "cpu") -> pd.DataFrame:
+def evaluate_checkpoint(
+    run: PretrainRun,
+    step: int,
+    variants: Sequence[tuple[str, dict]],
+    split: str = "test",
+    max_examples: int | None = 200,
+    seed: int = 0,
+    batch_size: int = 32,
+    device: str = "cpu",
+) -> pd.DataFrame:
     """:func:`evaluate_model` on one kept checkpoint of ``run``, cached."""
     EvaluationSettings(split, max_examples, batch_size)  # validates them
     if step not in run.steps:
         raise ValueError(f"no checkpoint at step {step} in {run.run_dir}; kept steps: {run.steps}")
     target = resolve_device(device)
-    config = dict(run=run.run_dir.name, spec=run.spec.key(), step=step,
-                  variants=[[name, options] for name, options in variants], split=split,
-                  max_examples=max_examples, seed=seed, device=target.type, version=EVALUATION_VERSION)
+    config = dict(
+        run=run.run_dir.name,
+        spec=run.spec.key(),
+        step=step,
+        variants=[[name, options] for name, options in variants],
+        split=split,
+        max_examples=max_examples,
+        seed=seed,
+        device=target.type,
+        version=EVALUATION_VERSION,
+    )
 
     def compute() -> pd.DataFrame:
         model = run.load(step).to(target)
@@ -225,9 +304,14 @@ def relative_performance(accuracy: float, random: float, supervised: float) -> f
     return (accuracy - random) / (supervised - random)
 
 
-def supervised_reference(run: PretrainRun, tasks: Sequence[str], recipe: Recipe | None = None,
-                         seeds: Sequence[int] = (0,), progress: bool = True,
-                         finetune: Callable | None = None) -> pd.DataFrame:
+def supervised_reference(
+    run: PretrainRun,
+    tasks: Sequence[str],
+    recipe: Recipe | None = None,
+    seeds: Sequence[int] = (0,),
+    progress: bool = True,
+    finetune: Callable | None = None,
+) -> pd.DataFrame:
     """The fine-tuned Transformer's dev accuracy on each task, one row per ``(task, seed)``.
 
     The runs are the layer-transfer experiments' (:func:`workbench.experiments.transfer.finetune_task`,
@@ -246,8 +330,9 @@ def supervised_reference(run: PretrainRun, tasks: Sequence[str], recipe: Recipe 
                 bar.set_postfix_str(f"{task} seed {seed}")
                 n_labelled = recipe.n_labelled(task)
                 result = finetune(run, task, seed=seed, n_labelled=n_labelled, settings=recipe.finetuning)
-                rows.append(dict(task=task, seed=seed, n_labelled=n_labelled,
-                                 dev_accuracy=float(result["dev_accuracy"])))
+                rows.append(
+                    dict(task=task, seed=seed, n_labelled=n_labelled, dev_accuracy=float(result["dev_accuracy"]))
+                )
                 bar.update()
     return pd.DataFrame(rows)
 
@@ -265,12 +350,15 @@ def _supervised(gpt_run, variants, supervised, progress) -> dict[str, float]:
     if supervised is None:
         return supervised_accuracy(gpt_run, tasks, progress=progress)
     if not isinstance(supervised, Mapping):
-        raise TypeError(f"supervised must be None, False or a mapping task -> accuracy, got {type(supervised).__name__}")
+        raise TypeError(
+            f"supervised must be None, False or a mapping task -> accuracy, got {type(supervised).__name__}"
+        )
     missing = [t for t in dict.fromkeys(tasks) if t not in supervised]
     if missing:
         raise ValueError(f"supervised has no accuracy for tasks {missing}; it has {sorted(supervised)}")
-    bad = {t: a for t, a in supervised.items() if isinstance(a, bool) or not isinstance(a, (int, float))
-           or not 0 <= a <= 1}
+    bad = {
+        t: a for t, a in supervised.items() if isinstance(a, bool) or not isinstance(a, (int, float)) or not 0 <= a <= 1
+    }
     if bad:
         raise ValueError(f"supervised accuracies must be numbers in [0, 1], got {bad}")
     return {t: float(supervised[t]) for t in tasks}
@@ -278,17 +366,25 @@ def _supervised(gpt_run, variants, supervised, progress) -> dict[str, float]:
 
 def _add_relative(frame: pd.DataFrame, supervised: dict[str, float]) -> pd.DataFrame:
     frame["supervised"] = frame["task"].map(supervised)
-    frame["relative"] = [relative_performance(a, r, s) for a, r, s in
-                         zip(frame["accuracy"], frame["random"], frame["supervised"])]
+    frame["relative"] = [
+        relative_performance(a, r, s) for a, r, s in zip(frame["accuracy"], frame["random"], frame["supervised"])
+    ]
     return frame
 
 
-def zero_shot_curve(gpt_run: PretrainRun, lstm_run: PretrainRun | None = None,
-                    heuristics: Sequence[str] | None = None, max_examples: int | None = 200,
-                    split: str = "test", seed: int = 0, batch_size: int = 32,
-                    supervised: Mapping[str, float] | bool | None = None,
-                    steps: Sequence[int] | None = None, device: str = "cpu",
-                    progress: bool = True) -> pd.DataFrame:
+def zero_shot_curve(
+    gpt_run: PretrainRun,
+    lstm_run: PretrainRun | None = None,
+    heuristics: Sequence[str] | None = None,
+    max_examples: int | None = 200,
+    split: str = "test",
+    seed: int = 0,
+    batch_size: int = 32,
+    supervised: Mapping[str, float] | bool | None = None,
+    steps: Sequence[int] | None = None,
+    device: str = "cpu",
+    progress: bool = True,
+) -> pd.DataFrame:
     """Every heuristic on every kept checkpoint of the Transformer and (if given) the LSTM.
 
     One row per ``(model, step, heuristic)`` with the columns of :data:`CURVE_COLUMNS`; ``model``
@@ -302,13 +398,16 @@ def zero_shot_curve(gpt_run: PretrainRun, lstm_run: PretrainRun | None = None,
     runs = {"transformer": gpt_run}
     if lstm_run is not None:
         if lstm_run.spec.model != "lstm" or gpt_run.spec.model != "gpt":
-            raise ValueError(f"expected a GPT run and an LSTM run, got model={gpt_run.spec.model!r} "
-                             f"and model={lstm_run.spec.model!r}")
+            raise ValueError(
+                f"expected a GPT run and an LSTM run, got model={gpt_run.spec.model!r} "
+                f"and model={lstm_run.spec.model!r}"
+            )
         same = ("vocab_size", "n_ctx")
         a, b = gpt_run.spec.gpt_config, lstm_run.spec.gpt_config
         if any(getattr(a, f) != getattr(b, f) for f in same) or gpt_run.spec.data_seed != lstm_run.spec.data_seed:
-            raise ValueError("the LSTM must be trained on the same tokens as the Transformer (same "
-                             "vocabulary, window and data_seed)")
+            raise ValueError(
+                "the LSTM must be trained on the same tokens as the Transformer (same vocabulary, window and data_seed)"
+            )
         runs["lstm"] = lstm_run
     plan = {}
     for label, run in runs.items():
@@ -324,8 +423,9 @@ def zero_shot_curve(gpt_run: PretrainRun, lstm_run: PretrainRun | None = None,
         plan[label] = (run, chosen)
     reference = _supervised(gpt_run, variants, supervised, progress)
     frames = []
-    bar = tqdm(total=sum(len(chosen) for _, chosen in plan.values()), desc="zero-shot checkpoints",
-               disable=not progress)
+    bar = tqdm(
+        total=sum(len(chosen) for _, chosen in plan.values()), desc="zero-shot checkpoints", disable=not progress
+    )
     with bar:
         for label, (run, chosen) in plan.items():
             for step in chosen:
@@ -352,11 +452,18 @@ def scaling_specs(spec: PretrainSpec, presets: Sequence[str]) -> list[PretrainSp
     return [dataclasses.replace(spec, preset=p) for p in presets]
 
 
-def zero_shot_scaling(spec: PretrainSpec, presets: Sequence[str] | None = None,
-                      heuristics: Sequence[str] | None = None, max_examples: int | None = 200,
-                      split: str = "test", seed: int = 0, batch_size: int = 32,
-                      supervised: Mapping[str, float] | bool = False, device: str = "cpu",
-                      progress: bool = True) -> pd.DataFrame:
+def zero_shot_scaling(
+    spec: PretrainSpec,
+    presets: Sequence[str] | None = None,
+    heuristics: Sequence[str] | None = None,
+    max_examples: int | None = 200,
+    split: str = "test",
+    seed: int = 0,
+    batch_size: int = 32,
+    supervised: Mapping[str, float] | bool = False,
+    device: str = "cpu",
+    progress: bool = True,
+) -> pd.DataFrame:
     """Zero-shot accuracy of the last checkpoint of one run per model size (GPT-2's scaling claim).
 
     Each preset is pretrained with ``spec`` (cached like any run: the preset of the shared run is
@@ -367,8 +474,10 @@ def zero_shot_scaling(spec: PretrainSpec, presets: Sequence[str] | None = None,
     variants = heuristic_variants(heuristics)
     specs = scaling_specs(spec, RECIPES["cpu"].ladder if presets is None else presets)
     if supervised is None or supervised is True:
-        raise ValueError("zero_shot_scaling: supervised must be False or a mapping task -> accuracy "
-                         "(for example the reference zero_shot_curve used)")
+        raise ValueError(
+            "zero_shot_scaling: supervised must be False or a mapping task -> accuracy "
+            "(for example the reference zero_shot_curve used)"
+        )
     reference = _supervised(None, variants, supervised, progress)
     frames = []
     for run_spec in specs:
@@ -379,8 +488,14 @@ def zero_shot_scaling(spec: PretrainSpec, presets: Sequence[str] | None = None,
         history = run.history
         val = history["val_loss"].dropna() if "val_loss" in history else pd.Series(dtype=float)
         frame = evaluate_checkpoint(run, step, variants, split, max_examples, seed, batch_size, device)
-        frames.append(frame.assign(preset=run_spec.preset, parameters=count_parameters(run_spec.gpt_config),
-                                   step=step, val_loss=float(val.iloc[-1]) if len(val) else math.nan))
+        frames.append(
+            frame.assign(
+                preset=run_spec.preset,
+                parameters=count_parameters(run_spec.gpt_config),
+                step=step,
+                val_loss=float(val.iloc[-1]) if len(val) else math.nan,
+            )
+        )
     table = pd.concat(frames, ignore_index=True)
     table = _add_relative(table, reference)
     return table[SCALING_COLUMNS]
@@ -392,11 +507,22 @@ def summarise_curve(curve: pd.DataFrame) -> pd.DataFrame:
     for (model, task, heuristic), group in curve.groupby(["model", "task", "heuristic"], sort=False):
         group = group.sort_values("step")
         first, last = group.iloc[0], group.iloc[-1]
-        rows.append(dict(model=model, task=task, heuristic=heuristic, random=first["random"],
-                         supervised=first["supervised"], first_step=int(first["step"]),
-                         first_accuracy=first["accuracy"], last_step=int(last["step"]),
-                         last_accuracy=last["accuracy"], change=last["accuracy"] - first["accuracy"],
-                         last_relative=last["relative"], n=int(last["n"])))
+        rows.append(
+            dict(
+                model=model,
+                task=task,
+                heuristic=heuristic,
+                random=first["random"],
+                supervised=first["supervised"],
+                first_step=int(first["step"]),
+                first_accuracy=first["accuracy"],
+                last_step=int(last["step"]),
+                last_accuracy=last["accuracy"],
+                change=last["accuracy"] - first["accuracy"],
+                last_relative=last["relative"],
+                n=int(last["n"]),
+            )
+        )
     return pd.DataFrame(rows)
 
 
@@ -416,23 +542,35 @@ def findings(curve: pd.DataFrame, scaling: pd.DataFrame | None = None) -> list[s
         first, last = int(rows["first_step"].iloc[0]), int(rows["last_step"].iloc[0])
         verdicts = []
         for row in rows.itertuples():
-            error = 2 * math.hypot(_standard_error(row.first_accuracy, row.n), _standard_error(row.last_accuracy, row.n))
+            error = 2 * math.hypot(
+                _standard_error(row.first_accuracy, row.n), _standard_error(row.last_accuracy, row.n)
+            )
             verdict = "rose" if row.change > error else "fell" if row.change < -error else "did not move beyond noise"
             verdicts.append((row.heuristic, verdict, row.first_accuracy, row.last_accuracy, row.random, error))
         rose = sum(v == "rose" for _, v, *_ in verdicts)
-        lines.append(f"{model}: from update {first} to update {last}, zero-shot accuracy rose on {rose} of "
-                     f"{len(verdicts)} heuristics (a change counts when it exceeds two standard errors).")
+        lines.append(
+            f"{model}: from update {first} to update {last}, zero-shot accuracy rose on {rose} of "
+            f"{len(verdicts)} heuristics (a change counts when it exceeds two standard errors)."
+        )
         for heuristic, verdict, a, b, random, error in verdicts:
             lines.append(f"  - {heuristic}: {a:.3f} -> {b:.3f} (chance {random:.2f}, +/- {error:.3f}): {verdict}")
     last_step = curve.groupby("model")["step"].transform("max") == curve["step"]
     final = curve[last_step].groupby("model")[["accuracy", "relative"]].mean()
     if {"transformer", "lstm"} <= set(final.index):
-        t, l = final.loc["transformer"], final.loc["lstm"]
-        better = "above" if t["accuracy"] > l["accuracy"] else "below" if t["accuracy"] < l["accuracy"] else "level with"
-        text = (f"At the last checkpoint the Transformer's mean zero-shot accuracy over the heuristics is "
-                f"{t['accuracy']:.3f}, {better} the LSTM's {l['accuracy']:.3f}")
-        if not (math.isnan(t["relative"]) or math.isnan(l["relative"])):
-            text += f" (mean relative performance {t['relative']:.2f} vs {l['relative']:.2f})"
+        ours, lstm = final.loc["transformer"], final.loc["lstm"]
+        better = (
+            "above"
+            if ours["accuracy"] > lstm["accuracy"]
+            else "below"
+            if ours["accuracy"] < lstm["accuracy"]
+            else "level with"
+        )
+        text = (
+            f"At the last checkpoint the Transformer's mean zero-shot accuracy over the heuristics is "
+            f"{ours['accuracy']:.3f}, {better} the LSTM's {lstm['accuracy']:.3f}"
+        )
+        if not (math.isnan(ours["relative"]) or math.isnan(lstm["relative"])):
+            text += f" (mean relative performance {ours['relative']:.2f} vs {lstm['relative']:.2f})"
         lines.append(text + ".")
     if scaling is not None and len(scaling):
         order = scaling.drop_duplicates("preset").sort_values("parameters")
@@ -441,18 +579,35 @@ def findings(curve: pd.DataFrame, scaling: pd.DataFrame | None = None) -> list[s
         heuristics = list(dict.fromkeys(scaling["heuristic"]))
         for heuristic in heuristics:
             rows = scaling[scaling["heuristic"] == heuristic].set_index("preset")
-            a, b, n = rows.loc[small["preset"], "accuracy"], rows.loc[large["preset"], "accuracy"], int(rows["n"].iloc[0])
+            a, b, n = (
+                rows.loc[small["preset"], "accuracy"],
+                rows.loc[large["preset"], "accuracy"],
+                int(rows["n"].iloc[0]),
+            )
             rose += (b - a) > 2 * math.hypot(_standard_error(a, n), _standard_error(b, n))
-        lines.append(f"Model size: from {small['preset']} ({small['parameters'] / 1e6:.2f}M parameters, validation loss "
-                     f"{small['val_loss']:.2f}) to {large['preset']} ({large['parameters'] / 1e6:.2f}M, "
-                     f"{large['val_loss']:.2f}), zero-shot accuracy rose beyond noise on {rose} of {len(heuristics)} "
-                     f"heuristics.")
+        lines.append(
+            f"Model size: from {small['preset']} ({small['parameters'] / 1e6:.2f}M parameters, validation loss "
+            f"{small['val_loss']:.2f}) to {large['preset']} ({large['parameters'] / 1e6:.2f}M, "
+            f"{large['val_loss']:.2f}), zero-shot accuracy rose beyond noise on {rose} of {len(heuristics)} "
+            f"heuristics."
+        )
     return lines
 
 
 __all__ = [
-    "CURVE_COLUMNS", "SCALING_COLUMNS", "evaluate_checkpoint", "evaluate_model", "findings",
-    "heuristic_variants", "random_accuracy", "relative_performance", "scaling_specs", "summarise_curve",
-    "supervised_accuracy", "supervised_reference", "zero_shot_curve", "zero_shot_scaling",
+    "CURVE_COLUMNS",
+    "SCALING_COLUMNS",
+    "evaluate_checkpoint",
+    "evaluate_model",
+    "findings",
+    "heuristic_variants",
+    "random_accuracy",
+    "relative_performance",
+    "scaling_specs",
+    "summarise_curve",
+    "supervised_accuracy",
+    "supervised_reference",
+    "zero_shot_curve",
+    "zero_shot_scaling",
     "ZeroShotExperiment",
 ]

@@ -9,13 +9,34 @@ from .config import PRESETS, GPTConfig
 from .generation import generate_text, left_pad
 from .gpt import GPT, IGNORE_INDEX, GPTOutput
 from .lstm import LSTMConfig, LSTMLanguageModel, matching_lstm_config
-from .params import (count_parameters, family_table, parameter_breakdown, per_block_parameters,
-                     quoted_gpt1_approximation, reconcile_gpt1, reconcile_gpt2_paper)
+from .params import (
+    count_parameters,
+    family_table,
+    parameter_breakdown,
+    per_block_parameters,
+    quoted_gpt1_approximation,
+    reconcile_gpt1,
+    reconcile_gpt2_paper,
+)
 from .weights import load_state_checked
 
 __all__ = [
-    "GPT", "GPTConfig", "GPTOutput", "IGNORE_INDEX", "LSTMConfig", "LSTMLanguageModel", "PRESETS",
-    "count_parameters", "family_table", "generate_text", "left_pad", "load_state_checked",
-    "matching_lstm_config", "parameter_breakdown", "per_block_parameters", "quoted_gpt1_approximation",
-    "reconcile_gpt1", "reconcile_gpt2_paper",
+    "GPT",
+    "GPTConfig",
+    "GPTOutput",
+    "IGNORE_INDEX",
+    "LSTMConfig",
+    "LSTMLanguageModel",
+    "PRESETS",
+    "count_parameters",
+    "family_table",
+    "generate_text",
+    "left_pad",
+    "load_state_checked",
+    "matching_lstm_config",
+    "parameter_breakdown",
+    "per_block_parameters",
+    "quoted_gpt1_approximation",
+    "reconcile_gpt1",
+    "reconcile_gpt2_paper",
 ]

@@ -45,21 +45,15 @@ class GPTConfig:
             if not isinstance(value, int) or isinstance(value, bool) or value <= 0:
                 raise ValueError(f"GPTConfig.{name} must be a positive integer, got {value!r}")
         if self.d_model % self.n_head:
-            raise ValueError(
-                f"GPTConfig.d_model={self.d_model} must be divisible by n_head={self.n_head}"
-            )
+            raise ValueError(f"GPTConfig.d_model={self.d_model} must be divisible by n_head={self.n_head}")
         if self.norm not in NORMS:
             raise ValueError(f"GPTConfig.norm must be one of {NORMS}, got {self.norm!r}")
         if self.activation not in ACTIVATIONS:
-            raise ValueError(
-                f"GPTConfig.activation must be one of {ACTIVATIONS}, got {self.activation!r}"
-            )
+            raise ValueError(f"GPTConfig.activation must be one of {ACTIVATIONS}, got {self.activation!r}")
         if not 0.0 <= self.dropout < 1.0:
             raise ValueError(f"GPTConfig.dropout must be in [0, 1), got {self.dropout!r}")
         if not self.layer_norm_eps > 0:
-            raise ValueError(
-                f"GPTConfig.layer_norm_eps must be positive, got {self.layer_norm_eps!r}"
-            )
+            raise ValueError(f"GPTConfig.layer_norm_eps must be positive, got {self.layer_norm_eps!r}")
 
     @property
     def head_dim(self) -> int:
@@ -107,29 +101,19 @@ PRESETS: dict[str, GPTConfig] = {
     "gpt2-xl": GPTConfig(n_layer=48, d_model=1600, n_head=25, d_ff=6400, **_GPT2),
     # Laptop presets: about 3,700 tokens/s in float32 on a 2-core CPU (5.3M parameters).
     "gpt1-mini": GPTConfig(n_layer=4, d_model=256, n_head=4, d_ff=1024, vocab_size=8192, n_ctx=128),
-    "gpt2-mini": GPTConfig(
-        n_layer=4, d_model=256, n_head=4, d_ff=1024, vocab_size=8192, n_ctx=128, norm="pre"
-    ),
+    "gpt2-mini": GPTConfig(n_layer=4, d_model=256, n_head=4, d_ff=1024, vocab_size=8192, n_ctx=128, norm="pre"),
     # The CPU scale's shared pretraining model: the mini depth at half the width (1.9M parameters).
     # At 600 updates it reaches the mini's validation loss (5.27 against 5.23 nats) in 2/3 of the
     # time, and every fine-tuning run of the layer-transfer sweep costs about half as much.
     "gpt1-slim": GPTConfig(n_layer=4, d_model=128, n_head=4, d_ff=512, vocab_size=8192, n_ctx=128),
-    "gpt2-slim": GPTConfig(
-        n_layer=4, d_model=128, n_head=4, d_ff=512, vocab_size=8192, n_ctx=128, norm="pre"
-    ),
+    "gpt2-slim": GPTConfig(n_layer=4, d_model=128, n_head=4, d_ff=512, vocab_size=8192, n_ctx=128, norm="pre"),
     # Smaller rungs of a model-size ladder (same 8192-token vocabulary and 128-token window), for
     # zero-shot accuracy against size on the same tokens: nano 0.58M, tiny 1.5M (then slim, mini).
     "gpt1-nano": GPTConfig(n_layer=1, d_model=64, n_head=1, d_ff=256, vocab_size=8192, n_ctx=128),
     "gpt1-tiny": GPTConfig(n_layer=2, d_model=128, n_head=2, d_ff=512, vocab_size=8192, n_ctx=128),
-    "gpt2-nano": GPTConfig(
-        n_layer=1, d_model=64, n_head=1, d_ff=256, vocab_size=8192, n_ctx=128, norm="pre"
-    ),
-    "gpt2-tiny": GPTConfig(
-        n_layer=2, d_model=128, n_head=2, d_ff=512, vocab_size=8192, n_ctx=128, norm="pre"
-    ),
+    "gpt2-nano": GPTConfig(n_layer=1, d_model=64, n_head=1, d_ff=256, vocab_size=8192, n_ctx=128, norm="pre"),
+    "gpt2-tiny": GPTConfig(n_layer=2, d_model=128, n_head=2, d_ff=512, vocab_size=8192, n_ctx=128, norm="pre"),
     # Test-sized presets: a forward pass in milliseconds.
     "gpt1-micro": GPTConfig(n_layer=2, d_model=64, n_head=2, d_ff=256, vocab_size=512, n_ctx=64),
-    "gpt2-micro": GPTConfig(
-        n_layer=2, d_model=64, n_head=2, d_ff=256, vocab_size=512, n_ctx=64, norm="pre"
-    ),
+    "gpt2-micro": GPTConfig(n_layer=2, d_model=64, n_head=2, d_ff=256, vocab_size=512, n_ctx=64, norm="pre"),
 }

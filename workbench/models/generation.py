@@ -43,8 +43,16 @@ def generate(
     generation ends when every row has stopped.
     """
     steps = stream(
-        model, idx, max_new_tokens, attention_mask=attention_mask, temperature=temperature,
-        top_k=top_k, top_p=top_p, seed=seed, eos_token_id=eos_token_id, use_cache=use_cache,
+        model,
+        idx,
+        max_new_tokens,
+        attention_mask=attention_mask,
+        temperature=temperature,
+        top_k=top_k,
+        top_p=top_p,
+        seed=seed,
+        eos_token_id=eos_token_id,
+        use_cache=use_cache,
     )
     return torch.cat([idx, *(token[:, None] for token in steps)], dim=1)
 
@@ -75,16 +83,13 @@ def stream(
         raise ValueError(f"top_k must be a positive integer or None, got {top_k}")
     if top_p is not None and not 0 < top_p <= 1:
         raise ValueError(f"top_p must be in (0, 1], got {top_p}")
-    model.check_input(idx[..., -model.config.n_ctx:], 0)  # longer prompts are cropped, not refused
+    model.check_input(idx[..., -model.config.n_ctx :], 0)  # longer prompts are cropped, not refused
     if idx.size(1) == 0:
-        raise ValueError(
-            "the prompt is empty; start from <|endoftext|> for an unconditional sample"
-        )
+        raise ValueError("the prompt is empty; start from <|endoftext|> for an unconditional sample")
     if attention_mask is not None:
         if attention_mask.shape != idx.shape:
             raise ValueError(
-                f"attention_mask shape {tuple(attention_mask.shape)} must equal idx shape "
-                f"{tuple(idx.shape)}"
+                f"attention_mask shape {tuple(attention_mask.shape)} must equal idx shape {tuple(idx.shape)}"
             )
         if not bool(attention_mask[:, -1].all()):
             raise ValueError(
@@ -96,9 +101,7 @@ def stream(
     generator = None
     if seed is not None:
         generator = torch.Generator(device=idx.device).manual_seed(seed)
-    choose = functools.partial(
-        _pick_token, temperature=temperature, top_k=top_k, top_p=top_p, generator=generator
-    )
+    choose = functools.partial(_pick_token, temperature=temperature, top_k=top_k, top_p=top_p, generator=generator)
     return _steps(model, idx, attention_mask, max_new_tokens, choose, eos_token_id, use_cache)
 
 
@@ -113,10 +116,8 @@ def _steps(model, idx, attention_mask, max_new_tokens, choose, eos_token_id, use
             model_input = sequence[:, -n_ctx:]
         window = None
         if mask is not None:
-            window = mask[:, -(model_input.size(1) + (past[0][0].size(2) if past else 0)):]
-        hidden, _, _, present = model.transformer(
-            model_input, past, use_cache=use_cache, attention_mask=window
-        )
+            window = mask[:, -(model_input.size(1) + (past[0][0].size(2) if past else 0)) :]
+        hidden, _, _, present = model.transformer(model_input, past, use_cache=use_cache, attention_mask=window)
         token = choose(model.lm_head(hidden[:, -1]).float())
         if eos_token_id is not None:
             token = torch.where(finished, torch.full_like(token, eos_token_id), token)
@@ -163,8 +164,8 @@ def left_pad(sequences: Sequence[Sequence[int]], pad_id: int) -> tuple[torch.Ten
     idx = torch.full((len(sequences), width), pad_id, dtype=torch.long)
     mask = torch.zeros(len(sequences), width, dtype=torch.long)
     for row, seq in enumerate(sequences):
-        idx[row, width - len(seq):] = torch.as_tensor(seq, dtype=torch.long)
-        mask[row, width - len(seq):] = 1
+        idx[row, width - len(seq) :] = torch.as_tensor(seq, dtype=torch.long)
+        mask[row, width - len(seq) :] = 1
     return idx, mask
 
 
@@ -202,8 +203,15 @@ def generate_text(
     idx, mask = left_pad([tokenizer.encode(p) if p else [eos] for p in prompts], pad_id=eos)
     device = next(model.parameters()).device
     steps = stream(
-        model, idx.to(device), max_new_tokens, attention_mask=mask.to(device), temperature=temperature,
-        top_k=top_k, top_p=top_p, seed=seed, eos_token_id=eos if stop_at_eos else None,
+        model,
+        idx.to(device),
+        max_new_tokens,
+        attention_mask=mask.to(device),
+        temperature=temperature,
+        top_k=top_k,
+        top_p=top_p,
+        seed=seed,
+        eos_token_id=eos if stop_at_eos else None,
         use_cache=use_cache,
     )
     new: list[list[int]] = [[] for _ in prompts]

@@ -105,8 +105,7 @@ def _padding_mask(
     n_key = past_length + n_query
     if attention_mask.shape != (n_batch, n_key):
         raise ValueError(
-            f"attention_mask shape {tuple(attention_mask.shape)} must be (batch, past + time) = "
-            f"{(n_batch, n_key)}"
+            f"attention_mask shape {tuple(attention_mask.shape)} must be (batch, past + time) = {(n_batch, n_key)}"
         )
     keep = attention_mask.to(device=idx.device, dtype=torch.bool)
     positions = (keep.long().cumsum(dim=1) - 1).clamp(min=0)[:, past_length:]
@@ -163,9 +162,7 @@ class GPT(nn.Module):
         self.wpe = nn.Embedding(config.n_ctx, config.d_model)
         self.drop = nn.Dropout(config.dropout)
         self.blocks = nn.ModuleList(Block(config) for _ in range(config.n_layer))
-        self.ln_f = (
-            nn.LayerNorm(config.d_model, eps=config.layer_norm_eps) if config.final_norm else None
-        )
+        self.ln_f = nn.LayerNorm(config.d_model, eps=config.layer_norm_eps) if config.final_norm else None
         self.lm_head = nn.Linear(config.d_model, config.vocab_size, bias=False)
         self.lm_head.weight = self.wte.weight
         self.apply(self._init_weights)
@@ -203,8 +200,7 @@ class GPT(nn.Module):
         """Refuse token ids this model cannot read, saying why (public: generation checks prompts eagerly)."""
         if idx.dim() != 2 or idx.dtype not in (torch.int64, torch.int32):
             raise ValueError(
-                f"expected token ids as an integer tensor [batch, time], got {idx.dtype} "
-                f"of shape {tuple(idx.shape)}"
+                f"expected token ids as an integer tensor [batch, time], got {idx.dtype} of shape {tuple(idx.shape)}"
             )
         length = past_length + idx.size(1)
         if length > self.config.n_ctx:
@@ -218,9 +214,7 @@ class GPT(nn.Module):
             low, high = (int(v) for v in torch.aminmax(idx))
             if low < 0 or high >= self.config.vocab_size:
                 bad = low if low < 0 else high
-                raise ValueError(
-                    f"token id {bad} is outside the vocabulary [0, {self.config.vocab_size})"
-                )
+                raise ValueError(f"token id {bad} is outside the vocabulary [0, {self.config.vocab_size})")
 
     def forward(
         self,
@@ -251,12 +245,8 @@ class GPT(nn.Module):
         loss = None
         if targets is not None:
             if targets.shape != idx.shape:
-                raise ValueError(
-                    f"targets shape {tuple(targets.shape)} must equal idx shape {tuple(idx.shape)}"
-                )
-            loss = F.cross_entropy(
-                logits.flatten(0, 1).float(), targets.flatten(), ignore_index=IGNORE_INDEX
-            )
+                raise ValueError(f"targets shape {tuple(targets.shape)} must equal idx shape {tuple(idx.shape)}")
+            loss = F.cross_entropy(logits.flatten(0, 1).float(), targets.flatten(), ignore_index=IGNORE_INDEX)
         return GPTOutput(logits, loss, hidden_states, attentions, presents)
 
     def transformer(

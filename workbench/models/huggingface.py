@@ -56,9 +56,7 @@ def config_from_hf(hf: dict) -> GPTConfig:
     activation = hf.get(activation_key, "gelu" if model_type == "openai-gpt" else "gelu_new")
     activations = _ACTIVATIONS[model_type]
     if activation not in activations:
-        raise ValueError(
-            f"unsupported {activation_key}={activation!r}; expected one of {sorted(activations)}"
-        )
+        raise ValueError(f"unsupported {activation_key}={activation!r}; expected one of {sorted(activations)}")
     for flag in ("scale_attn_by_inverse_layer_idx", "add_cross_attention"):
         if hf.get(flag):
             raise ValueError(f"unsupported Hugging Face option {flag}=True (this GPT has no such variant)")
@@ -120,9 +118,7 @@ def _read_weights(directory: Path) -> dict[str, torch.Tensor]:
         return state
     if legacy.exists():
         return torch.load(legacy, map_location="cpu", weights_only=True)
-    raise FileNotFoundError(
-        f"{directory} has no model.safetensors, model.safetensors.index.json or pytorch_model.bin"
-    )
+    raise FileNotFoundError(f"{directory} has no model.safetensors, model.safetensors.index.json or pytorch_model.bin")
 
 
 def resolve_checkpoint(path_or_name: str | os.PathLike[str]) -> Path:

@@ -24,10 +24,10 @@ from .params import count_parameters
 @dataclass(frozen=True)
 class LSTMConfig:
     vocab_size: int = 8192
-    d_model: int = 256        # embedding width (tied with the output layer)
-    hidden: int = 384         # LSTM cell width, projected back to d_model
+    d_model: int = 256  # embedding width (tied with the output layer)
+    hidden: int = 384  # LSTM cell width, projected back to d_model
     n_layer: int = 2
-    n_ctx: int = 128          # training window; the scorer cuts longer contexts to this
+    n_ctx: int = 128  # training window; the scorer cuts longer contexts to this
     dropout: float = 0.1
 
     def __post_init__(self) -> None:
@@ -68,7 +68,10 @@ class LSTMLanguageModel(nn.Module):
         self.wte = nn.Embedding(config.vocab_size, config.d_model)
         self.drop = nn.Dropout(config.dropout)
         self.lstm = nn.LSTM(
-            config.d_model, config.hidden, num_layers=config.n_layer, batch_first=True,
+            config.d_model,
+            config.hidden,
+            num_layers=config.n_layer,
+            batch_first=True,
             dropout=config.dropout if config.n_layer > 1 else 0.0,
         )
         self.proj = nn.Linear(config.hidden, config.d_model, bias=False)
@@ -83,8 +86,9 @@ class LSTMLanguageModel(nn.Module):
         if idx.dim() != 2:
             raise ValueError(f"expected token ids [batch, time], got shape {tuple(idx.shape)}")
         if idx.numel() and (int(idx.min()) < 0 or int(idx.max()) >= self.config.vocab_size):
-            raise ValueError(f"token ids must be in [0, {self.config.vocab_size}), "
-                             f"got {int(idx.min())}..{int(idx.max())}")
+            raise ValueError(
+                f"token ids must be in [0, {self.config.vocab_size}), got {int(idx.min())}..{int(idx.max())}"
+            )
         hidden, _ = self.lstm(self.drop(self.wte(idx)))
         logits = self.lm_head(self.proj(self.drop(hidden)))
         loss = None

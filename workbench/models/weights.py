@@ -43,8 +43,9 @@ def load_state_checked(model: nn.Module, state: Mapping[str, torch.Tensor], sour
     tied = tied_parameters(model)
     for name, tied_to in tied.items():
         if name in state and tied_to in state and not torch.equal(state[name], state[tied_to]):
-            raise ValueError(f"{where}: {name} differs from {tied_to}, and this model holds one tensor "
-                             "for both (they are tied)")
+            raise ValueError(
+                f"{where}: {name} differs from {tied_to}, and this model holds one tensor for both (they are tied)"
+            )
         if tied_to in state:
             state.setdefault(name, state[tied_to])
         elif name in state:
@@ -55,8 +56,11 @@ def load_state_checked(model: nn.Module, state: Mapping[str, torch.Tensor], sour
         problems = [f"missing {_names(missing)}"] if missing else []
         problems += [f"unexpected {_names(unexpected)}"] if unexpected else []
         raise ValueError(f"{where}: {', '.join(problems)}")
-    misshapen = [f"{name} has shape {tuple(tensor.shape)}, this model expects {tuple(expected[name].shape)}"
-                 for name, tensor in state.items() if tensor.shape != expected[name].shape]
+    misshapen = [
+        f"{name} has shape {tuple(tensor.shape)}, this model expects {tuple(expected[name].shape)}"
+        for name, tensor in state.items()
+        if tensor.shape != expected[name].shape
+    ]
     if misshapen:
         more = f"; and {len(misshapen) - _SHOWN} more" if len(misshapen) > _SHOWN else ""
         raise ValueError(f"{where}: {'; '.join(misshapen[:_SHOWN])}{more}")

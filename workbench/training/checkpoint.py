@@ -21,8 +21,8 @@ import os
 import re
 import shutil
 import tempfile
+from collections.abc import Iterator
 from pathlib import Path
-from typing import Iterator
 
 import numpy as np
 import pandas as pd
@@ -179,8 +179,15 @@ def read_state(path: str | os.PathLike[str]) -> dict:
     return json.loads(state_file.read_text())
 
 
-def write_checkpoint(path: Path, *, model: nn.Module, optimizer: torch.optim.Optimizer,
-                     state: dict, history: pd.DataFrame, model_config: dict | None) -> None:
+def write_checkpoint(
+    path: Path,
+    *,
+    model: nn.Module,
+    optimizer: torch.optim.Optimizer,
+    state: dict,
+    history: pd.DataFrame,
+    model_config: dict | None,
+) -> None:
     """Write a whole checkpoint directory atomically (see the module docstring for its files)."""
     with atomic_directory(path) as tmp:
         save_weights(model, tmp / MODEL_FILE, model_config)
@@ -204,8 +211,9 @@ def load_model(path: str | os.PathLike[str]):
     """The GPT stored in a checkpoint directory, built from its own config, in eval mode."""
     state = read_state(path)
     if state["model_class"] != "GPT":
-        raise ValueError(f"checkpoint {path} holds a {state['model_class']}, not a GPT; build that "
-                         "model and use load_weights")
+        raise ValueError(
+            f"checkpoint {path} holds a {state['model_class']}, not a GPT; build that model and use load_weights"
+        )
     model = GPT(GPTConfig.from_dict(state["model_config"]))
     load_weights(model, path)
     return model.eval()
@@ -220,8 +228,10 @@ def optimizer_tensors(optimizer: torch.optim.Optimizer) -> tuple[dict[str, torch
             if not isinstance(value, torch.Tensor):
                 raise TypeError(f"optimizer state {index}.{name} is a {type(value).__name__}, not a tensor")
             tensors[f"{index}.{name}"] = value.detach().contiguous().cpu()
-    groups = [{k: v for k, v in group.items() if k != "params"} | {"size": len(group["params"])}
-              for group in state["param_groups"]]
+    groups = [
+        {k: v for k, v in group.items() if k != "params"} | {"size": len(group["params"])}
+        for group in state["param_groups"]
+    ]
     return tensors, groups
 
 

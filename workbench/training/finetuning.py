@@ -90,9 +90,7 @@ def check_labels(model: TaskModel, encoded: Encoded) -> None:
     for i, (sequences, label) in enumerate(encoded):
         n_outputs = len(sequences) if model.kind == "multiple_choice" else model.n_classes
         if not 0 <= label < n_outputs:
-            raise ValueError(
-                f"example {i}: label {label} does not fit a {model.kind} head with {n_outputs} outputs"
-            )
+            raise ValueError(f"example {i}: label {label} does not fit a {model.kind} head with {n_outputs} outputs")
 
 
 def model_kind(task_kind: str) -> str:
@@ -137,7 +135,7 @@ class TaskBatches:
         if self.position + per_step > len(self.encoded):  # drop the ragged end of an epoch
             self.epoch, self.position = self.epoch + 1, 0
         order = self._order()
-        mine = order[self.position + plan.rank * plan.micro_batch_size:][: plan.micro_batch_size]
+        mine = order[self.position + plan.rank * plan.micro_batch_size :][: plan.micro_batch_size]
         self.position += per_step
         return make_batch([self.encoded[i] for i in mine], self.kind, self.pad_id)
 
@@ -160,7 +158,7 @@ def accuracy(model: TaskModel, encoded: Encoded, pad_id: int, batch_size: int = 
     correct = 0
     try:
         for start in range(0, len(encoded), batch_size):
-            batch = make_batch(encoded[start: start + batch_size], model.kind, pad_id)
+            batch = make_batch(encoded[start : start + batch_size], model.kind, pad_id)
             logits, _ = model(batch["input_ids"].to(device), batch["extract"].to(device))
             correct += int((logits.argmax(-1).cpu() == batch["labels"]).sum())
     finally:
@@ -168,9 +166,17 @@ def accuracy(model: TaskModel, encoded: Encoded, pad_id: int, batch_size: int = 
     return correct / len(encoded)
 
 
-def finetune(model: TaskModel, train: Encoded, config: TrainConfig, pad_id: int, *,
-             dev: Encoded | None = None, lm_weight: float = 0.5,
-             run_dir: str | os.PathLike[str] | None = None, metadata: dict | None = None) -> Trainer:
+def finetune(
+    model: TaskModel,
+    train: Encoded,
+    config: TrainConfig,
+    pad_id: int,
+    *,
+    dev: Encoded | None = None,
+    lm_weight: float = 0.5,
+    run_dir: str | os.PathLike[str] | None = None,
+    metadata: dict | None = None,
+) -> Trainer:
     """Train ``model`` on encoded examples with L3 = L2 + lm_weight * L1; returns the Trainer.
 
     With ``dev``, dev accuracy is logged every ``config.eval_every`` updates.
@@ -180,9 +186,13 @@ def finetune(model: TaskModel, train: Encoded, config: TrainConfig, pad_id: int,
     check_labels(model, train)
     evaluate = (lambda m: {"dev_accuracy": accuracy(m, dev, pad_id)}) if dev else None
     trainer = Trainer(
-        model, lambda plan: TaskBatches(train, model.kind, pad_id, plan), config,
-        evaluate=evaluate, loss_fn=lambda m, batch: task_loss(m, batch, lm_weight),
-        run_dir=run_dir, metadata={**(metadata or {}), "lm_weight": lm_weight},
+        model,
+        lambda plan: TaskBatches(train, model.kind, pad_id, plan),
+        config,
+        evaluate=evaluate,
+        loss_fn=lambda m, batch: task_loss(m, batch, lm_weight),
+        run_dir=run_dir,
+        metadata={**(metadata or {}), "lm_weight": lm_weight},
     )
     trainer.train()
     return trainer

@@ -18,9 +18,9 @@ import torch
 import torch.distributed as dist
 from torch import nn
 
+from ..core.device import init_distributed
 from ..data.prepare import packed_split
 from ..data.tokens import open_tokens, read_manifest
-from ..core.device import init_distributed
 from .config import BatchPlan, TrainConfig
 from .trainer import Trainer
 
@@ -38,15 +38,17 @@ def _splitmix64(x: np.ndarray) -> np.ndarray:
 
 def _check_tokens(tokens: np.ndarray, seq_len: int | None, what: str) -> None:
     if not isinstance(seq_len, int) or seq_len <= 0:
-        raise ValueError(f"seq_len must be a positive integer, got {seq_len!r} (set "
-                         "TrainConfig.seq_len for a model whose config has no n_ctx)")
+        raise ValueError(
+            f"seq_len must be a positive integer, got {seq_len!r} (set "
+            "TrainConfig.seq_len for a model whose config has no n_ctx)"
+        )
     if not isinstance(tokens, np.ndarray) or tokens.ndim != 1 or tokens.dtype.kind not in "iu":
-        kind = (f"{tokens.dtype} array of shape {tokens.shape}" if isinstance(tokens, np.ndarray)
-                else type(tokens).__name__)
+        kind = (
+            f"{tokens.dtype} array of shape {tokens.shape}" if isinstance(tokens, np.ndarray) else type(tokens).__name__
+        )
         raise ValueError(f"{what} must be a 1-D integer numpy array (or memmap), got a {kind}")
     if len(tokens) < seq_len + 1:
-        raise ValueError(f"{what} holds {len(tokens)} tokens, fewer than one window of "
-                         f"seq_len + 1 = {seq_len + 1}")
+        raise ValueError(f"{what} holds {len(tokens)} tokens, fewer than one window of seq_len + 1 = {seq_len + 1}")
 
 
 class TokenSampler:
@@ -58,8 +60,9 @@ class TokenSampler:
     ``(c * world_size + r) * batch_size ...``, the same windows one process would draw in order.
     """
 
-    def __init__(self, tokens: np.ndarray, seq_len: int, batch_size: int, *, seed: int = 0,
-                 rank: int = 0, world_size: int = 1) -> None:
+    def __init__(
+        self, tokens: np.ndarray, seq_len: int, batch_size: int, *, seed: int = 0, rank: int = 0, world_size: int = 1
+    ) -> None:
         _check_tokens(tokens, seq_len, "training tokens")
         self.tokens, self.seq_len, self.batch_size = tokens, seq_len, batch_size
         self.rank, self.world_size = rank, world_size
@@ -67,9 +70,10 @@ class TokenSampler:
         self.next_window = 0  # index of the first window of the next global micro-batch
 
     @classmethod
-    def from_plan(cls, tokens: np.ndarray, plan: BatchPlan) -> "TokenSampler":
-        return cls(tokens, plan.seq_len, plan.micro_batch_size, seed=plan.seed, rank=plan.rank,
-                   world_size=plan.world_size)
+    def from_plan(cls, tokens: np.ndarray, plan: BatchPlan) -> TokenSampler:
+        return cls(
+            tokens, plan.seq_len, plan.micro_batch_size, seed=plan.seed, rank=plan.rank, world_size=plan.world_size
+        )
 
     def window_starts(self, first: int, count: int) -> np.ndarray:
         """Start offsets of windows ``first .. first + count - 1``."""
@@ -112,22 +116,29 @@ class TokenEvaluator:
         totals = torch.zeros(2, dtype=torch.float64, device=device)  # loss sum, token count
         mine = self.starts[rank::world]
         for i in range(0, len(mine), self.batch_size):
-            starts = mine[i:i + self.batch_size]
+            starts = mine[i : i + self.batch_size]
             windows = self.tokens[starts[:, None] + np.arange(self.seq_len + 1)].astype(np.int64)
             windows = torch.from_numpy(windows).to(device)
             loss = model(windows[:, :-1], windows[:, 1:]).loss
-            totals += torch.stack([loss.double() * windows[:, 1:].numel(),
-                                   torch.tensor(windows[:, 1:].numel(), device=device)])
+            totals += torch.stack(
+                [loss.double() * windows[:, 1:].numel(), torch.tensor(windows[:, 1:].numel(), device=device)]
+            )
         if world > 1:
             dist.all_reduce(totals)
         loss = (totals[0] / totals[1]).item()
         return {"val_loss": loss, "val_ppl": math.exp(min(loss, 700.0))}
 
 
-def train_language_model(model: nn.Module, train_tokens: np.ndarray, val_tokens: np.ndarray | None = None,
-             config: TrainConfig | None = None, *, run_dir: str | os.PathLike[str] | None = None,
-             resume: bool | str | os.PathLike[str] = False,
-             metadata: dict[str, Any] | None = None) -> Trainer:
+def train_language_model(
+    model: nn.Module,
+    train_tokens: np.ndarray,
+    val_tokens: np.ndarray | None = None,
+    config: TrainConfig | None = None,
+    *,
+    run_dir: str | os.PathLike[str] | None = None,
+    resume: bool | str | os.PathLike[str] = False,
+    metadata: dict[str, Any] | None = None,
+) -> Trainer:
     """Train ``model`` as a language model on random windows of ``train_tokens``; returns the Trainer.
 
     Validation loss on ``val_tokens`` is logged every ``config.eval_every`` updates.
@@ -138,8 +149,15 @@ def train_language_model(model: nn.Module, train_tokens: np.ndarray, val_tokens:
         seq_len = config.seq_len or model.config.n_ctx
         micro = config.micro_batch_size or config.batch_size
         evaluate = TokenEvaluator(val_tokens, seq_len, config.eval_sequences, micro)
-    trainer = Trainer(model, lambda plan: TokenSampler.from_plan(train_tokens, plan), config,
-                      evaluate=evaluate, run_dir=run_dir, resume=resume, metadata=metadata)
+    trainer = Trainer(
+        model,
+        lambda plan: TokenSampler.from_plan(train_tokens, plan),
+        config,
+        evaluate=evaluate,
+        run_dir=run_dir,
+        resume=resume,
+        metadata=metadata,
+    )
     trainer.train()
     return trainer
 
@@ -164,8 +182,11 @@ def open_token_file(path: str | os.PathLike[str], vocab_size: int) -> tuple[np.n
             f"model's vocab_size={vocab_size}"
         )
     tokens = open_tokens(path)
-    return tokens, {"train_tokens": path.name, "train_token_count": int(len(tokens)),
-                    "tokenizer_sha256": manifest["tokenizer_sha256"]}
+    return tokens, {
+        "train_tokens": path.name,
+        "train_token_count": int(len(tokens)),
+        "tokenizer_sha256": manifest["tokenizer_sha256"],
+    }
 
 
 def default_token_files(vocab_size: int, seed: int = 0, progress: bool = True) -> tuple[Path, Path]:
@@ -175,8 +196,9 @@ def default_token_files(vocab_size: int, seed: int = 0, progress: bool = True) -
     context = init_distributed()
     if not context.is_main:
         dist.barrier()
-    paths = tuple(packed_split(split, vocab_size, seed=seed, progress=progress and context.is_main)
-                  for split in ("train", "val"))
+    paths = tuple(
+        packed_split(split, vocab_size, seed=seed, progress=progress and context.is_main) for split in ("train", "val")
+    )
     if context.is_main and context.world_size > 1:
         dist.barrier()
     return paths

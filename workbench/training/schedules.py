@@ -34,9 +34,7 @@ class Schedule:
         if not isinstance(self.steps, int) or self.steps <= 0:
             raise ValueError(f"schedule steps must be a positive integer, got {self.steps!r}")
         if not isinstance(self.warmup_steps, int) or not 0 <= self.warmup_steps <= self.steps:
-            raise ValueError(
-                f"warmup_steps must be an integer in [0, steps={self.steps}], got {self.warmup_steps!r}"
-            )
+            raise ValueError(f"warmup_steps must be an integer in [0, steps={self.steps}], got {self.warmup_steps!r}")
 
     @classmethod
     def create(cls, name: str, steps: int, warmup_steps: int | None = None) -> Schedule:
@@ -66,4 +64,3 @@ class Schedule:
 
     def to_dict(self) -> dict:
         return asdict(self)
-

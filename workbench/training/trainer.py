@@ -94,16 +94,14 @@ def param_groups(model: nn.Module, weight_decay: float) -> list[dict[str, Any]]:
             continue
         (decay if p.dim() >= 2 and id(p) not in no_decay else rest).append((name, p))
     return [
-        {"params": [p for _, p in decay], "names": [n for n, _ in decay],
-         "weight_decay": weight_decay},
+        {"params": [p for _, p in decay], "names": [n for n, _ in decay], "weight_decay": weight_decay},
         {"params": [p for _, p in rest], "names": [n for n, _ in rest], "weight_decay": 0.0},
     ]
 
 
 def build_optimizer(model: nn.Module, config: TrainConfig) -> torch.optim.AdamW:
     """AdamW over :func:`param_groups`, fused where this device has a fused kernel."""
-    groups = [{k: v for k, v in g.items() if k != "names"}
-              for g in param_groups(model, config.weight_decay)]
+    groups = [{k: v for k, v in g.items() if k != "names"} for g in param_groups(model, config.weight_decay)]
     kwargs = dict(lr=config.lr, betas=(config.beta1, config.beta2), eps=config.eps)
     try:
         return torch.optim.AdamW(groups, fused=True, **kwargs)
@@ -155,8 +153,7 @@ class Trainer:
         self.dtype = resolve_precision(config.precision, self.device)
         self.model = unwrap_model(model).to(self.device)
         self.model_config = _model_config(self.model)
-        self.plan = plan_batches(config, self.dist.world_size, self.dist.rank,
-                                 (self.model_config or {}).get("n_ctx"))
+        self.plan = plan_batches(config, self.dist.world_size, self.dist.rank, (self.model_config or {}).get("n_ctx"))
         self.schedule = Schedule.create(config.schedule, config.steps, config.warmup_steps)
         self.optimizer = build_optimizer(self.model, config)
         self.batches = train_batches(self.plan)
@@ -167,19 +164,27 @@ class Trainer:
         self.peak_flops = config.peak_flops or peak_flops(self.device, self.dtype)
         self.step = 0
         self.train_seconds = 0.0
-        self.log = MetricsLog(self.flops_per_token, self.peak_flops, self.dist.world_size,
-                              clock=self._elapsed)
+        self.log = MetricsLog(self.flops_per_token, self.peak_flops, self.dist.world_size, clock=self._elapsed)
         # A CPU side channel for stop requests and RNG states: no GPU sync, works beside NCCL.
         self._control = dist.new_group(backend="gloo") if self.dist.world_size > 1 else None
         if config.deterministic and self.device.type == "cuda":
             os.environ.setdefault("CUBLAS_WORKSPACE_CONFIG", ":4096:8")
 
         self.checkpointer = Checkpointer(
-            self.run_dir, model=self.model, optimizer=self.optimizer, batches=self.batches,
-            log=self.log, config=config, schedule=self.schedule, model_config=self.model_config,
+            self.run_dir,
+            model=self.model,
+            optimizer=self.optimizer,
+            batches=self.batches,
+            log=self.log,
+            config=config,
+            schedule=self.schedule,
+            model_config=self.model_config,
             param_names=[n for g in param_groups(self.model, 0.0) for n in g["names"]],
-            metadata=dict(metadata or {}), dist_context=self.dist, device=self.device,
-            control=self._control)
+            metadata=dict(metadata or {}),
+            dist_context=self.dist,
+            device=self.device,
+            control=self._control,
+        )
         checkpoint = self.checkpointer.resume_path(resume)
         if checkpoint is None:
             torch.manual_seed(rank_seed(config.seed, self.dist.rank))
@@ -191,8 +196,10 @@ class Trainer:
         self._ddp: DistributedDataParallel | None = None
         if self.dist.world_size > 1:
             self._ddp = DistributedDataParallel(
-                self._train_model, device_ids=[self.device.index] if self.device.type == "cuda" else None,
-                gradient_as_bucket_view=True)
+                self._train_model,
+                device_ids=[self.device.index] if self.device.type == "cuda" else None,
+                gradient_as_bucket_view=True,
+            )
             self._train_model = self._ddp
 
     # ----------------------------------------------------------------------------------- public
@@ -218,11 +225,15 @@ class Trainer:
             return self.history  # a finished run, e.g. resumed after its last checkpoint
         end = config.steps if until is None else until
         if not isinstance(end, int) or not self.step < end <= config.steps:
-            raise ValueError(
-                f"until must be an integer in ({self.step}, {config.steps}], got {until!r}"
-            )
-        bar = tqdm(total=config.steps, initial=self.step, desc="train", unit="step",
-                   disable=not (config.progress and self.dist.is_main), dynamic_ncols=True)
+            raise ValueError(f"until must be an integer in ({self.step}, {config.steps}], got {until!r}")
+        bar = tqdm(
+            total=config.steps,
+            initial=self.step,
+            desc="train",
+            unit="step",
+            disable=not (config.progress and self.dist.is_main),
+            dynamic_ncols=True,
+        )
         self._call_started = time.perf_counter()
         self.log.restart_window()
         try:
@@ -284,8 +295,9 @@ class Trainer:
     def _end_of_step(self, bar: tqdm, last: bool) -> None:
         config, step = self.config, self.step
         evaluate = self._evaluates(step)
-        save = last or step in config.checkpoint_steps or (
-            config.checkpoint_every and step % config.checkpoint_every == 0)
+        save = (
+            last or step in config.checkpoint_steps or (config.checkpoint_every and step % config.checkpoint_every == 0)
+        )
         if not (last or evaluate or save or step % config.log_every == 0):
             return
         row = self._flush()
@@ -311,8 +323,9 @@ class Trainer:
         except TrainingDiverged as error:
             self.checkpointer.write_history()
             last = self.checkpointer.latest()
-            raise TrainingDiverged(f"{error}; stopped without saving. Last good checkpoint: "
-                                   f"{last if last else 'none'}") from None
+            raise TrainingDiverged(
+                f"{error}; stopped without saving. Last good checkpoint: {last if last else 'none'}"
+            ) from None
 
     def _elapsed(self) -> float:
         """Seconds spent in :meth:`train` over the whole run, resumes included."""

@@ -7,10 +7,10 @@ from pathlib import Path
 import matplotlib.pyplot as plt
 import pandas as pd
 
-from ..models.config import PRESETS
 from ..core.io import atomic_path
-from ..models.params import parameter_breakdown
 from ..core.paths import figures_dir
+from ..models.config import PRESETS
+from ..models.params import parameter_breakdown
 from ..training.schedules import Schedule
 
 
@@ -51,8 +51,15 @@ def plot_zero_shot(curve: pd.DataFrame, value: str = "relative") -> plt.Figure:
                 line = rows[(rows["heuristic"] == heuristic) & (rows["model"] == model)].sort_values("step")
                 if line.empty:
                     continue
-                ax.plot(line["step"], line[shown], style, marker="o", markersize=3,
-                        color=colours[index % len(colours)], label=f"{model}: {heuristic}")
+                ax.plot(
+                    line["step"],
+                    line[shown],
+                    style,
+                    marker="o",
+                    markersize=3,
+                    color=colours[index % len(colours)],
+                    label=f"{model}: {heuristic}",
+                )
         if shown == "relative":
             ax.axhline(0.0, color="grey", linewidth=0.8)
             ax.axhline(1.0, color="grey", linewidth=0.8, linestyle=":")
@@ -61,8 +68,10 @@ def plot_zero_shot(curve: pd.DataFrame, value: str = "relative") -> plt.Figure:
         else:
             ax.axhline(rows["random"].iloc[0], color="grey", linewidth=0.8, label="chance")
             ax.set_ylabel("zero-shot accuracy")
-            ax.set_title(task if value == "accuracy" else f"{task}\n(accuracy: no supervised reference above chance)",
-                         fontsize="medium")
+            ax.set_title(
+                task if value == "accuracy" else f"{task}\n(accuracy: no supervised reference above chance)",
+                fontsize="medium",
+            )
         ax.set_xscale("log")
         ax.set_xlim(rows["step"].min() / 1.5, rows["step"].max() * 1.5)
         ax.set_xlabel("pretraining updates")
@@ -155,8 +164,10 @@ def plot_pretraining_loss(data: pd.DataFrame, title: str = "Pretraining") -> plt
     return fig
 
 
-_SPLIT_STYLES = {"dev": dict(color="tab:blue", linestyle="-", marker="o"),
-                 "train": dict(color="tab:orange", linestyle="--", marker="s")}
+_SPLIT_STYLES = {
+    "dev": dict(color="tab:blue", linestyle="-", marker="o"),
+    "train": dict(color="tab:orange", linestyle="--", marker="s"),
+}
 
 
 def plot_layer_transfer(sweep: pd.DataFrame, splits: tuple[str, ...] = ("dev", "train")) -> plt.Figure:
@@ -171,11 +182,20 @@ def plot_layer_transfer(sweep: pd.DataFrame, splits: tuple[str, ...] = ("dev", "
         rows = sweep[sweep["task"] == task]
         curve = rows[rows["variant"] == "transfer"]
         for split in splits:
-            stats = curve[curve["split"] == split].groupby("layers_transferred")["accuracy"].agg(
-                ["mean", "min", "max", "count"])
+            stats = (
+                curve[curve["split"] == split]
+                .groupby("layers_transferred")["accuracy"]
+                .agg(["mean", "min", "max", "count"])
+            )
             x = stats.index.astype(int)
-            ax.errorbar(x, stats["mean"], yerr=[stats["mean"] - stats["min"], stats["max"] - stats["mean"]],
-                        capsize=3, label=f"{split} (pretrained)", **_SPLIT_STYLES.get(split, {}))
+            ax.errorbar(
+                x,
+                stats["mean"],
+                yerr=[stats["mean"] - stats["min"], stats["max"] - stats["mean"]],
+                capsize=3,
+                label=f"{split} (pretrained)",
+                **_SPLIT_STYLES.get(split, {}),
+            )
         base = rows[(rows["variant"] == "no_pretraining") & (rows["split"] == "dev")]["accuracy"]
         if len(base):
             ax.axhline(base.mean(), color="grey", linestyle=":", label="dev, no pretraining")
@@ -223,8 +243,7 @@ def plot_schedule(schedule: Schedule, lr: float = 1.0, ax: plt.Axes | None = Non
     else:
         fig = ax.figure
     updates = range(1, schedule.steps + 1)
-    ax.plot(updates, [lr * schedule(u - 1) for u in updates],
-            label=f"{schedule.name} (warmup {schedule.warmup_steps})")
+    ax.plot(updates, [lr * schedule(u - 1) for u in updates], label=f"{schedule.name} (warmup {schedule.warmup_steps})")
     ax.set_xlabel("update")
     ax.set_ylabel("learning rate" if lr != 1.0 else "learning-rate multiplier")
     ax.set_ylim(bottom=0)

@@ -65,6 +65,7 @@ def token_text(tokenizer: Tokenizer, token_id: int) -> str:
 # ---------------------------------------------------------------------------------------------
 # Parameter explorer
 
+
 def explorer_config(base: GPTConfig, **sizes) -> GPTConfig:
     """``base`` with the sliders' sizes (and ``norm``); the FFN stays 4 x the width, as in both papers."""
     return base.replace(**sizes, d_ff=4 * sizes.get("d_model", base.d_model))
@@ -81,8 +82,9 @@ def parameter_explorer(config: GPTConfig | None = None) -> widgets.VBox:
         "n_layer": widgets.IntSlider(config.n_layer, min=1, max=96, description="layers", style=style),
         "d_model": widgets.IntSlider(config.d_model, min=64, max=12288, step=64, description="width", style=style),
         "n_head": widgets.IntSlider(config.n_head, min=1, max=96, description="heads", style=style),
-        "vocab_size": widgets.IntSlider(config.vocab_size, min=256, max=256_000, step=1, description="vocabulary",
-                                        style=style),
+        "vocab_size": widgets.IntSlider(
+            config.vocab_size, min=256, max=256_000, step=1, description="vocabulary", style=style
+        ),
         "n_ctx": widgets.IntSlider(config.n_ctx, min=16, max=32_768, description="context", style=style),
     }
     norm = widgets.ToggleButtons(options=["post", "pre"], value=config.norm, description="norm", style=style)
@@ -121,6 +123,7 @@ def parameter_explorer(config: GPTConfig | None = None) -> widgets.VBox:
 # ---------------------------------------------------------------------------------------------
 # Generation playground
 
+
 def sampling_options(temperature: float, top_k: int, top_p: float, seed: int) -> dict:
     """The :func:`generate_text` arguments the playground's controls mean.
 
@@ -130,8 +133,12 @@ def sampling_options(temperature: float, top_k: int, top_p: float, seed: int) ->
     if not 0 < top_p <= 1:
         raise ValueError(f"top-p must be in (0, 1]; got {top_p} (1 switches it off)")
     greedy = temperature <= 0
-    return dict(temperature=0.0 if greedy else temperature, top_k=top_k or None,
-                top_p=None if top_p == 1 else top_p, seed=None if greedy else seed)
+    return dict(
+        temperature=0.0 if greedy else temperature,
+        top_k=top_k or None,
+        top_p=None if top_p == 1 else top_p,
+        seed=None if greedy else seed,
+    )
 
 
 def sampling_notes(options: dict, prompt: str) -> list[str]:
@@ -142,8 +149,9 @@ def sampling_notes(options: dict, prompt: str) -> list[str]:
     return notes
 
 
-def generation_playground(model: GPT, tokenizer: Tokenizer, prompt: str = "",
-                          max_new_tokens: int = 64, seed: int = 0) -> widgets.VBox:
+def generation_playground(
+    model: GPT, tokenizer: Tokenizer, prompt: str = "", max_new_tokens: int = 64, seed: int = 0
+) -> widgets.VBox:
     """Prompt box, sampling sliders and a Generate button; the text streams in as it is sampled.
 
     An empty prompt samples from ``<|endoftext|>``; temperature 0 is greedy decoding; top-k 0
@@ -153,8 +161,13 @@ def generation_playground(model: GPT, tokenizer: Tokenizer, prompt: str = "",
     """
     model.eval()
     style = {"description_width": "90px"}
-    prompt_box = widgets.Textarea(prompt, placeholder="Type a prompt (empty: start from <|endoftext|>)",
-                                  description="prompt", layout=widgets.Layout(width="95%", height="70px"), style=style)
+    prompt_box = widgets.Textarea(
+        prompt,
+        placeholder="Type a prompt (empty: start from <|endoftext|>)",
+        description="prompt",
+        layout=widgets.Layout(width="95%", height="70px"),
+        style=style,
+    )
     temperature = widgets.FloatSlider(0.8, min=0.0, max=2.0, step=0.05, description="temperature", style=style)
     top_k = widgets.IntSlider(40, min=0, max=min(tokenizer.vocab_size, 500), description="top-k (0 off)", style=style)
     top_p = widgets.FloatSlider(0.95, min=0.0, max=1.0, step=0.01, description="top-p", style=style)
@@ -196,27 +209,34 @@ def generation_playground(model: GPT, tokenizer: Tokenizer, prompt: str = "",
         seconds = time.perf_counter() - start
         if options["seed"] is not None:
             seed_box.value = options["seed"] + 1
-        status.value = _note(f"{steps} tokens in {seconds:.2f} s, {steps / seconds:.0f} tokens/s; "
-                             + "; ".join(sampling_notes(options, text)))
+        status.value = _note(
+            f"{steps} tokens in {seconds:.2f} s, {steps / seconds:.0f} tokens/s; "
+            + "; ".join(sampling_notes(options, text))
+        )
 
     button.on_click(generate)
-    playground = widgets.VBox([
-        prompt_box,
-        widgets.HBox([widgets.VBox([temperature, top_k, top_p]), widgets.VBox([length, seed_box, button])]),
-        status, output,
-    ])
+    playground = widgets.VBox(
+        [
+            prompt_box,
+            widgets.HBox([widgets.VBox([temperature, top_k, top_p]), widgets.VBox([length, seed_box, button])]),
+            status,
+            output,
+        ]
+    )
     # Stable class names for browser tests and custom CSS.
     playground.add_class("workbench-playground")
     output.add_class("workbench-generated")
     status.add_class("workbench-playground-status")
-    playground.controls = dict(prompt=prompt_box, temperature=temperature, top_k=top_k, top_p=top_p,
-                               max_new_tokens=length, seed=seed_box)
+    playground.controls = dict(
+        prompt=prompt_box, temperature=temperature, top_k=top_k, top_p=top_p, max_new_tokens=length, seed=seed_box
+    )
     playground.button, playground.status, playground.output = button, status, output
     return playground
 
 
 # ---------------------------------------------------------------------------------------------
 # Attention viewer
+
 
 @dataclass(frozen=True)
 class AttentionMaps:
@@ -230,8 +250,9 @@ class AttentionMaps:
         """One head's ``[query, key]`` map; an index out of range is a ValueError giving the ranges."""
         n_layer, n_head = len(self.weights), self.weights[0].shape[0]
         if not 0 <= layer < n_layer or not 0 <= head < n_head:
-            raise ValueError(f"layer must be in 0..{n_layer - 1} and head in 0..{n_head - 1}; "
-                             f"got layer {layer}, head {head}")
+            raise ValueError(
+                f"layer must be in 0..{n_layer - 1} and head in 0..{n_head - 1}; got layer {layer}, head {head}"
+            )
         return self.weights[layer][head]
 
 
@@ -240,15 +261,19 @@ def attention_maps(model: GPT, tokenizer: Tokenizer, text: str) -> AttentionMaps
     ids = tokenizer.encode(text)
     if not ids:
         raise ValueError("the text has no tokens")
-    kept = ids[-model.config.n_ctx:]
+    kept = ids[-model.config.n_ctx :]
     with torch.no_grad():
         out = model(torch.tensor([kept], device=next(model.parameters()).device), output_attentions=True)
-    return AttentionMaps([token_text(tokenizer, i) for i in kept],
-                         [a[0].float().cpu().numpy() for a in out.attentions], len(kept) < len(ids))
+    return AttentionMaps(
+        [token_text(tokenizer, i) for i in kept],
+        [a[0].float().cpu().numpy() for a in out.attentions],
+        len(kept) < len(ids),
+    )
 
 
-def attention_viewer(model: GPT, tokenizer: Tokenizer,
-                     text: str = "The quick brown fox jumps over the lazy dog.") -> widgets.VBox:
+def attention_viewer(
+    model: GPT, tokenizer: Tokenizer, text: str = "The quick brown fox jumps over the lazy dog."
+) -> widgets.VBox:
     """Text box, layer and head selectors, and a heatmap of that head's attention over the tokens.
 
     The model runs once per text (its explicit attention path, asked for here only); moving the
@@ -258,12 +283,25 @@ def attention_viewer(model: GPT, tokenizer: Tokenizer,
     model.eval()
     config = model.config
     style = {"description_width": "60px"}
-    text_box = widgets.Textarea(text, description="text", continuous_update=False,
-                                layout=widgets.Layout(width="95%", height="60px"), style=style)
-    layer = widgets.IntText(0, description=f"layer (0-{config.n_layer - 1})", style={"description_width": "110px"},
-                            layout=widgets.Layout(width="200px"))
-    head = widgets.IntText(0, description=f"head (0-{config.n_head - 1})", style={"description_width": "110px"},
-                           layout=widgets.Layout(width="200px"))
+    text_box = widgets.Textarea(
+        text,
+        description="text",
+        continuous_update=False,
+        layout=widgets.Layout(width="95%", height="60px"),
+        style=style,
+    )
+    layer = widgets.IntText(
+        0,
+        description=f"layer (0-{config.n_layer - 1})",
+        style={"description_width": "110px"},
+        layout=widgets.Layout(width="200px"),
+    )
+    head = widgets.IntText(
+        0,
+        description=f"head (0-{config.n_head - 1})",
+        style={"description_width": "110px"},
+        layout=widgets.Layout(width="200px"),
+    )
     message = widgets.HTML()
     image = _image()
     computed: dict[str, AttentionMaps] = {}  # the last text's maps, so that moving layer or head is cheap
@@ -294,9 +332,11 @@ def attention_viewer(model: GPT, tokenizer: Tokenizer,
         ax.set_title(f"layer {layer.value}, head {head.value}")
         image.value = _figure_png(fig)
         viewer.weights = weights
-        message.value = _note(f"{len(maps.tokens)} tokens"
-                              + (f" (the last {config.n_ctx}: the context)" if maps.cropped else "")
-                              + "; each row sums to 1 over the token itself and those before it")
+        message.value = _note(
+            f"{len(maps.tokens)} tokens"
+            + (f" (the last {config.n_ctx}: the context)" if maps.cropped else "")
+            + "; each row sums to 1 over the token itself and those before it"
+        )
 
     for control in (text_box, layer, head):
         control.observe(update, names="value")
@@ -321,13 +361,20 @@ def sequence_html(tokenizer: Tokenizer, sequence: TransformedSequence) -> str:
         style = f"background:{_ROLE_COLOURS[role]};font-weight:bold;" if role else "background:#f2f2f2;"
         if role == "extract":
             style += "border:2px solid #c00;"
-        chips.append(f"<span style='{style}padding:1px 3px;margin:1px;border-radius:3px;"
-                     f"display:inline-block;font-family:monospace;font-size:12px'>{text}</span>")
+        chips.append(
+            f"<span style='{style}padding:1px 3px;margin:1px;border-radius:3px;"
+            f"display:inline-block;font-family:monospace;font-size:12px'>{text}</span>"
+        )
     return "".join(chips) + "<span style='color:#c00;font-size:12px'> \u25c0 the head reads here</span>"
 
 
-def transform_viewer(tokenizer: Tokenizer, n_ctx: int = 128, split: str = "dev", seed: int = 0,
-                     load: Callable[..., list[dict]] | None = None) -> widgets.VBox:
+def transform_viewer(
+    tokenizer: Tokenizer,
+    n_ctx: int = 128,
+    split: str = "dev",
+    seed: int = 0,
+    load: Callable[..., list[dict]] | None = None,
+) -> widgets.VBox:
     """Pick a task and an example; see the token sequences GPT-1's input transformation builds.
 
     Special tokens are highlighted and the ``<|extract|>`` position, whose final state the task
@@ -359,8 +406,11 @@ def transform_viewer(tokenizer: Tokenizer, n_ctx: int = 128, split: str = "dev",
         index.max = len(rows) - 1
         example = rows[index.value]
         description.value = f"<i>{html.escape(spec.kind)}: {html.escape(spec.description)}</i>"
-        fields = "".join(f"<div><b>{html.escape(name)}</b>: {html.escape(str(example[name]))}</div>"
-                         for name in spec.fields if name != "label")
+        fields = "".join(
+            f"<div><b>{html.escape(name)}</b>: {html.escape(str(example[name]))}</div>"
+            for name in spec.fields
+            if name != "label"
+        )
         label = spec.labels.get(example["label"], example["label"])
         try:
             built = transform_example(spec.kind, example, tokenizer, n_ctx)
@@ -369,7 +419,9 @@ def transform_viewer(tokenizer: Tokenizer, n_ctx: int = 128, split: str = "dev",
             return
         blocks = "".join(
             f"<div style='margin-top:6px'><b>{html.escape(s.title)}</b> {len(s.ids)} tokens "
-            f"(n_ctx={n_ctx})<div>{sequence_html(tokenizer, s)}</div></div>" for s in built)
+            f"(n_ctx={n_ctx})<div>{sequence_html(tokenizer, s)}</div></div>"
+            for s in built
+        )
         view.value = f"{fields}<div>label: <b>{html.escape(str(label))}</b></div>{blocks}"
         viewer.sequences = [s.ids for s in built]
 
@@ -391,23 +443,32 @@ def transform_viewer(tokenizer: Tokenizer, n_ctx: int = 128, split: str = "dev",
 # ---------------------------------------------------------------------------------------------
 # Loss-curve viewer
 
+
 def loss_curves(histories: Mapping[str, pd.DataFrame]) -> pd.DataFrame:
     """Every loss column (a name ending in ``loss``) of each run's history, long: one row per
     ``(run, curve, step)`` with its ``loss``; steps without a value (validation) are left out."""
-    frames = [history[["step", column]].dropna().rename(columns={column: "loss"}).assign(run=name, curve=column)
-              for name, history in histories.items() for column in history.columns if column.endswith("loss")]
+    frames = [
+        history[["step", column]].dropna().rename(columns={column: "loss"}).assign(run=name, curve=column)
+        for name, history in histories.items()
+        for column in history.columns
+        if column.endswith("loss")
+    ]
     columns = ["step", "loss", "run", "curve"]
     return pd.concat(frames, ignore_index=True)[columns] if frames else pd.DataFrame(columns=columns)
 
 
 def loss_summary(curves: pd.DataFrame) -> pd.DataFrame:
     """Per run and curve: the last step, the last loss and the best (lowest) loss."""
-    return (curves.groupby(["run", "curve"], sort=False)
-            .agg(steps=("step", "max"), last=("loss", "last"), best=("loss", "min")).reset_index())
+    return (
+        curves.groupby(["run", "curve"], sort=False)
+        .agg(steps=("step", "max"), last=("loss", "last"), best=("loss", "min"))
+        .reset_index()
+    )
 
 
-def loss_curve_viewer(runs: Mapping[str, str | os.PathLike[str]] | str | os.PathLike[str]
-                      | Iterable[str | os.PathLike[str]]) -> widgets.VBox:
+def loss_curve_viewer(
+    runs: Mapping[str, str | os.PathLike[str]] | str | os.PathLike[str] | Iterable[str | os.PathLike[str]],
+) -> widgets.VBox:
     """Pick runs and overlay their train (solid) and validation (dashed) loss against steps.
 
     ``runs`` maps names to run directories, or lists run directories or folders to search for
@@ -426,8 +487,9 @@ def loss_curve_viewer(runs: Mapping[str, str | os.PathLike[str]] | str | os.Path
         viewer.controls, viewer.message, viewer.plotted = {}, message, None
         return viewer
     names = list(found)
-    select = widgets.SelectMultiple(options=names, value=names[:4], description="runs",
-                                    rows=min(len(names), 6), layout=widgets.Layout(width="60%"))
+    select = widgets.SelectMultiple(
+        options=names, value=names[:4], description="runs", rows=min(len(names), 6), layout=widgets.Layout(width="60%")
+    )
     log_x = widgets.Checkbox(False, description="log-scale steps")
     image = _image()
     table = widgets.HTML()
@@ -448,9 +510,15 @@ def loss_curve_viewer(runs: Mapping[str, str | os.PathLike[str]] | str | os.Path
         fig, ax = plt.subplots(figsize=(8, 4))
         for (name, column), curve in curves.groupby(["run", "curve"], sort=False):
             dashed = column.startswith("val")
-            ax.plot(curve["step"], curve["loss"], linestyle="--" if dashed else "-",
-                    marker="o" if dashed else None, markersize=3, color=f"C{shown.index(name)}",
-                    label=f"{name}: {column}")
+            ax.plot(
+                curve["step"],
+                curve["loss"],
+                linestyle="--" if dashed else "-",
+                marker="o" if dashed else None,
+                markersize=3,
+                color=f"C{shown.index(name)}",
+                label=f"{name}: {column}",
+            )
         ax.set_xscale("log" if log_x.value else "linear")
         ax.set_xlabel("update step")
         ax.set_ylabel("loss (nats per token)")

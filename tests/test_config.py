@@ -43,7 +43,7 @@ def test_overrides_and_round_trip():
         (dict(n_ctx=1.5), "GPTConfig.n_ctx must be a positive integer, got 1.5"),
         (dict(norm="middle"), "GPTConfig.norm must be one of .*'middle'"),
         (dict(activation="relu"), "GPTConfig.activation must be one of .*'relu'"),
-        (dict(dropout=1.0), r"GPTConfig.dropout must be in \[0, 1\), got 1.0"),
+        (dict(dropout=1.0), r"GPTConfig.dropout must be a number in \[0, 1\), got 1.0"),
     ],
 )
 def test_invalid_configs_name_the_value(changes, message):

@@ -169,7 +169,7 @@ def test_token_level_bad_input(model):
         score_token_requests(model, [([1], [2]), ([1], [])])
     with pytest.raises(ValueError, match="request 0: context has no tokens"):
         score_token_requests(model, [([], [2])])
-    with pytest.raises(ValueError, match="batch_size must be an int >= 1, got 0"):
+    with pytest.raises(ValueError, match="batch_size must be a positive integer, got 0"):
         score_token_requests(model, [([1], [2])], batch_size=0)
     tok = gpt2_tokenizer()
     with pytest.raises(ValueError, match="request 0: empty continuation ''"):

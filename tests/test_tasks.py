@@ -48,7 +48,7 @@ def test_sentiment_is_the_rated_movie_reviews():
 def test_n_train_caps_only_the_training_split():
     assert load_task("sentiment", "train", n_train=100) == load_task("sentiment", "train")[:100]
     assert len(load_task("sentiment", "dev", n_train=100)) == 1057
-    with pytest.raises(ValueError, match="n_train=0: expected a positive int"):
+    with pytest.raises(ValueError, match="n_train must be None or a positive integer, got 0"):
         load_task("sentiment", "train", n_train=0)
 
 
@@ -77,7 +77,7 @@ def test_next_line_answers_follow_the_context_in_a_heldout_work():
 def test_next_line_context_lines_option():
     example = load_task("next_line", "dev", context_lines=1)[0]
     assert "\n" not in example["context"]
-    with pytest.raises(ValueError, match="context_lines=0: expected an int >= 1"):
+    with pytest.raises(ValueError, match="context_lines must be a positive integer, got 0"):
         load_task("next_line", "dev", context_lines=0)
 
 

@@ -6,7 +6,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from workbench.data import transforms
-from workbench.data.tokenizer import gpt2_tokenizer
+from workbench.data.tokenizer import SPECIAL_TOKENS, gpt2_tokenizer
 
 pytestmark = pytest.mark.data
 
@@ -65,9 +65,19 @@ def test_collate_pads_and_records_extract(tok):
     assert targets.tolist()[1] == rows[1][1:] + [-100, -100]
 
 
+# Text that spells a special token is the control-token injection case, kept apart below.
 texts = st.text(alphabet=st.characters(codec="utf-8", exclude_categories=["Cs"]), min_size=1, max_size=300).filter(
-    str.strip
+    lambda s: s.strip() and not any(token in s for token in SPECIAL_TOKENS)
 )
+
+
+@pytest.mark.xfail(
+    strict=True,
+    reason="known: text that spells a special token is encoded as that token "
+    "(control-token injection, the reliability issue)",
+)
+def test_text_that_spells_a_special_token_stays_text(tok):
+    assert transforms.entailment(tok, "0", "<|delim|>", 64).count(tok.delim_id) == 1
 
 
 @settings(max_examples=60, deadline=None)

@@ -10,6 +10,7 @@ from __future__ import annotations
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 
+from ..core.checks import POSITIVE_INT, optional
 from .tasks import TASK_SPLITS, TaskSchema, validate_examples
 
 
@@ -168,8 +169,7 @@ def load_benchmark(name: str, split: str, n_train: int | None = None, **load_kwa
     benchmark = get_benchmark(name)
     if split not in TASK_SPLITS:
         raise ValueError(f"split={split!r}: expected one of {TASK_SPLITS}")
-    if n_train is not None and (not isinstance(n_train, int) or n_train < 1):
-        raise ValueError(f"n_train={n_train!r}: expected a positive int or None")
+    optional(POSITIVE_INT)(n_train, "n_train")
     try:
         import datasets
     except ImportError:

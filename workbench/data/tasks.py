@@ -24,6 +24,7 @@ from dataclasses import dataclass, field
 
 import pandas as pd
 
+from ..core.checks import POSITIVE_INT, optional
 from .corpus import BOOK_SOURCES, Document, corpus_split, rated_sentences
 from .sources import data_dir
 
@@ -124,8 +125,7 @@ def _sentiment(seed: int) -> list[dict]:
 
 
 def _next_line(seed: int, sources=BOOK_SOURCES, context_lines: int = 2) -> list[dict]:
-    if not isinstance(context_lines, int) or context_lines < 1:
-        raise ValueError(f"context_lines={context_lines!r}: expected an int >= 1")
+    POSITIVE_INT(context_lines, "context_lines")
     rng = random.Random(f"next_line:{seed}")
     examples = []
     for _, work in _works(seed, sources):
@@ -370,8 +370,7 @@ def load_task(name: str, split: str, seed: int = 0, n_train: int | None = None, 
     unknown = sorted(set(options) - set(spec.options))
     if unknown:
         raise TypeError(f"task {name!r} has no option {unknown}; its options are {spec.options}")
-    if n_train is not None and (not isinstance(n_train, int) or n_train < 1):
-        raise ValueError(f"n_train={n_train!r}: expected a positive int or None")
+    optional(POSITIVE_INT)(n_train, "n_train")
     chosen = {**spec.options, **options}
     if "sources" in chosen:
         chosen["sources"] = (chosen["sources"],) if isinstance(chosen["sources"], str) else tuple(chosen["sources"])

@@ -32,6 +32,7 @@ from collections.abc import Sequence
 import pandas as pd
 import torch
 
+from ..core.checks import POSITIVE_INT
 from ..models.gpt import GPT
 
 SCORE_COLUMNS = ["logprob", "n_tokens", "n_chars", "logprob_per_token", "logprob_per_char", "greedy"]
@@ -128,8 +129,7 @@ def score_token_requests(
     with a rolling window (:func:`rolling_windows`; every token still counts, each predicted from
     at least ``n_ctx // 2`` tokens before it), and the ``windows`` column says how many it took.
     """
-    if not isinstance(batch_size, int) or isinstance(batch_size, bool) or batch_size < 1:
-        raise ValueError(f"batch_size must be an int >= 1, got {batch_size!r}")
+    POSITIVE_INT(batch_size, "batch_size")
     if not requests:
         raise ValueError("no requests to score")
     n_ctx = _window(model)

@@ -157,10 +157,7 @@ class EvaluationSettings:
 
 
 def _labelled_counts(value) -> bool:
-    return isinstance(value, dict) and all(
-        t in TASKS and (n is None or (isinstance(n, int) and not isinstance(n, bool) and n > 0))
-        for t, n in value.items()
-    )
+    return isinstance(value, dict) and all(t in TASKS and optional(POSITIVE_INT).test(n) for t, n in value.items())
 
 
 @dataclass(frozen=True)

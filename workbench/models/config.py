@@ -13,6 +13,8 @@ import json
 from dataclasses import dataclass
 from typing import Any
 
+from ..core.checks import POSITIVE_INT, POSITIVE_NUMBER, in_range, one_of
+
 NORMS = ("post", "pre")
 ACTIVATIONS = ("gelu_tanh", "gelu")
 
@@ -41,19 +43,13 @@ class GPTConfig:
 
     def __post_init__(self) -> None:
         for name in ("n_layer", "d_model", "n_head", "d_ff", "vocab_size", "n_ctx"):
-            value = getattr(self, name)
-            if not isinstance(value, int) or isinstance(value, bool) or value <= 0:
-                raise ValueError(f"GPTConfig.{name} must be a positive integer, got {value!r}")
+            POSITIVE_INT(getattr(self, name), f"GPTConfig.{name}")
         if self.d_model % self.n_head:
             raise ValueError(f"GPTConfig.d_model={self.d_model} must be divisible by n_head={self.n_head}")
-        if self.norm not in NORMS:
-            raise ValueError(f"GPTConfig.norm must be one of {NORMS}, got {self.norm!r}")
-        if self.activation not in ACTIVATIONS:
-            raise ValueError(f"GPTConfig.activation must be one of {ACTIVATIONS}, got {self.activation!r}")
-        if not 0.0 <= self.dropout < 1.0:
-            raise ValueError(f"GPTConfig.dropout must be in [0, 1), got {self.dropout!r}")
-        if not self.layer_norm_eps > 0:
-            raise ValueError(f"GPTConfig.layer_norm_eps must be positive, got {self.layer_norm_eps!r}")
+        one_of(NORMS)(self.norm, "GPTConfig.norm")
+        one_of(ACTIVATIONS)(self.activation, "GPTConfig.activation")
+        in_range(0, 1)(self.dropout, "GPTConfig.dropout")
+        POSITIVE_NUMBER(self.layer_norm_eps, "GPTConfig.layer_norm_eps")
 
     @property
     def head_dim(self) -> int:

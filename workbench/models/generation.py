@@ -13,6 +13,8 @@ from typing import TYPE_CHECKING
 import torch
 import torch.nn.functional as F
 
+from ..core.checks import NON_NEGATIVE_INT
+
 if TYPE_CHECKING:
     from ..data.tokenizer import Tokenizer
     from .gpt import GPT
@@ -75,8 +77,7 @@ def stream(
     For streaming output (the playground shows text as it comes). The arguments are checked
     here, before the first step; leaving the loop early stops the computation.
     """
-    if not isinstance(max_new_tokens, int) or max_new_tokens < 0:
-        raise ValueError(f"max_new_tokens must be an integer >= 0, got {max_new_tokens!r}")
+    NON_NEGATIVE_INT(max_new_tokens, "max_new_tokens")
     if temperature < 0:
         raise ValueError(f"temperature must be >= 0 (0 is greedy), got {temperature}")
     if top_k is not None and top_k <= 0:

@@ -16,6 +16,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from ..core.checks import POSITIVE_INT, in_range
 from .config import GPTConfig
 from .gpt import IGNORE_INDEX, GPTOutput
 from .params import count_parameters
@@ -32,11 +33,8 @@ class LSTMConfig:
 
     def __post_init__(self) -> None:
         for name in ("vocab_size", "d_model", "hidden", "n_layer", "n_ctx"):
-            value = getattr(self, name)
-            if not isinstance(value, int) or isinstance(value, bool) or value <= 0:
-                raise ValueError(f"LSTMConfig.{name} must be a positive integer, got {value!r}")
-        if not 0.0 <= self.dropout < 1.0:
-            raise ValueError(f"LSTMConfig.dropout must be in [0, 1), got {self.dropout!r}")
+            POSITIVE_INT(getattr(self, name), f"LSTMConfig.{name}")
+        in_range(0, 1)(self.dropout, "LSTMConfig.dropout")
 
     def to_dict(self) -> dict:
         return dataclasses.asdict(self)

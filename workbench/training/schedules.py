@@ -10,6 +10,8 @@ from __future__ import annotations
 import math
 from dataclasses import asdict, dataclass
 
+from ..core.checks import POSITIVE_INT, one_of
+
 SCHEDULES = ("gpt1-pretrain", "gpt1-finetune", "constant")
 
 GPT1_PRETRAIN_WARMUP = 2000
@@ -29,10 +31,8 @@ class Schedule:
     warmup_steps: int
 
     def __post_init__(self) -> None:
-        if self.name not in SCHEDULES:
-            raise ValueError(f"schedule must be one of {SCHEDULES}, got {self.name!r}")
-        if not isinstance(self.steps, int) or self.steps <= 0:
-            raise ValueError(f"schedule steps must be a positive integer, got {self.steps!r}")
+        one_of(SCHEDULES)(self.name, "schedule")
+        POSITIVE_INT(self.steps, "schedule steps")
         if not isinstance(self.warmup_steps, int) or not 0 <= self.warmup_steps <= self.steps:
             raise ValueError(f"warmup_steps must be an integer in [0, steps={self.steps}], got {self.warmup_steps!r}")
 

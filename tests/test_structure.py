@@ -29,6 +29,8 @@ Dynamic imports (``importlib.import_module("...")``) are not seen.
 from __future__ import annotations
 
 import ast
+import subprocess
+import sys
 import textwrap
 from collections import defaultdict
 from dataclasses import dataclass
@@ -336,3 +338,13 @@ def test_the_checker_on_a_made_up_package(tmp_path):
         "    workbench/models/gpt.py:1: workbench.models.gpt -> workbench.core.io",
         "    workbench/models/gpt.py:2: workbench.models.gpt -> workbench.data",
     ]
+
+
+def test_importing_the_trainer_leaves_plotting_and_notebook_libraries_out():
+    """Training runs headless under torchrun: the loop must not drag in matplotlib or ipywidgets."""
+    code = (
+        "import sys, workbench.training.trainer, workbench.cli.pretrain; "
+        "print(sorted(m for m in ('matplotlib', 'ipywidgets', 'IPython') if m in sys.modules))"
+    )
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert result.stdout.strip() == "[]"

@@ -2,11 +2,16 @@
 
 from __future__ import annotations
 
+import errno
 import json
+import os
+from pathlib import Path
 
 import pandas as pd
 import pytest
 import torch
+from safetensors import SafetensorError
+from safetensors.torch import save_file
 
 from workbench import GPT, GPTConfig
 from workbench.training import checkpoint as ckpt
@@ -87,6 +92,147 @@ def test_a_crash_while_writing_leaves_the_previous_checkpoint_intact(tmp_path, m
     assert [p.name for p in ckpt.list_checkpoints(run)] == ["step-00000001"]
     assert (ckpt.checkpoint_path(run, 1) / ckpt.MODEL_FILE).read_bytes() == before
     assert [p.name for p in (run / ckpt.CHECKPOINTS).iterdir()] == ["step-00000001"]
+
+
+def _disk_full(*args, **kwargs):
+    raise OSError(errno.ENOSPC, "No space left on device")
+
+
+def _safetensors_disk_full(*args, **kwargs):  # how safetensors itself reports it
+    raise SafetensorError("Error while serializing: I/O error: No space left on device (os error 28)")
+
+
+@pytest.mark.parametrize("where", ["weights", "optimizer", "state", "fsync"])
+def test_a_full_disk_is_named_and_leaves_the_previous_checkpoint(tmp_path, monkeypatch, where):
+    run = tmp_path / "run"
+    model = _gpt()
+    _write(ckpt.checkpoint_path(run, 1), model)
+    before = {p.name: p.read_bytes() for p in ckpt.checkpoint_path(run, 1).iterdir()}
+    if where == "weights":
+        monkeypatch.setattr(ckpt, "save_weights", _disk_full)
+    elif where == "optimizer":
+        monkeypatch.setattr(ckpt, "save_file", _safetensors_disk_full)
+    elif where == "state":
+        monkeypatch.setattr(ckpt.json, "dumps", _disk_full)
+    else:
+        monkeypatch.setattr(ckpt.os, "fsync", _disk_full)
+    for step in (1, 2):  # overwriting a step and writing a new one
+        with pytest.raises(
+            OSError, match=rf"cannot write checkpoint .*step-0000000{step}: it needs about \d+\.\d MiB"
+        ) as error:
+            _write(ckpt.checkpoint_path(run, step), model, step=step)
+        assert error.value.errno == errno.ENOSPC and error.value.filename == str(ckpt.checkpoint_path(run, step))
+        assert "earlier checkpoints are intact" in str(error.value)
+    monkeypatch.undo()
+    assert [p.name for p in (run / ckpt.CHECKPOINTS).iterdir()] == ["step-00000001"]  # no half-written directory
+    assert {p.name: p.read_bytes() for p in ckpt.checkpoint_path(run, 1).iterdir()} == before
+
+
+def test_a_failed_swap_puts_the_previous_checkpoint_back(tmp_path, monkeypatch):
+    path = ckpt.checkpoint_path(tmp_path, 1)
+    _write(path, _gpt())
+    before = (path / ckpt.MODEL_FILE).read_bytes()
+    replace = os.replace
+
+    def failing_replace(src, dst):
+        if Path(dst) == path and ".tmp" in str(src) and not str(src).endswith("old"):
+            raise OSError(errno.EIO, "I/O error")
+        return replace(src, dst)
+
+    monkeypatch.setattr(ckpt.os, "replace", failing_replace)
+    with pytest.raises(OSError, match="I/O error"):
+        _write(path, _gpt(seed=1))
+    monkeypatch.undo()
+    assert (path / ckpt.MODEL_FILE).read_bytes() == before
+    ckpt.remove_stale_temporaries(tmp_path)
+    assert [p.name for p in (tmp_path / ckpt.CHECKPOINTS).iterdir()] == ["step-00000001"]
+
+
+@pytest.mark.parametrize(
+    "text, message",
+    [
+        ('{"step": 1, "model_cl', r"trainer.json is not valid JSON \(.*; 21 bytes\): it is truncated or damaged"),
+        ("", r"trainer.json is not valid JSON"),
+        ("\xff\xfe{}", r"trainer.json is not valid JSON"),
+        ("[1, 2]", r"trainer.json holds a JSON list; expected an object of fields"),
+    ],
+)
+def test_a_damaged_state_file_is_named(tmp_path, text, message):
+    path = tmp_path / "step-00000001"
+    _write(path, _gpt())
+    (path / ckpt.STATE_FILE).write_bytes(text.encode("latin-1"))
+    with pytest.raises(ckpt.CheckpointError, match=message):
+        ckpt.load_model(path)
+
+
+def test_a_missing_field_is_named_with_the_file(tmp_path):
+    path = tmp_path / "step-00000001"
+    _write(path, _gpt())
+    state = json.loads((path / ckpt.STATE_FILE).read_text())
+    del state["model_class"]
+    (path / ckpt.STATE_FILE).write_text(json.dumps(state))
+    with pytest.raises(ckpt.CheckpointError, match=r"trainer.json has no 'model_class' field \(fields present: \['"):
+        ckpt.load_model(path)
+    with pytest.raises(KeyError):  # still a KeyError for code that falls back on one
+        ckpt.read_state(path)["tokens"]
+    assert ckpt.read_state(path).get("tokens", 0) == 0
+    state["model_class"], state["model_config"] = "GPT", {"n_layer": "two", "bogus": 1}
+    (path / ckpt.STATE_FILE).write_text(json.dumps(state))
+    with pytest.raises(ckpt.CheckpointError, match=r"trainer.json: model_config is not a valid GPT config"):
+        ckpt.load_model(path)
+
+
+@pytest.mark.parametrize("keep", [0, 7, 100, -30])
+def test_a_truncated_safetensors_file_is_named(tmp_path, keep):
+    path = tmp_path / "step-00000001"
+    model = _gpt()
+    optimizer = build_optimizer(model, TrainConfig())
+    model(torch.randint(0, 512, (2, 8)), torch.randint(0, 512, (2, 8))).loss.backward()
+    optimizer.step()  # so that the optimizer file holds tensors
+    _write(path, model, optimizer)
+    for file in (ckpt.MODEL_FILE, ckpt.OPTIMIZER_FILE):
+        data = (path / file).read_bytes()
+        (path / file).write_bytes(data[:keep])
+        with pytest.raises(
+            ckpt.CheckpointError, match=rf"{file} is not a readable safetensors file .*truncated or damaged"
+        ):
+            ckpt.read_safetensors(path / file)
+    with pytest.raises(ckpt.CheckpointError, match=rf"{ckpt.MODEL_FILE} is not a readable safetensors file"):
+        ckpt.load_model(path)
+
+
+def test_non_finite_weights_are_refused(tmp_path):
+    path = tmp_path / "step-00000001"
+    model = _gpt()
+    with torch.no_grad():
+        model.wte.weight[2, :3] = float("nan")
+        model.blocks[1].ln_2.bias[0] = float("-inf")
+    _write(path, model)
+    with pytest.raises(
+        ValueError,
+        match=r"model.safetensors are not finite: .*wte.weight holds 3 NaN and 0 inf of 32768 values \(the file",
+    ):
+        ckpt.load_model(path)
+    with pytest.raises(ValueError, match=r"blocks.1.ln_2.bias holds 0 NaN and 1 inf of 64 values"):
+        ckpt.load_weights(_gpt(), path)
+    with pytest.raises(
+        ckpt.CheckpointError,
+        match=r"model.safetensors: tensor .*'wte.weight' holds 3 NaN and 0 inf of 32768 values: not finite",
+    ):
+        ckpt.read_safetensors(path / ckpt.MODEL_FILE)
+
+
+def test_a_damaged_alias_table_is_named(tmp_path):
+    path = tmp_path / "step-00000001"
+    model = _gpt()
+    tensors, _ = ckpt.unique_state_dict(model)
+    save_file(tensors, str(tmp_path / "model.safetensors"), metadata={"aliases": '{"lm_head.weight": "nope"}'})
+    with pytest.raises(ckpt.CheckpointError, match=r"the alias 'lm_head.weight' names 'nope'"):
+        ckpt.load_weights(model, tmp_path / "model.safetensors")
+    save_file(tensors, str(tmp_path / "model.safetensors"), metadata={"aliases": "{oops"})
+    with pytest.raises(ckpt.CheckpointError, match=r"its 'aliases' metadata is not a JSON object"):
+        ckpt.load_weights(model, tmp_path / "model.safetensors")
+    assert not path.exists()
 
 
 def test_stale_temporaries_are_ignored_then_removed(tmp_path):

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import re
 import signal
 import subprocess
 import sys
@@ -15,6 +16,7 @@ import pytest
 import torch
 
 import workbench.cli.pretrain as pretrain
+from workbench.cli import main
 from workbench.core import from_dict
 from workbench.experiments import PretrainRun, PretrainSpec
 from workbench.experiments import pretraining as pretraining_module
@@ -124,7 +126,7 @@ def test_help_lists_every_option():
 def test_bad_command_line_values_are_named(token_files, tmp_path, capsys):
     parser = _parser()
     bad = [
-        (["--train.lr", "-1"], "pretrain: error: TrainConfig.lr must be a positive number, got -1.0"),
+        (["--train.lr", "-1"], "^workbench pretrain: error: TrainConfig.lr must be a positive number, got -1.0$"),
         (["--train.steps", "0"], "TrainConfig.steps must be a positive integer, got 0"),
         (["--train.precision", "fp8"], r"TrainConfig.precision must be one of \[.*\], got 'fp8'"),
         (["--preset", "gpt5"], r"PretrainSpec.preset must be one of \[.*\], got 'gpt5'"),
@@ -135,10 +137,13 @@ def test_bad_command_line_values_are_named(token_files, tmp_path, capsys):
         (["--train-tokens", str(tmp_path / "missing.npy")], "token file .*missing.npy does not exist"),
     ]
     for extra, message in bad:
-        with pytest.raises(SystemExit, match=message):
+        # the command raises; `python -m workbench` prints one line and exits 1
+        with pytest.raises((ValueError, OSError), match=message.removeprefix("^workbench pretrain: error: ")):
             pretrain.run(parser.parse_args(_args(token_files, tmp_path, *extra)))
-    with pytest.raises(SystemExit, match="--val-tokens was given without --train-tokens"):
-        pretrain.run(parser.parse_args(["--val-tokens", str(token_files[1]), "--out", str(tmp_path)]))
+        assert main(["pretrain", *_args(token_files, tmp_path, *extra)]) == 1
+        assert re.search(message, capsys.readouterr().err.strip()), extra
+    assert main(["pretrain", "--val-tokens", str(token_files[1]), "--out", str(tmp_path)]) == 2  # usage error
+    assert capsys.readouterr().err == "workbench pretrain: error: --val-tokens was given without --train-tokens\n"
     assert not (tmp_path / "checkpoints").exists()
     # values that are not even of the field's type stop at parsing, with argparse's usage error
     for extra, message in [
@@ -180,11 +185,12 @@ def test_pretrain_command_trains_checkpoints_and_resumes(token_files, tmp_path, 
     assert _checkpoints(run_dir) == [1, 2] and not (run_dir / DONE).exists()
 
     # a command that differs in what the numbers depend on cannot resume the run
-    with pytest.raises(
-        SystemExit,
-        match=r"pretrain: error: .*interrupted holds the result of another config: train.steps=3 \(this run: 5\)",
-    ):
-        pretrain.run(parser.parse_args(_args(token_files, run_dir, "--train.steps", "5")))
+    assert main(["pretrain", *_args(token_files, run_dir, "--train.steps", "5")]) == 1
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and re.match(
+        r"workbench pretrain: error: .*interrupted holds the result of another config: train.steps=3 \(this run: 5\)",
+        err,
+    ), err
     # the same command resumes from step 2, and ends where the uninterrupted run ended, bit for bit
     assert pretrain.run(parser.parse_args(_args(token_files, run_dir))) == 0
     assert "step 3: loss" in capsys.readouterr().out

@@ -233,5 +233,5 @@ def test_pretrain_then_finetune_from_the_command_line(tmp_path, capsys):
     )
     assert "embeddings + 1 blocks" in capsys.readouterr().out
     assert (tmp_path / "ft" / "history.csv").exists()
-    with pytest.raises(SystemExit, match="--layers needs --checkpoint"):
-        main(["finetune", "--task", "sentiment", "--preset", "gpt1-micro", "--layers", "1", *common])
+    assert main(["finetune", "--task", "sentiment", "--preset", "gpt1-micro", "--layers", "1", *common]) == 2
+    assert "workbench finetune: error: --layers 1 needs --checkpoint" in capsys.readouterr().err

@@ -123,8 +123,8 @@ def test_recipes_command_prints_them_side_by_side(capsys):
     table = recipes_table()
     assert list(table.columns) == ["cpu", "gpu", "paper"] and table.index.name == "option"
     assert set(lines) == set(table.index)  # every option, none cut off
-    with pytest.raises(SystemExit, match="recipes: error: --out needs --yaml NAME"):
-        main(["recipes", "--out", "x.yaml"])
+    assert main(["recipes", "--out", "x.yaml"]) == 2  # a usage error: one line on stderr
+    assert capsys.readouterr().err.startswith("workbench recipes: error: --out x.yaml needs --yaml NAME")
 
 
 def test_yaml_file_round_trips_and_edits_are_read_back(tmp_path, capsys):
@@ -159,7 +159,7 @@ def test_yaml_file_round_trips_and_edits_are_read_back(tmp_path, capsys):
     assert ZeroShotExperiment.from_params(edited).recipe.ladder == ("gpt2-nano", "gpt2-slim")
 
 
-def test_bad_yaml_names_the_file_and_the_field(tmp_path):
+def test_bad_yaml_names_the_file_and_the_field(tmp_path, capsys):
     text = recipe_yaml(RECIPES["cpu"])
     cases = {
         "steps.yaml": (
@@ -185,9 +185,12 @@ def test_bad_yaml_names_the_file_and_the_field(tmp_path):
         with pytest.raises(ValueError, match=f"^{where}{message}"):
             load_recipe(path)
     bad = tmp_path / "steps.yaml"
-    message = f"pretrain: error: {re.escape(str(bad))}: TrainConfig.steps must be a positive integer, got -5"
-    with pytest.raises(SystemExit, match=message):
+    message = f"^{re.escape(str(bad))}: TrainConfig.steps must be a positive integer, got -5"
+    with pytest.raises(ValueError, match=message):
         pretrain_cli.run(argparse.Namespace(recipe="cpu", recipe_file=bad))
+    assert main(["pretrain", "--recipe-file", str(bad)]) == 1
+    line = f"workbench pretrain: error: {bad}: TrainConfig.steps must be a positive integer, got -5\n"
+    assert capsys.readouterr().err == line
     for missing in (tmp_path / "none.yaml", tmp_path / "recipe.txt"):
         with pytest.raises(ValueError, match="unknown recipe"):
             load_recipe(missing)

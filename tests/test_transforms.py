@@ -65,19 +65,15 @@ def test_collate_pads_and_records_extract(tok):
     assert targets.tolist()[1] == rows[1][1:] + [-100, -100]
 
 
-# Text that spells a special token is the control-token injection case, kept apart below.
-texts = st.text(alphabet=st.characters(codec="utf-8", exclude_categories=["Cs"]), min_size=1, max_size=300).filter(
-    lambda s: s.strip() and not any(token in s for token in SPECIAL_TOKENS)
-)
+# Any text, special-token strings included: they are text, never control tokens.
+_characters = st.text(alphabet=st.characters(codec="utf-8", exclude_categories=["Cs"]), max_size=100)
+texts = st.lists(st.one_of(_characters, st.sampled_from(SPECIAL_TOKENS)), min_size=1, max_size=6).map("".join)
+texts = texts.filter(lambda s: s.strip())
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="known: text that spells a special token is encoded as that token "
-    "(control-token injection, the reliability issue)",
-)
 def test_text_that_spells_a_special_token_stays_text(tok):
     assert transforms.entailment(tok, "0", "<|delim|>", 64).count(tok.delim_id) == 1
+    assert transforms.entailment(tok, "0", "<|delim|>", 64)[3:-1] == tok.encode("<|delim|>")
 
 
 @settings(max_examples=60, deadline=None)
@@ -122,6 +118,25 @@ def test_transform_example_names_bad_examples(tok):
         transforms.transform_example("regression", dict(text="a"), tok, 16)
 
 
+def test_a_tokenizer_that_makes_control_tokens_from_text_is_refused(tok):
+    class Injecting:
+        start_id, delim_id, extract_id, pad_id = tok.start_id, tok.delim_id, tok.extract_id, tok.pad_id
+
+        def encode_batch(self, texts):
+            return [[tok.delim_id] if text == "b" else tok.encode(text) for text in texts]
+
+    with pytest.raises(ValueError, match=r"entailment: the tokenizer encoded the text 'b' into .*\['<\|delim\|>'\]"):
+        transforms.entailment(Injecting(), "a", "b", 16)
+
+
+@pytest.mark.parametrize("label", ["1", "positive", None, 0.5, True, [1]])
+def test_encode_examples_refuses_a_label_that_is_not_a_class_index(tok, label):
+    with pytest.raises(ValueError, match=r"example 0: label .* expected an int class index"):
+        transforms.encode_examples("classification", [dict(text="Hello", label=label)], tok, 16)
+    with pytest.raises(ValueError, match="example 0: no 'label' field"):
+        transforms.encode_examples("classification", [dict(text="Hello")], tok, 16)
+
+
 def test_encode_examples_uses_the_same_dispatch(tok):
     examples = [dict(text_a="Hello", text_b="Hello world", label=1), dict(text_a="Hello", text_b="", label=0)]
     with pytest.raises(ValueError, match="example 1: similarity: empty or non-string text ''"):
@@ -129,3 +144,11 @@ def test_encode_examples_uses_the_same_dispatch(tok):
     assert transforms.encode_examples("similarity", examples[:1], tok, 16) == [
         (transforms.similarity(tok, "Hello", "Hello world", 16), 1)
     ]
+    numpy = pytest.importorskip("numpy")
+    labels = [
+        label
+        for _, label in transforms.encode_examples(
+            "classification", [dict(text="Hi", label=numpy.int64(1)), dict(text="Hi", label=0.0)], tok, 16
+        )
+    ]
+    assert labels == [1, 0] and all(type(label) is int for label in labels)

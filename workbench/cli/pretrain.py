@@ -18,6 +18,7 @@ from ..core.options import add_arguments as add_option_arguments
 from ..core.options import apply_overrides, overrides_from_args
 from ..experiments.pretraining import pretrain
 from ..experiments.recipes import RECIPES, PretrainSpec, load_recipe
+from . import UsageError
 
 
 def add_recipe_arguments(parser: argparse.ArgumentParser) -> None:
@@ -67,20 +68,19 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    """Train the spec; bad options raise (``python -m workbench`` prints them as one line)."""
     context = None
     try:
         spec = apply_overrides(recipe_from_args(args).pretraining, overrides_from_args(args, PretrainSpec))
-        context = init_distributed(spec.train.device)  # join torchrun's job before anything else
         if args.val_tokens is not None and args.train_tokens is None:
-            raise ValueError("--val-tokens was given without --train-tokens")
+            raise UsageError("--val-tokens was given without --train-tokens")
+        context = init_distributed(spec.train.device)  # join torchrun's job before anything else
         tokens = None if args.train_tokens is None else (args.train_tokens, args.val_tokens)
         result = pretrain(spec, progress=spec.train.progress, run_dir=args.out, tokens=tokens)
     except KeyboardInterrupt:
         if int(os.environ.get("RANK", "0")) == 0:
             print("interrupted; the latest checkpoint is kept; the same command resumes from it")
         return 130
-    except (ValueError, OSError, FloatingPointError) as error:  # bad input or a diverged run
-        raise SystemExit(f"pretrain: error: {error}") from error
     finally:
         if dist.is_initialized():
             dist.destroy_process_group()

@@ -9,6 +9,7 @@ import pandas as pd
 
 from ..core.io import write_text_atomic
 from ..experiments.recipes import RECIPES, recipe_yaml, recipes_table
+from . import UsageError
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -31,7 +32,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 def run(args: argparse.Namespace) -> int:
     if args.yaml is None:
         if args.out is not None:
-            raise SystemExit("recipes: error: --out needs --yaml NAME")
+            raise UsageError(f"--out {args.out} needs --yaml NAME: which recipe to write (one of {list(RECIPES)})")
         with pd.option_context("display.max_rows", None, "display.width", 200, "display.max_colwidth", 60):
             print(recipes_table().to_string())
         return 0
@@ -39,6 +40,12 @@ def run(args: argparse.Namespace) -> int:
     if args.out is None:
         print(text, end="")
     else:
-        write_text_atomic(args.out, text)
+        try:
+            write_text_atomic(args.out, text)
+        except OSError as error:
+            raise OSError(
+                f"cannot write --out {args.out}: {error.strerror or error} ({error.filename}); "
+                "expected a file path in a writable directory"
+            ) from error
         print(f"wrote {args.out}; edit it and pass it back with --recipe-file {args.out}")
     return 0

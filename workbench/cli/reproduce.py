@@ -14,6 +14,7 @@ from pathlib import Path
 import pandas as pd
 
 from ..core.paths import REPO_ROOT
+from . import UsageError
 
 KERNEL_NAME = "python3"
 
@@ -54,12 +55,17 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 def select_notebooks(directory: Path, only: list[str] | None) -> list[Path]:
     if not directory.is_dir():
-        raise FileNotFoundError(f"notebook directory {directory} does not exist")
-    notebooks = sorted(p for p in directory.glob("*.ipynb") if not p.name.startswith("."))
-    if only:
-        notebooks = [p for p in notebooks if any(p.name.startswith(prefix) for prefix in only)]
+        what = "is not a directory" if directory.exists() else "does not exist"
+        raise FileNotFoundError(f"notebook directory {directory} {what}; expected a directory of *.ipynb files")
+    every = sorted(p for p in directory.glob("*.ipynb") if not p.name.startswith("."))
+    if not every:
+        raise FileNotFoundError(f"no notebooks to run in {directory}: expected *.ipynb files there")
+    notebooks = [p for p in every if any(p.name.startswith(prefix) for prefix in only)] if only else every
     if not notebooks:
-        raise FileNotFoundError(f"no notebooks to run in {directory} (only={only})")
+        raise FileNotFoundError(
+            f"no notebooks to run in {directory}: none starts with --only {only}; "
+            f"expected a prefix of one of {[p.name for p in every]}"
+        )
     return notebooks
 
 
@@ -100,10 +106,28 @@ def run_notebooks(
     return pd.DataFrame(rows)
 
 
-def run(args: argparse.Namespace) -> int:
+def parse_parameters(pairs: list[list[str]] | list[tuple[str, str]]) -> dict:
+    """``-p NAME VALUE`` pairs as papermill parameters, each value read as YAML (``5``, ``null``, ``[0, 1]``)."""
     import yaml
 
-    parameters = {name: yaml.safe_load(value) for name, value in args.parameter}
+    parameters = {}
+    for name, value in pairs:
+        if not name.isidentifier():
+            raise UsageError(f"-p {name} {value}: the parameter name {name!r} is not a Python identifier")
+        try:
+            parameters[name] = yaml.safe_load(value)
+        except yaml.YAMLError as error:
+            problem, mark = getattr(error, "problem", None), getattr(error, "problem_mark", None)
+            where = f" ({problem} at character {mark.column + 1})" if problem and mark else ""
+            raise UsageError(
+                f"-p {name} {value!r}: the value is not valid YAML{where}; expected a YAML value such as "
+                "5, 0.1, null, true, abc or [0, 1] (quote a string that is not meant as YAML)"
+            ) from None
+    return parameters
+
+
+def run(args: argparse.Namespace) -> int:
+    parameters = parse_parameters(args.parameter)
     table = run_notebooks(select_notebooks(args.notebooks, args.only), args.output_dir, args.inplace, parameters)
     print(table[["notebook", "status", "seconds"]].to_string(index=False))
     failed = table[table["status"] != "ok"]

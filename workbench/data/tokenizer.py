@@ -5,12 +5,19 @@ encodes whole batches in parallel, so corpora are never tokenized by a Python lo
 ``<|endoftext|>`` (the document separator), GPT-1's input transformations need ``<|start|>``,
 ``<|delim|>`` and ``<|extract|>``, and batching needs ``<|pad|>``; a trained tokenizer reserves all
 five (ids 0-4), the GPT-2 one appends the last four after its ``<|endoftext|>`` (50256) on request.
+
+Text is always text: :meth:`Tokenizer.encode` encodes a string that spells a special token (a user's
+prompt, a task example, a book) as the ordinary characters it is, never as the control token, so no
+input can forge a document boundary or a ``<|delim|>``. Code that needs a special token inserts its
+id (``tokenizer.eos_id``, ``start_id``, ...). This is the library's ``encode_special_tokens`` switch,
+a runtime setting that is not part of the saved ``tokenizer.json`` (whose hash names a tokenizer).
 """
 
 from __future__ import annotations
 
 import hashlib
 import json
+import operator
 import os
 from collections.abc import Iterable, Sequence
 from pathlib import Path
@@ -30,21 +37,72 @@ SPECIAL_TOKENS = (EOS, START, DELIM, EXTRACT, PAD)
 FILENAME = "tokenizer.json"
 
 
+def _check_texts(texts: Sequence[object], what: str) -> None:
+    """Name the first text the Rust library cannot take: a non-string, or one with a lone surrogate."""
+    for i, text in enumerate(texts):
+        name = what if len(texts) == 1 else f"{what} {i}"
+        if not isinstance(text, str):
+            raise TypeError(f"{name} is a {type(text).__name__} ({text!r:.80}); expected a str")
+        try:
+            text.encode("utf-8")
+        except UnicodeEncodeError as error:
+            bad = text[error.start : error.end]
+            raise ValueError(
+                f"{name} ({text!r:.80}) holds the lone surrogate {bad!r} at character {error.start}; "
+                "expected valid Unicode text (a lone surrogate has no UTF-8 bytes to encode)"
+            ) from None
+
+
 class Tokenizer:
-    """A thin, typed wrapper around ``tokenizers.Tokenizer`` with the workbench's special tokens."""
+    """A thin, typed wrapper around ``tokenizers.Tokenizer`` with the workbench's special tokens.
+
+    Encoding treats special-token strings in the text as plain text (see the module docstring).
+    """
 
     def __init__(self, backend: tokenizers.Tokenizer):
+        backend.encode_special_tokens = True  # runtime only: tokenizer.json (and its hash) is unchanged
         self.backend = backend
 
     def encode(self, text: str) -> list[int]:
-        return self.backend.encode(text).ids
+        """The ids of ``text``, read as plain text: a special-token string in it is not a special token."""
+        if not isinstance(text, str):
+            _check_texts([text], "text")
+        try:
+            return self.backend.encode(text).ids
+        except TypeError:  # the Rust library's only message is "TextInputSequence must be str"
+            _check_texts([text], "text")
+            raise
 
     def encode_batch(self, texts: Sequence[str]) -> list[list[int]]:
-        """Encode many texts at once, in parallel in Rust (the fast path for corpora)."""
-        return [e.ids for e in self.backend.encode_batch_fast(list(texts))]
+        """Encode many texts at once, in parallel in Rust (the fast path for corpora), as :meth:`encode` does."""
+        if isinstance(texts, str):
+            raise TypeError(f"encode_batch takes a sequence of strings, got the string {texts!r:.80}; use encode")
+        texts = list(texts)
+        try:
+            return [e.ids for e in self.backend.encode_batch_fast(texts)]
+        except TypeError:
+            _check_texts(texts, "text")
+            raise
 
     def decode(self, ids: Iterable[int]) -> str:
-        return self.backend.decode([int(i) for i in ids], skip_special_tokens=False)
+        """The text of token ids; an id outside the vocabulary is an error, not silently dropped."""
+        ids = ids.tolist() if hasattr(ids, "tolist") else list(ids)  # a tensor or array: its numbers
+        size = self.vocab_size
+        checked = []
+        for position, token_id in enumerate(ids):
+            try:
+                value = operator.index(token_id)
+            except TypeError:
+                raise TypeError(
+                    f"token id {token_id!r} at position {position} is a {type(token_id).__name__}; expected an int"
+                ) from None
+            if not 0 <= value < size:
+                raise ValueError(
+                    f"token id {value} at position {position} is outside the vocabulary: "
+                    f"expected 0 <= id < {size} (this tokenizer's vocab_size)"
+                )
+            checked.append(value)
+        return self.backend.decode(checked, skip_special_tokens=False)
 
     @property
     def vocab_size(self) -> int:
@@ -124,13 +182,19 @@ def _byte_level(model: models.Model) -> tokenizers.Tokenizer:
     return backend
 
 
-def train_bpe(texts: Iterable[str], vocab_size: int, min_frequency: int = 2, show_progress: bool = False) -> Tokenizer:
-    """Train a byte-level BPE with ``vocab_size`` ids in all: 5 special tokens, 256 bytes, merges."""
+def check_vocab_size(vocab_size: int) -> int:
+    """``vocab_size`` if a byte-level BPE can have it: more ids than the special tokens and 256 bytes."""
     smallest = len(SPECIAL_TOKENS) + len(pre_tokenizers.ByteLevel.alphabet())
-    if not isinstance(vocab_size, int) or vocab_size <= smallest:
+    if not isinstance(vocab_size, int) or isinstance(vocab_size, bool) or vocab_size <= smallest:
         raise ValueError(
             f"vocab_size={vocab_size!r}: expected an int > {smallest} (the special tokens and the 256 byte symbols)"
         )
+    return vocab_size
+
+
+def train_bpe(texts: Iterable[str], vocab_size: int, min_frequency: int = 2, show_progress: bool = False) -> Tokenizer:
+    """Train a byte-level BPE with ``vocab_size`` ids in all: 5 special tokens, 256 bytes, merges."""
+    check_vocab_size(vocab_size)
     backend = _byte_level(models.BPE())
     trainer = trainers.BpeTrainer(
         vocab_size=vocab_size,

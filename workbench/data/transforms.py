@@ -14,10 +14,16 @@ Truncation never drops a special token. When the text parts do not fit ``n_ctx``
 is shortened first (tokens are removed until all parts are as short as needed, the longest ones
 losing the most). Parts lose tokens at their end, except a multiple-choice context, which loses its
 beginning: the words right before the answer are the ones that matter.
+
+The special tokens are inserted by id, never by their text: an example whose text spells
+``<|delim|>`` is encoded as those characters (the tokenizer reads text as text), so each sequence has
+exactly one ``<|start|>``, one ``<|extract|>`` and one ``<|delim|>`` between two parts, whatever the
+examples say; a tokenizer that turned text into one of them is refused.
 """
 
 from __future__ import annotations
 
+import operator
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Protocol
@@ -38,7 +44,9 @@ class SpecialTokenizer(Protocol):
     extract_id: int
     pad_id: int
 
-    def encode_batch(self, texts: list[str]) -> list[list[int]]: ...
+    def encode_batch(self, texts: list[str]) -> list[list[int]]:
+        """Ids of each text read as plain text: a special-token string in it is not a special token."""
+        ...
 
 
 def fit_parts(parts: Sequence[Sequence[int]], budget: int, keep_end: Sequence[bool] | None = None) -> list[list[int]]:
@@ -93,7 +101,16 @@ def _encode(tok: SpecialTokenizer, texts: Sequence[str], example_name: str) -> l
     for text in texts:
         if not isinstance(text, str) or not text.strip():
             raise ValueError(f"{example_name}: empty or non-string text {text!r}")
-    return tok.encode_batch(list(texts))
+    encoded = tok.encode_batch(list(texts))
+    control = {tok.start_id: "<|start|>", tok.delim_id: "<|delim|>", tok.extract_id: "<|extract|>"}
+    for text, ids in zip(texts, encoded):
+        found = sorted({control[i] for i in ids if i in control})
+        if found:
+            raise ValueError(
+                f"{example_name}: the tokenizer encoded the text {text!r:.80} into the control token(s) {found}; "
+                "expected a tokenizer that encodes text as plain text (workbench.data.tokenizer.Tokenizer does)"
+            )
+    return encoded
 
 
 def classification(tok: SpecialTokenizer, text: str, n_ctx: int) -> list[int]:
@@ -208,5 +225,23 @@ def encode_examples(
             sequences = [s.ids for s in transform_example(kind, e, tok, n_ctx)]
         except ValueError as error:
             raise ValueError(f"example {i}: {error}") from None
-        encoded.append((sequences, int(e["label"])))
+        encoded.append((sequences, _class_label(e, i)))
     return encoded
+
+
+def _class_label(example: dict, index: int) -> int:
+    """The example's label as a class index, refusing a string, a bool or a fractional number by name."""
+    if "label" not in example:
+        raise ValueError(f"example {index}: no 'label' field; expected an int class index")
+    label = example["label"]
+    if isinstance(label, float) and label.is_integer():
+        return int(label)
+    if not isinstance(label, bool):
+        try:
+            return operator.index(label)
+        except TypeError:
+            pass
+    raise ValueError(
+        f"example {index}: label {label!r} is a {type(label).__name__}; expected an int class index "
+        "(0, 1, ...; a text label must be mapped to its index first, and a regression score is not a class)"
+    )

@@ -29,6 +29,7 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 
+from ..core.checks import NON_NEGATIVE_INT, POSITIVE_INT, optional
 from ..data.tasks import get_task, load_task
 from .scoring import score
 
@@ -189,6 +190,15 @@ def evaluate(
     """Accuracy of one heuristic on (the first ``max_examples`` of) a split of its task."""
     if heuristic not in HEURISTICS:
         raise ValueError(f"unknown heuristic {heuristic!r}; expected one of {list(HEURISTICS)}")
+    optional(POSITIVE_INT)(max_examples, "max_examples")
+    NON_NEGATIVE_INT(seed, "seed")
+    POSITIVE_INT(batch_size, "batch_size")
+    allowed = ["verbalizer"] if heuristic == "sentiment" else []
+    unknown = sorted(set(options) - set(allowed))
+    if unknown:
+        raise ValueError(f"heuristic {heuristic!r} has no option(s) {unknown}; expected some of {allowed}")
+    if "verbalizer" in options:
+        _verbalizer_words(options["verbalizer"])
     spec = HEURISTICS[heuristic]
     examples = load_task(spec.task, split, seed=seed)[:max_examples]
     dev = load_task(spec.task, "dev", seed=seed)[:max_examples] if spec.needs_dev else None
@@ -217,6 +227,7 @@ def evaluate_all(
     all_verbalizers: bool = True,
 ) -> pd.DataFrame:
     """Every heuristic (and every sentiment verbalizer pair) on its task: one row each."""
+    optional(POSITIVE_INT)(max_examples, "max_examples")
     rows = []
     for name in HEURISTICS:
         variants = [{"verbalizer": v} for v in VERBALIZERS] if name == "sentiment" and all_verbalizers else [{}]
@@ -228,6 +239,7 @@ def evaluate_all(
 def describe_heuristics(split: str = "test", seed: int = 0, max_examples: int | None = None) -> pd.DataFrame:
     """What each heuristic scores: its task, its rule, how many examples, and the requests of the
     first example of ``split`` (the sentiment heuristic once per verbalizer pair)."""
+    optional(POSITIVE_INT)(max_examples, "max_examples")
     rows = []
     for name, spec in HEURISTICS.items():
         examples = load_task(spec.task, split, seed=seed)[:max_examples]

@@ -44,12 +44,31 @@ def split_boundary(context: str, continuation: str) -> tuple[str, str]:
     return stripped, context[len(stripped) :] + continuation
 
 
+def _check_requests(requests, item_type: type | tuple[type, ...], what: str) -> None:
+    """A non-empty list of ``(context, continuation)`` pairs whose parts are ``item_type``, else a ValueError."""
+    if not isinstance(requests, (list, tuple)):
+        raise ValueError(f"requests must be a list of {what}s, got {requests!r:.80}")
+    if not requests:
+        raise ValueError(f"no requests to score; expected a non-empty list of {what}s")
+    for i, request in enumerate(requests):
+        if (
+            not isinstance(request, (list, tuple))
+            or len(request) != 2
+            or not all(isinstance(part, item_type) for part in request)
+        ):
+            raise ValueError(f"request {i} must be {what}, got {request!r:.80}")
+
+
 def encode_requests(tokenizer, requests: Sequence[tuple[str, str]]) -> list[tuple[list[int], list[int]]]:
     """Token ids of each ``(context, continuation)``, with the boundary rule of this module."""
+    _check_requests(requests, str, "a (context, continuation) pair of strings")
     pairs = []
     for i, (context, continuation) in enumerate(requests):
         if not continuation.strip():
-            raise ValueError(f"request {i}: empty continuation {continuation!r} (context {context[-40:]!r})")
+            raise ValueError(
+                f"request {i}: empty continuation {continuation!r} (context {context[-40:]!r}); "
+                "expected some text to score"
+            )
         pairs.append(split_boundary(context, continuation))
     contexts = tokenizer.encode_batch([c for c, _ in pairs])
     continuations = tokenizer.encode_batch([k for _, k in pairs])
@@ -130,8 +149,7 @@ def score_token_requests(
     at least ``n_ctx // 2`` tokens before it), and the ``windows`` column says how many it took.
     """
     POSITIVE_INT(batch_size, "batch_size")
-    if not requests:
-        raise ValueError("no requests to score")
+    _check_requests(requests, (list, tuple), "a (context, continuation) pair of token-id lists")
     n_ctx = _window(model)
     for i, (_, continuation) in enumerate(requests):
         if not continuation:
@@ -315,6 +333,7 @@ def score(
 ) -> pd.DataFrame:
     """Score text requests: the columns of :data:`SCORE_COLUMNS` plus ``context`` and ``continuation``
     (``rolling`` as in :func:`score_token_requests`)."""
+    POSITIVE_INT(batch_size, "batch_size")
     encoded = encode_requests(tokenizer, requests)
     frame = score_token_requests(model, encoded, batch_size, rolling)
     frame.insert(0, "context", [c for c, _ in requests])

@@ -1,8 +1,10 @@
 """The experiment cache: a directory per result, named by a hash of everything that made it.
 
 A result is complete only once its ``DONE`` marker exists (written last, atomically), so an
-interrupted run is resumed or recomputed, never read half-made. ``WORKBENCH_CACHE_DIR`` moves the
-cache (default ``~/.cache/gpt-workbench/experiments``).
+interrupted run is resumed or recomputed, never read half-made. One process at a time computes an
+entry (:func:`entry_lock`): another process that wants the same result (a second notebook) waits
+for it, then reads it. ``WORKBENCH_CACHE_DIR`` moves the cache (default
+``~/.cache/gpt-workbench/experiments``).
 """
 
 from __future__ import annotations
@@ -10,12 +12,14 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+from contextlib import AbstractContextManager
 from pathlib import Path
 from typing import Any
 
 import pandas as pd
 
 from ..core.io import atomic_path, write_text_atomic
+from ..core.locks import directory_lock
 
 CACHE_VERSION = 1
 """Bump when a change to the code changes results, so that old cache entries are not reused."""
@@ -76,14 +80,22 @@ def mark_done(path: Path) -> None:
     write_text_atomic(path / DONE, "")
 
 
+def entry_lock(path: Path) -> AbstractContextManager[Path]:
+    """Hold the entry ``path`` while computing it, after waiting for another process that computes
+    it; check :func:`is_done` again once held, as that process may have finished it."""
+    return directory_lock(path, wait=True, what="experiment cache entry")
+
+
 def cached_frame(kind: str, config: dict[str, Any], compute) -> pd.DataFrame:
     """``compute()`` once per config; later calls read the stored CSV."""
     path = entry_dir(kind, config)
     table = path / "result.csv"
-    if is_done(path):
-        return pd.read_csv(table)
-    frame = compute()
-    with atomic_path(table) as tmp:
-        frame.to_csv(tmp, index=False)
-    mark_done(path)
-    return frame
+    if not is_done(path):
+        with entry_lock(path):
+            if not is_done(path):
+                frame = compute()
+                with atomic_path(table) as tmp:
+                    frame.to_csv(tmp, index=False)
+                mark_done(path)
+                return frame
+    return pd.read_csv(table)

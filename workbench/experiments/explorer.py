@@ -17,6 +17,7 @@ from ..core.options import apply_overrides
 from ..data.prepare import corpus_tokenizer
 from ..data.tokenizer import Tokenizer
 from ..models.config import GPTConfig
+from ..models.generation import MAX_SEED
 from ..models.gpt import GPT
 from ..models.params import count_parameters
 from ..training import checkpoint as ckpt
@@ -36,6 +37,10 @@ _CHECKS = {
     "max_new_tokens": POSITIVE_INT,
     "attention_text": NON_EMPTY_STRING,
 }
+
+
+SEED_BOUND = Check("an integer below 2**64 (torch's generators take no more)", lambda v: v < MAX_SEED)
+"""Checked after ``_CHECKS["seed"]``: a seed the demo run and the playground can both use."""
 
 
 @dataclass(frozen=True)
@@ -80,6 +85,7 @@ class Explorer:
         )
         for name, check in _CHECKS.items():
             check(params[name], name)
+        SEED_BOUND(seed, "seed")
         if model_source == "untrained":
             config = GPTConfig.from_preset("gpt2-mini")
             torch.manual_seed(seed)

@@ -7,6 +7,7 @@ Checkpoints are kept at log-spaced steps because the zero-shot curves are read o
 
 from __future__ import annotations
 
+import contextlib
 import json
 import math
 import os
@@ -16,7 +17,7 @@ from pathlib import Path
 import pandas as pd
 import torch
 
-from ..core.checks import NON_NEGATIVE_INT, check_fields
+from ..core.checks import NON_NEGATIVE_INT, Check, check_fields
 from ..core.device import init_distributed
 from ..core.options import apply_overrides, from_dict, option
 from ..data.tokenizer import Tokenizer
@@ -24,6 +25,7 @@ from ..models.gpt import GPT
 from ..models.lstm import LSTMLanguageModel
 from ..models.params import count_parameters
 from ..training import checkpoint as ckpt
+from ..training.checkpointer import hold_run_directory
 from ..training.language_model import default_token_files, open_token_file, train_language_model
 from ..training.schedules import Schedule
 from .cache import cache_root, claim_dir, entry_dir, is_done, mark_done
@@ -75,6 +77,11 @@ def pretrain(
     The run lives in the experiment cache under a hash of ``spec`` and its data, unless ``run_dir``
     is given. ``tokens`` (train, val or None) replaces the books corpus with other packed token
     files. Under torchrun every rank calls this; rank 0 prepares the data and marks the run done.
+
+    One process at a time trains a run: another process that wants the same cache entry (a second
+    notebook) waits for it and then loads the finished run; another process in the same ``run_dir``
+    fails at once with :class:`~workbench.core.locks.DirectoryLocked`, naming the directory and
+    the process that holds it.
     """
     vocab_size = spec.gpt_config.vocab_size
     if tokens is None:
@@ -82,23 +89,29 @@ def pretrain(
     train_path, val_path = tokens
     train_tokens, metadata = open_token_file(train_path, vocab_size)
     config = {**spec.key(), "data": metadata}
-    run_dir = entry_dir("pretrain", config) if run_dir is None else claim_dir(Path(run_dir), config)
-    run = PretrainRun(spec, run_dir)
-    if is_done(run_dir):
-        return run
-    val_tokens = open_token_file(val_path, vocab_size)[0] if val_path is not None else None
-    resume = ckpt.latest_checkpoint(run_dir) is not None
-    train_language_model(
-        spec.build_model(),
-        train_tokens,
-        val_tokens,
-        spec.train_config(progress),
-        run_dir=run_dir,
-        resume=resume,
-        metadata=metadata,
-    )
-    if init_distributed().is_main:
-        mark_done(run_dir)
+    if run_dir is None:
+        run_dir, wait, what = entry_dir("pretrain", config), True, "experiment cache entry"
+    else:
+        run_dir, wait, what = Path(run_dir), False, "run directory"
+    main = init_distributed().is_main  # only rank 0 writes, so only rank 0 holds the directory
+    with hold_run_directory(run_dir, wait=wait, what=what) if main else contextlib.nullcontext():
+        claim_dir(run_dir, config)
+        run = PretrainRun(spec, run_dir)
+        if is_done(run_dir):  # also when another process finished it while this one waited
+            return run
+        val_tokens = open_token_file(val_path, vocab_size)[0] if val_path is not None else None
+        resume = ckpt.latest_checkpoint(run_dir) is not None
+        train_language_model(
+            spec.build_model(),
+            train_tokens,
+            val_tokens,
+            spec.train_config(progress),
+            run_dir=run_dir,
+            resume=resume,
+            metadata=metadata,
+        )
+        if main:
+            mark_done(run_dir)
     return run
 
 
@@ -143,12 +156,28 @@ def cached_pretraining_runs() -> dict[str, PretrainRun]:
     return runs
 
 
+SAMPLE_PROMPTS = (
+    "To be, or not to be",
+    "And the LORD said unto Moses,",
+    "KING HENRY.\nOnce more unto the breach,",
+    "O Romeo, Romeo,",
+    "In the beginning",
+)
+"""Prompts in the style of each source, continued by :meth:`PretrainingExperiment.samples`."""
+
+
 @dataclass(frozen=True)
 class PretrainingExperiment:
     """The pretraining notebook's experiment: the recipe's shared run, and what to sample from it."""
 
     recipe: Recipe = option("the recipe of the scale, with the notebook's overrides")
-    n_samples: int = option("prompts to continue with the pretrained model", check=NON_NEGATIVE_INT)
+    n_samples: int = option(
+        "prompts to continue with the pretrained model",
+        check=Check(
+            f"an integer in 0..{len(SAMPLE_PROMPTS)} (at most one per prompt)",
+            lambda n: NON_NEGATIVE_INT.test(n) and n <= len(SAMPLE_PROMPTS),
+        ),
+    )
     sample_tokens: int = option("tokens per continuation", check=NON_NEGATIVE_INT)
 
     def __post_init__(self) -> None:
@@ -200,13 +229,7 @@ class PretrainingExperiment:
 
     def samples(self, run: PretrainRun) -> dict[str, str]:
         """Sampled continuations (temperature 0.8, top-k 40, seed i) of a prompt in each source's style."""
-        prompts = [
-            "To be, or not to be",
-            "And the LORD said unto Moses,",
-            "KING HENRY.\nOnce more unto the breach,",
-            "O Romeo, Romeo,",
-            "In the beginning",
-        ][: self.n_samples]
+        prompts = SAMPLE_PROMPTS[: self.n_samples]
         model, tokenizer = run.load(), run.tokenizer
         outputs = [
             model.generate(

@@ -42,7 +42,7 @@ from ..evaluation.heuristics import random_accuracy
 from ..models.gpt import GPT
 from ..training.finetuning import TaskModel, accuracy, finetune, model_kind
 from ..training.surgery import transfer
-from .cache import entry_dir, is_done, mark_done
+from .cache import entry_dir, entry_lock, is_done, mark_done
 from .pretraining import PretrainRun, pretrain
 from .recipes import RECIPES, FinetuneSettings, PretrainSpec, Recipe, load_recipe
 
@@ -117,6 +117,13 @@ class TransferExperiment:
         ``finetune_steps`` trains every run for that many updates instead of the recipe's epochs.
         """
         recipe = load_recipe(scale).with_device(device, precision)
+        for name, value in (("tasks", tasks), ("seeds", seeds), ("layers", layers)):
+            if not (
+                isinstance(value, (list, tuple, range))
+                or (name == "tasks" and isinstance(value, str))
+                or (name == "layers" and value is None)
+            ):
+                raise ValueError(f"{name} must be a non-empty list, got {value!r}")
         tasks = tuple(dict.fromkeys([tasks] if isinstance(tasks, str) else tasks))
         overrides: dict = {}
         if pretrain_steps is not None:
@@ -291,19 +298,23 @@ def _cached(job: _Job) -> dict | None:
 
 
 def _compute(job: _Job) -> dict:
-    """Train and evaluate one run with ``settings.threads`` torch threads, then cache its result."""
-    threads = torch.get_num_threads()
-    if job.settings.threads is not None:
-        torch.set_num_threads(job.settings.threads)
-    try:
-        result = _finetune(
-            job.run, job.spec, job.task, job.n_layers, job.seed, job.n_labelled, job.lm_weight, job.settings
-        )
-    finally:
-        torch.set_num_threads(threads)
+    """Train and evaluate one run with ``settings.threads`` torch threads, then cache its result;
+    if another process is computing the same run, wait for it and read its result instead."""
     path = job.entry()
-    write_text_atomic(path / "result.json", json.dumps(result, indent=1))
-    mark_done(path)
+    with entry_lock(path):
+        if (cached := _cached(job)) is not None:
+            return cached
+        threads = torch.get_num_threads()
+        if job.settings.threads is not None:
+            torch.set_num_threads(job.settings.threads)
+        try:
+            result = _finetune(
+                job.run, job.spec, job.task, job.n_layers, job.seed, job.n_labelled, job.lm_weight, job.settings
+            )
+        finally:
+            torch.set_num_threads(threads)
+        write_text_atomic(path / "result.json", json.dumps(result, indent=1))
+        mark_done(path)
     return result
 
 

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import dataclasses
 import math
+import os
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -98,8 +99,47 @@ class ZeroShotExperiment:
         """The recipe of ``scale`` (a name, a YAML file or a Recipe) with the notebook's overrides.
 
         ``max_examples="recipe"`` and None elsewhere keep the recipe's value (``max_examples=None``
-        evaluates every example); ``scaling_presets=[]`` skips the size ladder.
+        evaluates every example); ``scaling_presets=[]`` skips the size ladder. ``pretrained`` must be
+        a local Hugging Face directory (``config.json`` and its weights) or a hub name whose files the
+        Hugging Face cache already holds: it is checked here, before any training.
         """
+        if isinstance(pretrained, os.PathLike):
+            pretrained = os.fspath(pretrained)
+        optional(NON_EMPTY_STRING)(pretrained, "ZeroShotExperiment.pretrained")
+        if pretrained is not None:
+            weights = ("model.safetensors", "model.safetensors.index.json")
+            expected = (
+                "expected a local directory with config.json and model.safetensors, or a hub name such as "
+                "'gpt2' whose files the Hugging Face cache holds (`huggingface-cli download gpt2` where the "
+                "hub is reachable)"
+            )
+            local = Path(pretrained).expanduser()
+            if local.is_dir():
+                missing = [name for name in ("config.json",) if not (local / name).is_file()]
+                if not any((local / name).is_file() for name in (*weights, "pytorch_model.bin")):
+                    missing.append("model.safetensors")
+                if missing:
+                    raise ValueError(f"pretrained={pretrained!r} is a directory without {missing}; {expected}")
+            else:
+                try:
+                    from huggingface_hub import try_to_load_from_cache
+                except ImportError:
+                    raise ValueError(
+                        f"pretrained={pretrained!r} is not a local directory, and huggingface_hub (which "
+                        f"resolves hub names) is not installed; {expected}"
+                    ) from None
+
+                def cached(filename: str) -> bool:
+                    try:
+                        return isinstance(try_to_load_from_cache(pretrained, filename), str)
+                    except Exception:  # not a valid repo id: a path that does not exist
+                        return False
+
+                if not (cached("config.json") and any(cached(name) for name in weights)):
+                    raise ValueError(
+                        f"pretrained={pretrained!r} is neither an existing local directory nor a hub name "
+                        f"whose files the Hugging Face cache holds; {expected}"
+                    )
         recipe = load_recipe(scale).with_device(device)
         evaluation = {
             name: value for name, value in dict(split=split, batch_size=batch_size).items() if value is not None

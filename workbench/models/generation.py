@@ -7,17 +7,39 @@ here, and :func:`generate_text` adds the tokenizer, stop strings and streaming c
 from __future__ import annotations
 
 import functools
+import math
 from collections.abc import Callable, Iterator, Sequence
 from typing import TYPE_CHECKING
 
 import torch
 import torch.nn.functional as F
 
-from ..core.checks import NON_NEGATIVE_INT
+from ..core.checks import NON_NEGATIVE_INT, POSITIVE_INT, Check, optional
 
 if TYPE_CHECKING:
     from ..data.tokenizer import Tokenizer
     from .gpt import GPT
+
+
+MAX_SEED = 2**64
+"""Seeds are the non-negative integers ``torch.Generator.manual_seed`` takes: ``[0, 2**64)``."""
+
+
+def _is_number(value) -> bool:
+    return isinstance(value, (int, float)) and not isinstance(value, bool)
+
+
+def _is_id(value, vocab_size: int) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool) and 0 <= value < vocab_size
+
+
+TEMPERATURE = Check(">= 0 and finite (0 is greedy)", lambda v: _is_number(v) and math.isfinite(v) and v >= 0)
+TOP_P = Check("in (0, 1] or None (None keeps every token)", lambda v: v is None or (_is_number(v) and 0 < v <= 1))
+TOP_K = Check("a positive integer or None", lambda v: v is None or POSITIVE_INT.test(v))
+SEED = Check(
+    "None or an integer in [0, 2**64)",
+    lambda v: v is None or (isinstance(v, int) and not isinstance(v, bool) and 0 <= v < MAX_SEED),
+)
 
 
 def generate(
@@ -78,12 +100,15 @@ def stream(
     here, before the first step; leaving the loop early stops the computation.
     """
     NON_NEGATIVE_INT(max_new_tokens, "max_new_tokens")
-    if temperature < 0:
-        raise ValueError(f"temperature must be >= 0 (0 is greedy), got {temperature}")
-    if top_k is not None and top_k <= 0:
-        raise ValueError(f"top_k must be a positive integer or None, got {top_k}")
-    if top_p is not None and not 0 < top_p <= 1:
-        raise ValueError(f"top_p must be in (0, 1], got {top_p}")
+    TEMPERATURE(temperature, "temperature")
+    TOP_K(top_k, "top_k")
+    TOP_P(top_p, "top_p")
+    SEED(seed, "seed")
+    optional(Check(f"a token id in [0, {model.config.vocab_size})", lambda v: _is_id(v, model.config.vocab_size)))(
+        eos_token_id, "eos_token_id"
+    )
+    if not isinstance(idx, torch.Tensor):
+        model.check_input(idx, 0)  # refuses it, naming what it is
     model.check_input(idx[..., -model.config.n_ctx :], 0)  # longer prompts are cropped, not refused
     if idx.size(1) == 0:
         raise ValueError("the prompt is empty; start from <|endoftext|> for an unconditional sample")
@@ -160,7 +185,8 @@ def left_pad(sequences: Sequence[Sequence[int]], pad_id: int) -> tuple[torch.Ten
     own last token. The pad value is never attended to; any valid id will do.
     """
     if not sequences or any(len(s) == 0 for s in sequences):
-        raise ValueError("left_pad needs at least one sequence and no empty ones")
+        lengths = [len(s) for s in sequences] if isinstance(sequences, (list, tuple)) else sequences
+        raise ValueError(f"left_pad needs at least one sequence and no empty ones, got sequences of lengths {lengths}")
     width = max(len(s) for s in sequences)
     idx = torch.full((len(sequences), width), pad_id, dtype=torch.long)
     mask = torch.zeros(len(sequences), width, dtype=torch.long)
@@ -194,9 +220,13 @@ def generate_text(
     after each step, for streaming; sampling arguments are those of :func:`generate`.
     """
     single = isinstance(prompts, str)
+    if not single and not isinstance(prompts, (list, tuple)):
+        raise ValueError(f"prompts must be a string or a non-empty list of strings, got {prompts!r}")
     prompts = [prompts] if single else list(prompts)
     if not prompts or not all(isinstance(p, str) for p in prompts):
         raise ValueError(f"prompts must be a string or a non-empty list of strings, got {prompts!r}")
+    if stop is not None and not isinstance(stop, (str, list, tuple)):
+        raise ValueError(f"stop strings must be non-empty strings (one, or a list of them), got {stop!r}")
     stops = [stop] if isinstance(stop, str) else list(stop or [])
     if not all(isinstance(s, str) and s for s in stops):
         raise ValueError(f"stop strings must be non-empty strings, got {stop!r}")

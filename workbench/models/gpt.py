@@ -41,6 +41,42 @@ class GPTOutput:
     past_key_values: KVCache | None = None
 
 
+def check_targets(targets: torch.Tensor, idx: torch.Tensor, vocab_size: int) -> torch.Tensor:
+    """``targets`` as int64 if the next-token loss can be computed from them, else a ValueError saying why.
+
+    Refused: a shape other than ``idx``'s, a non-integer tensor, no position at all (an empty batch
+    or sequence), every position ``IGNORE_INDEX`` (both would give a NaN loss), and an id outside
+    the vocabulary. Like the input check, the value checks read back to the host once and are
+    skipped inside a compiled graph.
+    """
+    if not isinstance(targets, torch.Tensor) or targets.shape != idx.shape:
+        shape = tuple(targets.shape) if isinstance(targets, torch.Tensor) else type(targets).__name__
+        raise ValueError(f"targets shape {shape} must equal idx shape {tuple(idx.shape)}")
+    if targets.dtype.is_floating_point or targets.dtype.is_complex or targets.dtype == torch.bool:
+        raise ValueError(f"targets must be an integer tensor of token ids, got {targets.dtype}")
+    if targets.numel() == 0:
+        raise ValueError(
+            f"targets of shape {tuple(targets.shape)} hold no position; expected at least one token to "
+            "compute the loss on (the loss of nothing is NaN)"
+        )
+    targets = targets.long()
+    if not torch.compiler.is_compiling():
+        counted = targets != IGNORE_INDEX
+        kept = torch.where(counted, targets, 0)
+        n_counted, low, high = torch.stack([counted.sum(), kept.min(), kept.max()]).tolist()
+        if n_counted == 0:
+            raise ValueError(
+                f"every target is IGNORE_INDEX ({IGNORE_INDEX}); expected at least one position to compute "
+                "the loss on (the loss of nothing is NaN)"
+            )
+        if low < 0 or high >= vocab_size:
+            raise ValueError(
+                f"target id {low if low < 0 else high} is outside the vocabulary [0, {vocab_size}) "
+                f"(IGNORE_INDEX={IGNORE_INDEX} marks a position to skip)"
+            )
+    return targets
+
+
 class CausalSelfAttention(nn.Module):
     def __init__(self, config: GPTConfig) -> None:
         super().__init__()
@@ -198,6 +234,8 @@ class GPT(nn.Module):
 
     def check_input(self, idx: torch.Tensor, past_length: int) -> None:
         """Refuse token ids this model cannot read, saying why (public: generation checks prompts eagerly)."""
+        if not isinstance(idx, torch.Tensor):
+            raise ValueError(f"expected token ids as an integer tensor [batch, time], got a {type(idx).__name__}")
         if idx.dim() != 2 or idx.dtype not in (torch.int64, torch.int32):
             raise ValueError(
                 f"expected token ids as an integer tensor [batch, time], got {idx.dtype} of shape {tuple(idx.shape)}"
@@ -238,14 +276,17 @@ class GPT(nn.Module):
         as in Hugging Face: padding is never attended to, and positions count real tokens only,
         so a left-padded row computes what it would alone. Outputs at padding are meaningless.
         """
+        if targets is not None:
+            if not isinstance(idx, torch.Tensor):
+                self.check_input(idx, 0)  # refuses it, naming what it is
+            # before the body, so that its read-back to the host never waits for the forward pass
+            targets = check_targets(targets, idx, self.config.vocab_size)
         hidden, hidden_states, attentions, presents = self.transformer(
             idx, past_key_values, output_hidden_states, output_attentions, use_cache, attention_mask
         )
         logits = self.lm_head(hidden)
         loss = None
         if targets is not None:
-            if targets.shape != idx.shape:
-                raise ValueError(f"targets shape {tuple(targets.shape)} must equal idx shape {tuple(idx.shape)}")
             loss = F.cross_entropy(logits.flatten(0, 1).float(), targets.flatten(), ignore_index=IGNORE_INDEX)
         return GPTOutput(logits, loss, hidden_states, attentions, presents)
 

@@ -1,7 +1,12 @@
 """Convert Hugging Face-format GPT-1 (``openai-gpt``) and GPT-2 (``gpt2``) checkpoints.
 
 A checkpoint is a directory with ``config.json`` and ``model.safetensors`` (or a sharded
-``model.safetensors.index.json``, or ``pytorch_model.bin``, read with ``weights_only=True``).
+``model.safetensors.index.json``, or ``pytorch_model.bin`` or its sharded ``pytorch_model.bin.index.json``,
+read with ``weights_only=True``). A checkpoint is data from elsewhere, so it is read defensively: a
+shard must be a file inside the checkpoint directory (an index naming an absolute path, a ``../``
+path or a symlink out of the directory is refused; the Hugging Face cache's own links into its
+``blobs`` folder are allowed), and a damaged ``config.json``, index or weights file is an error naming
+the file and what is wrong.
 Hugging Face stores the attention and MLP weights as ``Conv1D`` (in, out); this model uses
 ``nn.Linear`` (out, in), so those matrices are transposed on the way in. This module only converts
 (a :class:`GPTConfig` and a state dict under our names); ``GPT.from_pretrained`` builds the model.
@@ -11,10 +16,12 @@ from __future__ import annotations
 
 import json
 import os
+import pickle
 from pathlib import Path
 from typing import NamedTuple
 
 import torch
+from safetensors import SafetensorError
 from safetensors.torch import load_file
 
 from .config import GPTConfig
@@ -47,11 +54,31 @@ _ACTIVATIONS = {
 }
 
 
-def config_from_hf(hf: dict) -> GPTConfig:
-    """Translate a Hugging Face ``config.json`` dict into a :class:`GPTConfig`."""
-    model_type = hf.get("model_type")
+# config.json fields without a default here: (name, what it is).
+_REQUIRED = (
+    ("n_layer", "the number of blocks"),
+    ("n_embd", "the width d_model"),
+    ("n_head", "the number of attention heads"),
+    ("vocab_size", "the vocabulary size"),
+    ("n_positions", "the context length"),
+)
+
+
+def config_from_hf(hf: dict, source: str = "config.json") -> GPTConfig:
+    """Translate a Hugging Face ``config.json`` dict into a :class:`GPTConfig` (``source`` names it in errors)."""
+    if not isinstance(hf, dict):
+        raise ValueError(f"{source} holds a JSON {type(hf).__name__}; expected an object of config fields")
+    if "model_type" not in hf:
+        raise ValueError(f"{source} has no 'model_type' field; expected one of {MODEL_TYPES}")
+    model_type = hf["model_type"]
     if model_type not in MODEL_TYPES:
         raise ValueError(f"unknown model type {model_type!r}; expected one of {MODEL_TYPES}")
+    for field, meaning in _REQUIRED:
+        value = hf.get(field)
+        if field not in hf:
+            raise ValueError(f"{source} has no {field!r} field ({meaning}), which a {model_type} config needs")
+        if isinstance(value, bool) or not isinstance(value, int) or value <= 0:
+            raise ValueError(f"{source}: {field}={value!r}; expected a positive int ({meaning})")
     activation_key = "afn" if model_type == "openai-gpt" else "activation_function"
     activation = hf.get(activation_key, "gelu" if model_type == "openai-gpt" else "gelu_new")
     activations = _ACTIVATIONS[model_type]
@@ -104,21 +131,91 @@ def convert_state_dict(hf_state: dict[str, torch.Tensor], model_type: str) -> di
     return state
 
 
+def _read_json(path: Path, what: str) -> dict:
+    """A JSON object from ``path``; anything else is a ``ValueError`` naming the file."""
+    try:
+        data = json.loads(path.read_bytes().decode("utf-8"))
+    except ValueError as error:  # JSONDecodeError and UnicodeDecodeError
+        raise ValueError(f"{path} is not valid JSON ({error}); expected {what}") from None
+    if not isinstance(data, dict):
+        raise ValueError(f"{path} holds a JSON {type(data).__name__}; expected {what}")
+    return data
+
+
+def _load_tensors(path: Path) -> dict[str, torch.Tensor]:
+    """One weights file (safetensors, or a PyTorch ``.bin`` unpickled with ``weights_only``), errors named."""
+    try:
+        if path.suffix == ".safetensors":
+            return load_file(path)
+        state = torch.load(path, map_location="cpu", weights_only=True)
+    except (SafetensorError, pickle.UnpicklingError, RuntimeError, EOFError, ValueError, OSError) as error:
+        if isinstance(error, FileNotFoundError):
+            raise
+        raise ValueError(f"{path} is not a readable weights file ({type(error).__name__}: {error})") from None
+    if not isinstance(state, dict) or not all(isinstance(v, torch.Tensor) for v in state.values()):
+        raise ValueError(f"{path} does not hold a state dict of tensors (got a {type(state).__name__})")
+    return state
+
+
+def _allowed_roots(directory: Path) -> list[Path]:
+    """Where a shard may really live: the checkpoint directory, and for a Hugging Face cache snapshot
+    (``models--org--name/snapshots/REVISION``) the ``blobs`` folder its files link into."""
+    root = directory.resolve()
+    roots = [root]
+    if root.parent.name == "snapshots":
+        roots.append(root.parent.parent / "blobs")
+    return roots
+
+
+def _shard_path(directory: Path, shard: object, index: Path) -> Path:
+    """The file of a shard named by ``index``, refused unless it is a plain relative name of a file that
+    is (also after following symlinks) inside ``directory``."""
+    where = f"{index} names the shard {shard!r}"
+    if not isinstance(shard, str) or not shard:
+        raise ValueError(f"{where}; expected a file name relative to {directory}")
+    name = Path(shard)
+    if name.is_absolute() or name.drive or ".." in name.parts or "\\" in shard:
+        raise ValueError(f"{where}, which is outside the checkpoint directory; expected a file name inside {directory}")
+    path = directory / name
+    real = path.resolve()
+    if not any(real.is_relative_to(root) for root in _allowed_roots(directory)):
+        raise ValueError(
+            f"{where}, a symlink to {real}, outside the checkpoint directory; expected a file inside {directory}"
+        )
+    if not real.is_file():
+        raise FileNotFoundError(f"{where}, which does not exist in {directory}")
+    return path
+
+
+def _read_sharded(directory: Path, index: Path) -> dict[str, torch.Tensor]:
+    weight_map = _read_json(index, "a sharded checkpoint index").get("weight_map")
+    if not isinstance(weight_map, dict) or not weight_map:
+        raise ValueError(f"{index} has no 'weight_map' object (tensor name -> shard file)")
+    unique = {repr(shard): shard for shard in weight_map.values()}  # any JSON value: a non-string is named below
+    shards = [_shard_path(directory, unique[key], index) for key in sorted(unique)]
+    state: dict[str, torch.Tensor] = {}
+    for shard in shards:
+        state.update(_load_tensors(shard))
+    return state
+
+
 def _read_weights(directory: Path) -> dict[str, torch.Tensor]:
     single = directory / "model.safetensors"
     index = directory / "model.safetensors.index.json"
     legacy = directory / "pytorch_model.bin"
+    legacy_index = directory / "pytorch_model.bin.index.json"
     if single.exists():
-        return load_file(single)
+        return _load_tensors(single)
     if index.exists():
-        shards = sorted(set(json.loads(index.read_text())["weight_map"].values()))
-        state: dict[str, torch.Tensor] = {}
-        for shard in shards:
-            state.update(load_file(directory / shard))
-        return state
+        return _read_sharded(directory, index)
     if legacy.exists():
-        return torch.load(legacy, map_location="cpu", weights_only=True)
-    raise FileNotFoundError(f"{directory} has no model.safetensors, model.safetensors.index.json or pytorch_model.bin")
+        return _load_tensors(legacy)
+    if legacy_index.exists():
+        return _read_sharded(directory, legacy_index)
+    raise FileNotFoundError(
+        f"{directory} has no model.safetensors, model.safetensors.index.json, pytorch_model.bin "
+        "or pytorch_model.bin.index.json"
+    )
 
 
 def resolve_checkpoint(path_or_name: str | os.PathLike[str]) -> Path:
@@ -162,7 +259,7 @@ def read_pretrained(path_or_name: str | os.PathLike[str]) -> PretrainedWeights:
     config_path = directory / "config.json"
     if not config_path.exists():
         raise FileNotFoundError(f"{directory} has no config.json")
-    hf_config = json.loads(config_path.read_text())
-    config = config_from_hf(hf_config)
+    hf_config = _read_json(config_path, "a Hugging Face model config (an object with model_type, n_layer, ...)")
+    config = config_from_hf(hf_config, str(config_path))
     state = convert_state_dict(_read_weights(directory), hf_config["model_type"])
     return PretrainedWeights(config, state, directory)

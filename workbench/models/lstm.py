@@ -18,7 +18,7 @@ from torch import nn
 
 from ..core.checks import POSITIVE_INT, in_range
 from .config import GPTConfig
-from .gpt import IGNORE_INDEX, GPTOutput
+from .gpt import IGNORE_INDEX, GPTOutput, check_targets
 from .params import count_parameters
 
 
@@ -91,5 +91,6 @@ class LSTMLanguageModel(nn.Module):
         logits = self.lm_head(self.proj(self.drop(hidden)))
         loss = None
         if targets is not None:
+            targets = check_targets(targets, idx, self.config.vocab_size)
             loss = F.cross_entropy(logits.flatten(0, 1).float(), targets.flatten(), ignore_index=IGNORE_INDEX)
         return GPTOutput(logits, loss)

@@ -10,12 +10,16 @@ Layout of ``RUN_DIR/checkpoints/step-00001000/``:
 - ``history.csv``: the logged metrics up to this step, so a resumed run continues its history.
 
 The directory is assembled under a hidden temporary name, flushed to disk and renamed into place:
-a crash or Ctrl-C at any moment leaves either the previous set of checkpoints or the new one.
+a crash or Ctrl-C at any moment leaves either the previous set of checkpoints or the new one; a full
+disk is reported with the space the checkpoint needs. Reading is checked just as strictly: a
+damaged or truncated file, a missing field or a NaN/inf weight is a :class:`CheckpointError` that
+names the file and what is wrong with it, never a parser's traceback or a silently broken model.
 """
 
 from __future__ import annotations
 
 import contextlib
+import errno
 import json
 import os
 import re
@@ -27,13 +31,13 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import torch
-from safetensors import safe_open
+from safetensors import SafetensorError, safe_open
 from safetensors.torch import save_file
 from torch import nn
 
 from ..models.config import GPTConfig
 from ..models.gpt import GPT
-from ..models.weights import load_state_checked
+from ..models.weights import load_state_checked, non_finite
 
 CHECKPOINTS = "checkpoints"
 MODEL_FILE = "model.safetensors"
@@ -41,6 +45,31 @@ OPTIMIZER_FILE = "optimizer.safetensors"
 STATE_FILE = "trainer.json"
 HISTORY_FILE = "history.csv"
 _STEP_DIR = re.compile(r"step-(\d+)")
+
+
+class CheckpointError(ValueError):
+    """A checkpoint file that cannot be used: damaged, truncated, missing a field, or holding NaN/inf."""
+
+
+class MissingFieldError(CheckpointError, KeyError):
+    """A field absent from ``trainer.json`` (a ``KeyError`` too, for code that falls back on one)."""
+
+    def __str__(self) -> str:  # KeyError would print the message quoted
+        return str(self.args[0])
+
+
+class CheckpointState(dict):
+    """``trainer.json`` as a dict whose missing fields are named, with the file, when looked up."""
+
+    def __init__(self, data: dict, path: Path):
+        super().__init__(data)
+        self.path = path
+
+    def __missing__(self, key):
+        raise MissingFieldError(
+            f"{self.path} has no {key!r} field (fields present: {sorted(self)}); the checkpoint is damaged "
+            "or was written by another version of the workbench"
+        )
 
 
 def checkpoint_path(run_dir: str | os.PathLike[str], step: int) -> Path:
@@ -110,8 +139,13 @@ def atomic_directory(target: Path) -> Iterator[Path]:
         if target.exists():  # re-saving a step: swap, then drop the old copy
             old = Path(tempfile.mkdtemp(dir=target.parent, prefix=f".{target.name}.", suffix=".tmp"))
             os.replace(target, old / "old")
-            os.replace(tmp, target)
-            shutil.rmtree(old)
+            try:
+                os.replace(tmp, target)
+            except BaseException:
+                os.replace(old / "old", target)  # put the previous copy back
+                shutil.rmtree(old, ignore_errors=True)
+                raise
+            shutil.rmtree(old, ignore_errors=True)  # a leftover is a stale temporary, removed later
         else:
             os.replace(tmp, target)
         _fsync_directory(target.parent)
@@ -156,27 +190,69 @@ def save_weights(model: nn.Module, path: Path, config: dict | None = None) -> No
 
 def load_weights(model: nn.Module, path: str | os.PathLike[str]) -> None:
     """Load a checkpoint's weights (its directory or its ``model.safetensors``) into ``model``,
-    checked by :func:`~workbench.models.weights.load_state_checked`."""
+    checked by :func:`~workbench.models.weights.load_state_checked` (names, shapes, finite values)."""
     path = Path(path)
     if path.is_dir():
         path = path / MODEL_FILE
-    tensors, metadata = read_safetensors(path)
-    for alias, name in json.loads(metadata.get("aliases", "{}")).items():
+    tensors, metadata = read_safetensors(path, check_finite=False)  # load_state_checked checks them
+    try:
+        aliases = json.loads(metadata.get("aliases", "{}"))
+        if not isinstance(aliases, dict):
+            raise ValueError(f"expected a JSON object, got {type(aliases).__name__}")
+    except ValueError as error:
+        raise CheckpointError(f"{path} is damaged: its 'aliases' metadata is not a JSON object ({error})") from None
+    for alias, name in aliases.items():
+        if name not in tensors:
+            raise CheckpointError(
+                f"{path} is damaged: the alias {alias!r} names {name!r}, which the file does not hold"
+            )
         tensors[alias] = tensors[name]
     load_state_checked(model, tensors, str(path))
 
 
-def read_safetensors(path: Path) -> tuple[dict[str, torch.Tensor], dict[str, str]]:
-    with safe_open(str(path), framework="pt") as handle:
-        return {name: handle.get_tensor(name) for name in handle.keys()}, handle.metadata() or {}
+def read_safetensors(path: Path, check_finite: bool = True) -> tuple[dict[str, torch.Tensor], dict[str, str]]:
+    """The tensors and metadata of a safetensors file; a damaged file or a NaN/inf tensor is a
+    :class:`CheckpointError` naming the file (and the tensor)."""
+    path = Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(f"{path} does not exist; the checkpoint is incomplete")
+    try:
+        with safe_open(str(path), framework="pt") as handle:
+            tensors = {name: handle.get_tensor(name) for name in handle.keys()}
+            metadata = handle.metadata() or {}
+    except SafetensorError as error:
+        raise CheckpointError(
+            f"{path} is not a readable safetensors file ({error}; {path.stat().st_size} bytes): "
+            "it is truncated or damaged"
+        ) from None
+    broken = [
+        f"{name!r} holds {problem}"
+        for name, tensor in tensors.items()
+        if check_finite and (problem := non_finite(tensor))
+    ]
+    if broken:
+        more = f"; and {len(broken) - 4} more" if len(broken) > 4 else ""
+        raise CheckpointError(
+            f"{path}: tensor {'; '.join(broken[:4])}{more}: not finite (the file is damaged, or the run diverged)"
+        )
+    return tensors, metadata
 
 
-def read_state(path: str | os.PathLike[str]) -> dict:
-    """The ``trainer.json`` of a checkpoint directory."""
+def read_state(path: str | os.PathLike[str]) -> CheckpointState:
+    """The ``trainer.json`` of a checkpoint directory (a missing field is named when looked up)."""
     state_file = Path(path) / STATE_FILE
     if not state_file.is_file():
         raise FileNotFoundError(f"{path} is not a checkpoint: {STATE_FILE} is missing")
-    return json.loads(state_file.read_text())
+    text = state_file.read_bytes()
+    try:
+        state = json.loads(text.decode("utf-8"))
+    except ValueError as error:  # JSONDecodeError and UnicodeDecodeError both are
+        raise CheckpointError(
+            f"{state_file} is not valid JSON ({error}; {len(text)} bytes): it is truncated or damaged"
+        ) from None
+    if not isinstance(state, dict):
+        raise CheckpointError(f"{state_file} holds a JSON {type(state).__name__}; expected an object of fields")
+    return CheckpointState(state, state_file)
 
 
 def write_checkpoint(
@@ -188,13 +264,60 @@ def write_checkpoint(
     history: pd.DataFrame,
     model_config: dict | None,
 ) -> None:
-    """Write a whole checkpoint directory atomically (see the module docstring for its files)."""
-    with atomic_directory(path) as tmp:
-        save_weights(model, tmp / MODEL_FILE, model_config)
-        tensors, groups = optimizer_tensors(optimizer)
-        save_file(tensors, str(tmp / OPTIMIZER_FILE))
-        (tmp / STATE_FILE).write_text(json.dumps(state | {"optimizer_groups": groups}, indent=1))
-        history.to_csv(tmp / HISTORY_FILE, index=False)
+    """Write a whole checkpoint directory atomically (see the module docstring for its files).
+
+    A full disk raises an ``OSError`` (``ENOSPC``) that names ``path`` and the space needed; like
+    any failure, it leaves the checkpoints already written as they were and no partial directory.
+    """
+    try:
+        with atomic_directory(path) as tmp:
+            save_weights(model, tmp / MODEL_FILE, model_config)
+            tensors, groups = optimizer_tensors(optimizer)
+            save_file(tensors, str(tmp / OPTIMIZER_FILE))
+            (tmp / STATE_FILE).write_text(json.dumps(state | {"optimizer_groups": groups}, indent=1))
+            history.to_csv(tmp / HISTORY_FILE, index=False)
+    except (OSError, SafetensorError) as error:
+        code = _disk_full(error)
+        if code is None:
+            raise
+        needed = _bytes_needed(model, optimizer)
+        free = shutil.disk_usage(path.parent).free if path.parent.is_dir() else 0
+        raise OSError(
+            code,
+            f"{os.strerror(code)}: cannot write checkpoint {path}: it needs about {_megabytes(needed)} "
+            f"(weights and optimizer state) and {_megabytes(free)} is free on that disk. Nothing was "
+            "written and the earlier checkpoints are intact; free some space (or lower keep_last) and resume",
+            str(path),
+        ) from error
+
+
+def _disk_full(error: Exception) -> int | None:
+    """``ENOSPC`` or ``EDQUOT`` when ``error`` says the disk (or quota) is full, else None.
+
+    safetensors reports its I/O errors as a ``SafetensorError`` whose message holds the OS error.
+    """
+    for code in (errno.ENOSPC, errno.EDQUOT):
+        if getattr(error, "errno", None) == code or f"(os error {code})" in str(error):
+            return code
+    return None
+
+
+def _bytes_needed(model: nn.Module, optimizer: torch.optim.Optimizer) -> int:
+    """About the size of a checkpoint: the unique weights plus the optimizer's tensors."""
+    seen = set()
+    total = 0
+    for tensor in model.state_dict().values():
+        key = (tensor.untyped_storage().data_ptr(), tensor.storage_offset(), tuple(tensor.shape))
+        if key not in seen:
+            seen.add(key)
+            total += tensor.numel() * tensor.element_size()
+    for entries in optimizer.state.values():
+        total += sum(v.numel() * v.element_size() for v in entries.values() if isinstance(v, torch.Tensor))
+    return total
+
+
+def _megabytes(size: int) -> str:
+    return f"{size / 2**20:.1f} MiB"
 
 
 def read_history(path: str | os.PathLike[str]) -> pd.DataFrame:
@@ -204,7 +327,10 @@ def read_history(path: str | os.PathLike[str]) -> pd.DataFrame:
         path = path / HISTORY_FILE
     if path.stat().st_size <= 1:
         return pd.DataFrame()
-    return pd.read_csv(path, engine="python")  # Python's float(): exact on every pandas version
+    try:
+        return pd.read_csv(path, engine="python")  # Python's float(): exact on every pandas version
+    except ValueError as error:  # pandas' ParserError and EmptyDataError, UnicodeDecodeError
+        raise CheckpointError(f"{path} is not a readable history CSV ({error}): it is damaged") from None
 
 
 def load_model(path: str | os.PathLike[str]):
@@ -214,7 +340,13 @@ def load_model(path: str | os.PathLike[str]):
         raise ValueError(
             f"checkpoint {path} holds a {state['model_class']}, not a GPT; build that model and use load_weights"
         )
-    model = GPT(GPTConfig.from_dict(state["model_config"]))
+    try:
+        config = GPTConfig.from_dict(state["model_config"])
+    except (TypeError, ValueError) as error:
+        if isinstance(error, CheckpointError):
+            raise
+        raise CheckpointError(f"{state.path}: model_config is not a valid GPT config: {error}") from None
+    model = GPT(config)
     load_weights(model, path)
     return model.eval()
 

@@ -3,12 +3,22 @@
 A checkpoint holds the weights, the optimizer state, the batch source's position, every rank's
 RNG state and the history (file layout: :mod:`workbench.training.checkpoint`). Resuming refuses a
 checkpoint of another model, data or recipe, naming what differs.
+
+One process at a time writes a run directory: rank 0's Checkpointer holds the directory's lock
+(:func:`workbench.core.locks.directory_lock`) from the Trainer's creation to the end of its
+``train()``, and again during each later ``train()``. Code that reads and writes the directory
+around training (``pretrain()`` marks a run done) holds it with :func:`hold_run_directory`, and the
+Trainers it makes there use that hold.
 """
 
 from __future__ import annotations
 
 import base64
+import contextlib
 import os
+import threading
+import weakref
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -18,6 +28,7 @@ from torch import nn
 
 from ..core.device import DistributedContext
 from ..core.io import atomic_path
+from ..core.locks import directory_lock
 from . import checkpoint as ckpt
 from .config import RESUME_FIXED, TrainConfig
 from .metrics import MetricsLog
@@ -34,12 +45,92 @@ def rank_seed(seed: int, rank: int) -> int:
     return seed * 1_000_003 + rank
 
 
+class _Hold:
+    """This process's hold on a run directory's lock, and whether a Trainer writes there now."""
+
+    def __init__(self, key: Path, what: str, trainer: bool) -> None:
+        self.key, self.what, self.trainer = key, what, trainer
+
+    @property
+    def current(self) -> bool:
+        """Whether the lock is still held for a Trainer (a hold_run_directory block may have ended)."""
+        return self.trainer and _holds.get(self.key) is self
+
+
+_holds: dict[Path, _Hold] = {}  # by resolved path; a process must not take its own lock twice
+_holds_guard = threading.Lock()
+
+
+def _in_use_here(run_dir: Path, by: str) -> RuntimeError:
+    return RuntimeError(
+        f"run directory {run_dir} is already in use by {by} of this process (pid {os.getpid()}): let its "
+        "train() finish or close() it before making another Trainer there, or choose another directory"
+    )
+
+
+@contextlib.contextmanager
+def hold_run_directory(
+    run_dir: str | os.PathLike[str], *, wait: bool = False, what: str = "run directory"
+) -> Iterator[Path]:
+    """Hold ``run_dir``'s lock for the ``with`` block; a Trainer made inside it (one at a time) writes
+    there under this hold instead of locking again.
+
+    ``wait=False`` fails at once with :class:`~workbench.core.locks.DirectoryLocked` naming the
+    directory and the process that holds it; ``wait=True`` waits for that process to finish.
+    """
+    run_dir = Path(run_dir)
+    key = run_dir.resolve()
+    with _holds_guard:
+        if key in _holds:
+            raise _in_use_here(run_dir, f"a {_holds[key].what} hold")
+    with directory_lock(run_dir, wait=wait, what=what):
+        with _holds_guard:
+            _holds[key] = _Hold(key, what, trainer=False)
+        try:
+            yield run_dir
+        finally:
+            with _holds_guard:
+                _holds.pop(key, None)
+
+
+def _claim_run_directory(run_dir: Path) -> tuple[_Hold, Callable[[], None]]:
+    """Take ``run_dir`` for one Trainer: this process's :func:`hold_run_directory` of it, else the
+    directory's lock (failing at once when another process holds it). Returns the hold and what
+    gives it back."""
+    key = run_dir.resolve()
+    with _holds_guard:
+        hold = _holds.get(key)
+        if hold is not None:
+            if hold.trainer:
+                raise _in_use_here(run_dir, "another Trainer")
+            hold.trainer = True
+
+            def give_back() -> None:
+                hold.trainer = False
+
+            return hold, give_back
+    stack = contextlib.ExitStack()
+    stack.enter_context(directory_lock(run_dir, what="run directory"))
+    hold = _Hold(key, "run directory", trainer=True)
+    with _holds_guard:
+        _holds[key] = hold
+
+    def release() -> None:
+        with _holds_guard:
+            if _holds.get(key) is hold:
+                del _holds[key]
+        stack.close()
+
+    return hold, release
+
+
 class Checkpointer:
     """The checkpoints of one run directory (``None``: none are written) for one Trainer's state.
 
     Saving is collective: every rank's RNG state is gathered over ``control`` (a gloo group, None
     on one process), and rank 0 writes. Loading restores the model, optimizer, batch source, RNG
-    and ``log`` in place.
+    and ``log`` in place. Rank 0 holds the run directory from creation until :meth:`release` (or
+    garbage collection); :meth:`acquire` takes it again.
     """
 
     def __init__(
@@ -64,8 +155,45 @@ class Checkpointer:
         self.config, self.schedule = config, schedule
         self.model_config, self.param_names, self.metadata = model_config, param_names, metadata
         self.dist, self.device, self.control = dist_context, device, control
-        if self.run_dir is not None and self.dist.is_main:
+        self._hold: _Hold | None = None
+        self._release: weakref.finalize | None = None
+        self.acquire()
+
+    @property
+    def writes(self) -> bool:
+        """Whether this process writes the run directory (rank 0 of a run with one)."""
+        return self.run_dir is not None and self.dist.is_main
+
+    def acquire(self) -> None:
+        """Take the run directory, failing at once if another process holds it, and delete what a
+        killed run left half-written there (only under the lock: it may be another run's work)."""
+        if not self.writes or self.holds:
+            return
+        self.release()
+        self._hold, release = _claim_run_directory(self.run_dir)
+        self._release = weakref.finalize(self, release)  # also when the Trainer is garbage-collected
+        try:
             ckpt.remove_stale_temporaries(self.run_dir)
+            for stale in self.run_dir.glob(f".{ckpt.HISTORY_FILE}.*.tmp"):
+                stale.unlink(missing_ok=True)
+        except BaseException:
+            self.release()
+            raise
+
+    def release(self) -> None:
+        """Give the run directory back (a no-op when not held)."""
+        if self._release is not None:
+            self._release()
+        self._hold = self._release = None
+
+    @property
+    def holds(self) -> bool:
+        """Whether this Checkpointer holds its run directory's lock now."""
+        return self._hold is not None and self._hold.current
+
+    def _check_held(self) -> None:
+        if not self.holds:
+            raise RuntimeError(f"run directory {self.run_dir} would be written without holding its lock")
 
     def latest(self) -> Path | None:
         return ckpt.latest_checkpoint(self.run_dir) if self.run_dir is not None else None
@@ -98,6 +226,7 @@ class Checkpointer:
         rng = self._gather_rng()  # collective: every rank takes part, rank 0 writes
         if not self.dist.is_main:
             return
+        self._check_held()
         config = self.config
         state = {
             "format": CHECKPOINT_FORMAT,
@@ -132,8 +261,9 @@ class Checkpointer:
 
     def write_history(self) -> None:
         """``history.csv`` of the run directory (rank 0), also between checkpoints."""
-        if self.run_dir is None or not self.dist.is_main:
+        if not self.writes:
             return
+        self._check_held()
         with atomic_path(self.run_dir / ckpt.HISTORY_FILE) as tmp:
             self.log.history.to_csv(tmp, index=False)
 

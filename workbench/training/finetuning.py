@@ -4,6 +4,7 @@
 
 from __future__ import annotations
 
+import numbers
 import os
 from collections.abc import Sequence
 
@@ -12,10 +13,14 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from ..core.checks import NON_NEGATIVE_NUMBER, POSITIVE_INT, in_range
 from ..data.transforms import KINDS, collate, lm_targets
 from ..models.gpt import GPT, IGNORE_INDEX
 from .config import BatchPlan, TrainConfig
 from .trainer import Trainer
+
+LM_WEIGHT = NON_NEGATIVE_NUMBER
+"""lambda in L3 = L2 + lambda * L1: a finite number >= 0 (0 drops the auxiliary LM loss)."""
 
 Encoded = Sequence[tuple[list[list[int]], int]]
 """Task examples as ``(token sequences, label)``, from :func:`workbench.data.transforms.encode_examples`."""
@@ -32,10 +37,14 @@ class TaskModel(nn.Module):
 
     def __init__(self, gpt: GPT, kind: str, n_classes: int = 2, dropout: float = 0.1) -> None:
         super().__init__()
+        if not isinstance(gpt, GPT):
+            raise ValueError(f"TaskModel needs a GPT body, got {type(gpt).__name__}")
         if kind not in KINDS:
             raise ValueError(f"unknown task kind {kind!r}; expected one of {KINDS}")
+        POSITIVE_INT(n_classes, "n_classes")
         if kind != "multiple_choice" and n_classes < 2:
             raise ValueError(f"a {kind} head needs n_classes >= 2, got {n_classes}")
+        in_range(0, 1)(dropout, "dropout")
         self.gpt, self.kind, self.n_classes = gpt, kind, n_classes
         self.dropout = nn.Dropout(dropout)
         self.head = nn.Linear(gpt.config.d_model, 1 if kind == "multiple_choice" else n_classes)
@@ -69,8 +78,7 @@ def task_loss(model: TaskModel, batch: dict[str, torch.Tensor], lm_weight: float
     ``lm_weight`` is lambda (0.5 in GPT-1; 0 drops the auxiliary objective and skips the LM head).
     Returns ``(loss, metrics)`` with the task loss, the LM loss and the batch accuracy.
     """
-    if lm_weight < 0:
-        raise ValueError(f"lm_weight (lambda) must be >= 0, got {lm_weight}")
+    LM_WEIGHT(lm_weight, "lm_weight (lambda)")
     labels = batch["labels"]
     logits, lm_logits = model(batch["input_ids"], batch["extract"], with_lm=lm_weight > 0)
     task = F.cross_entropy(logits.float(), labels)
@@ -88,6 +96,11 @@ def task_loss(model: TaskModel, batch: dict[str, torch.Tensor], lm_weight: float
 def check_labels(model: TaskModel, encoded: Encoded) -> None:
     """Every label must index one of the head's outputs (a class, or one of the choices)."""
     for i, (sequences, label) in enumerate(encoded):
+        if isinstance(label, bool) or not isinstance(label, numbers.Integral):
+            raise ValueError(
+                f"example {i}: label {label!r} is a {type(label).__name__}; expected an int class index "
+                "(encode_examples maps a task's examples to them)"
+            )
         n_outputs = len(sequences) if model.kind == "multiple_choice" else model.n_classes
         if not 0 <= label < n_outputs:
             raise ValueError(f"example {i}: label {label} does not fit a {model.kind} head with {n_outputs} outputs")
@@ -151,6 +164,7 @@ def accuracy(model: TaskModel, encoded: Encoded, pad_id: int, batch_size: int = 
     """Fraction of examples whose highest-scoring label is the true one (eval mode, no dropout)."""
     if not encoded:
         raise ValueError("no examples to evaluate")
+    POSITIVE_INT(batch_size, "batch_size")
     check_labels(model, encoded)
     was_training = model.training
     model.eval()
@@ -181,9 +195,12 @@ def finetune(
 
     With ``dev``, dev accuracy is logged every ``config.eval_every`` updates.
     """
-    if lm_weight < 0:
-        raise ValueError(f"lm_weight (lambda) must be >= 0, got {lm_weight}")
+    LM_WEIGHT(lm_weight, "lm_weight (lambda)")
+    if not train:
+        raise ValueError("no training examples; expected a non-empty list of encoded examples")
     check_labels(model, train)
+    if dev is not None:
+        check_labels(model, dev)
     evaluate = (lambda m: {"dev_accuracy": accuracy(m, dev, pad_id)}) if dev else None
     trainer = Trainer(
         model,

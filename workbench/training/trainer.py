@@ -133,6 +133,11 @@ class Trainer:
     ``run_dir`` receives checkpoints and ``history.csv`` (rank 0 only); ``resume=True`` continues
     from its latest checkpoint, a path resumes from that checkpoint. ``metadata`` (e.g. the data
     and tokenizer used) is stored in checkpoints and must match on resume.
+
+    One process at a time trains in a run directory: the Trainer takes its lock on creation
+    (another process's Trainer there fails at once, naming the directory and the holder's pid) and
+    gives it back when :meth:`train` returns or raises, on :meth:`close` or when it is garbage
+    collected; a later :meth:`train` takes it again.
     """
 
     def __init__(
@@ -184,23 +189,27 @@ class Trainer:
             dist_context=self.dist,
             device=self.device,
             control=self._control,
-        )
-        checkpoint = self.checkpointer.resume_path(resume)
-        if checkpoint is None:
-            torch.manual_seed(rank_seed(config.seed, self.dist.rank))
-        else:
-            self.load_checkpoint(checkpoint)
+        )  # holds the run directory from here on
+        try:
+            checkpoint = self.checkpointer.resume_path(resume)
+            if checkpoint is None:
+                torch.manual_seed(rank_seed(config.seed, self.dist.rank))
+            else:
+                self.load_checkpoint(checkpoint)
 
-        compile_model = self.device.type == "cuda" if config.compile is None else config.compile
-        self._train_model: nn.Module = torch.compile(self.model) if compile_model else self.model
-        self._ddp: DistributedDataParallel | None = None
-        if self.dist.world_size > 1:
-            self._ddp = DistributedDataParallel(
-                self._train_model,
-                device_ids=[self.device.index] if self.device.type == "cuda" else None,
-                gradient_as_bucket_view=True,
-            )
-            self._train_model = self._ddp
+            compile_model = self.device.type == "cuda" if config.compile is None else config.compile
+            self._train_model: nn.Module = torch.compile(self.model) if compile_model else self.model
+            self._ddp: DistributedDataParallel | None = None
+            if self.dist.world_size > 1:
+                self._ddp = DistributedDataParallel(
+                    self._train_model,
+                    device_ids=[self.device.index] if self.device.type == "cuda" else None,
+                    gradient_as_bucket_view=True,
+                )
+                self._train_model = self._ddp
+        except BaseException:
+            self.checkpointer.release()
+            raise
 
     # ----------------------------------------------------------------------------------- public
 
@@ -219,7 +228,25 @@ class Trainer:
 
         Ends with a checkpoint. Ctrl-C (or SIGTERM, as torchrun sends) finishes the current
         update, saves a checkpoint there, then raises as usual; a second Ctrl-C stops at once.
+        The run directory is held for the call (taken again if an earlier call gave it back).
         """
+        self.checkpointer.acquire()
+        try:
+            return self._train(until)
+        finally:
+            self.checkpointer.release()
+
+    def close(self) -> None:
+        """Give the run directory back without training (a no-op if not held); :meth:`train` takes it again."""
+        self.checkpointer.release()
+
+    def __enter__(self) -> Trainer:
+        return self
+
+    def __exit__(self, *exc: Any) -> None:
+        self.close()
+
+    def _train(self, until: int | None) -> pd.DataFrame:
         config = self.config
         if until is None and self.step == config.steps:
             return self.history  # a finished run, e.g. resumed after its last checkpoint

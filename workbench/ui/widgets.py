@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import html
 import io
+import math
 import os
 import time
 from collections.abc import Callable, Iterable, Mapping
@@ -25,12 +26,13 @@ import pandas as pd
 import torch
 from IPython.display import display
 
-from ..data.tasks import TASKS, load_task
+from ..core.checks import NON_NEGATIVE_INT, Check
+from ..data.tasks import TASKS, load_task, validate_examples
 from ..data.tokenizer import Tokenizer
 from ..data.transforms import TransformedSequence, token_roles, transform_example
 from ..experiments.pretraining import find_runs
 from ..models.config import GPTConfig
-from ..models.generation import generate_text
+from ..models.generation import MAX_SEED, SEED, generate_text
 from ..models.gpt import GPT
 from ..models.params import parameter_breakdown
 
@@ -52,6 +54,10 @@ def _image() -> widgets.Image:
     return widgets.Image(format="png", layout=widgets.Layout(align_self="flex-start"))
 
 
+def _is_number(value) -> bool:
+    return isinstance(value, (int, float)) and not isinstance(value, bool)
+
+
 def _note(text: str, error: bool = False) -> str:
     colour = "#b00" if error else "#555"
     return f"<span style='color:{colour}'>{html.escape(text)}</span>"
@@ -66,8 +72,15 @@ def token_text(tokenizer: Tokenizer, token_id: int) -> str:
 # Parameter explorer
 
 
+EXPLORER_SIZES = ("n_layer", "d_model", "n_head", "vocab_size", "n_ctx", "norm")
+"""What the parameter explorer's controls set."""
+
+
 def explorer_config(base: GPTConfig, **sizes) -> GPTConfig:
     """``base`` with the sliders' sizes (and ``norm``); the FFN stays 4 x the width, as in both papers."""
+    unknown = sorted(set(sizes) - set(EXPLORER_SIZES))
+    if unknown:
+        raise ValueError(f"explorer_config has no size(s) {unknown}; expected some of {list(EXPLORER_SIZES)}")
     return base.replace(**sizes, d_ff=4 * sizes.get("d_model", base.d_model))
 
 
@@ -124,14 +137,23 @@ def parameter_explorer(config: GPTConfig | None = None) -> widgets.VBox:
 # Generation playground
 
 
+PLAYGROUND_SEED = Check("an integer in [0, 2**64)", lambda v: v is not None and SEED.test(v))
+"""The playground's seed box: what ``torch.Generator.manual_seed`` takes (no None: the box holds a number)."""
+
+
 def sampling_options(temperature: float, top_k: int, top_p: float, seed: int) -> dict:
     """The :func:`generate_text` arguments the playground's controls mean.
 
     Temperature 0 (or less) is greedy, which needs no seed; top-k 0 and top-p 1 switch those
-    filters off. A top-p outside (0, 1] is refused with a ValueError that says so.
+    filters off. A top-p outside (0, 1], a temperature that is not a finite number, a negative
+    top-k or a seed outside ``[0, 2**64)`` is refused with a ValueError that says so.
     """
-    if not 0 < top_p <= 1:
-        raise ValueError(f"top-p must be in (0, 1]; got {top_p} (1 switches it off)")
+    if not _is_number(top_p) or not 0 < top_p <= 1:
+        raise ValueError(f"top-p must be in (0, 1]; got {top_p!r} (1 switches it off)")
+    if not _is_number(temperature) or not math.isfinite(temperature):
+        raise ValueError(f"temperature must be a finite number (0 or less: greedy); got {temperature!r}")
+    NON_NEGATIVE_INT(top_k, "top-k (0 switches it off)")
+    PLAYGROUND_SEED(seed, "seed")
     greedy = temperature <= 0
     return dict(
         temperature=0.0 if greedy else temperature,
@@ -208,7 +230,7 @@ def generation_playground(
             button.disabled = False
         seconds = time.perf_counter() - start
         if options["seed"] is not None:
-            seed_box.value = options["seed"] + 1
+            seed_box.value = (options["seed"] + 1) % MAX_SEED
         status.value = _note(
             f"{steps} tokens in {seconds:.2f} s, {steps / seconds:.0f} tokens/s; "
             + "; ".join(sampling_notes(options, text))
@@ -249,18 +271,20 @@ class AttentionMaps:
     def head(self, layer: int, head: int) -> np.ndarray:
         """One head's ``[query, key]`` map; an index out of range is a ValueError giving the ranges."""
         n_layer, n_head = len(self.weights), self.weights[0].shape[0]
-        if not 0 <= layer < n_layer or not 0 <= head < n_head:
+        if not NON_NEGATIVE_INT.test(layer) or not NON_NEGATIVE_INT.test(head) or layer >= n_layer or head >= n_head:
             raise ValueError(
-                f"layer must be in 0..{n_layer - 1} and head in 0..{n_head - 1}; got layer {layer}, head {head}"
+                f"layer must be in 0..{n_layer - 1} and head in 0..{n_head - 1}; got layer {layer!r}, head {head!r}"
             )
         return self.weights[layer][head]
 
 
 def attention_maps(model: GPT, tokenizer: Tokenizer, text: str) -> AttentionMaps:
     """The attention of every head of ``model`` over ``text`` (its last ``n_ctx`` tokens)."""
+    if not isinstance(text, str):
+        raise ValueError(f"text must be a string, got {text!r}")
     ids = tokenizer.encode(text)
     if not ids:
-        raise ValueError("the text has no tokens")
+        raise ValueError(f"the text {text!r} has no tokens; expected some text to attend over")
     kept = ids[-model.config.n_ctx :]
     with torch.no_grad():
         out = model(torch.tensor([kept], device=next(model.parameters()).device), output_attentions=True)
@@ -368,6 +392,22 @@ def sequence_html(tokenizer: Tokenizer, sequence: TransformedSequence) -> str:
     return "".join(chips) + "<span style='color:#c00;font-size:12px'> \u25c0 the head reads here</span>"
 
 
+def example_html(task: str, example: dict) -> str:
+    """An example's fields and label as HTML; an example that misses a field or has a label outside
+    the task's set is a ValueError naming both (:func:`workbench.data.tasks.validate_examples`)."""
+    if task not in TASKS:
+        raise ValueError(f"unknown task {task!r}; expected one of {list(TASKS)}")
+    spec = TASKS[task]
+    validate_examples(spec, [example])
+    fields = "".join(
+        f"<div><b>{html.escape(name)}</b>: {html.escape(str(example[name]))}</div>"
+        for name in spec.fields
+        if name != "label"
+    )
+    label = spec.labels.get(example["label"], example["label"])
+    return f"{fields}<div>label: <b>{html.escape(str(label))}</b></div>"
+
+
 def transform_viewer(
     tokenizer: Tokenizer,
     n_ctx: int = 128,
@@ -406,13 +446,8 @@ def transform_viewer(
         index.max = len(rows) - 1
         example = rows[index.value]
         description.value = f"<i>{html.escape(spec.kind)}: {html.escape(spec.description)}</i>"
-        fields = "".join(
-            f"<div><b>{html.escape(name)}</b>: {html.escape(str(example[name]))}</div>"
-            for name in spec.fields
-            if name != "label"
-        )
-        label = spec.labels.get(example["label"], example["label"])
         try:
+            fields = example_html(task.value, example)
             built = transform_example(spec.kind, example, tokenizer, n_ctx)
         except (KeyError, ValueError) as error:  # e.g. a tokenizer without GPT-1's special tokens
             view.value = _note(f"{type(error).__name__}: {error}", error=True)
@@ -422,7 +457,7 @@ def transform_viewer(
             f"(n_ctx={n_ctx})<div>{sequence_html(tokenizer, s)}</div></div>"
             for s in built
         )
-        view.value = f"{fields}<div>label: <b>{html.escape(str(label))}</b></div>{blocks}"
+        view.value = f"{fields}{blocks}"
         viewer.sequences = [s.ids for s in built]
 
     def change_task(_=None) -> None:
@@ -444,9 +479,47 @@ def transform_viewer(
 # Loss-curve viewer
 
 
+HISTORY_EXPECTED = "expected a CSV with a 'step' column and loss columns, as the Trainer writes"
+
+
+def read_history(path: str | os.PathLike[str]) -> pd.DataFrame:
+    """A run's ``history.csv`` (``path`` is the file or its run directory); one that cannot be read
+    as a table with a ``step`` column is a ValueError naming the file and what was expected."""
+    path = Path(path)
+    if path.is_dir():
+        path = path / "history.csv"
+    expected = HISTORY_EXPECTED
+    if not path.is_file():
+        raise ValueError(f"{path} does not exist; {expected}")
+    try:
+        history = pd.read_csv(path)
+    except (OSError, ValueError, UnicodeDecodeError, pd.errors.ParserError) as error:  # EmptyDataError too
+        raise ValueError(f"{path} cannot be read ({type(error).__name__}: {error}); {expected}") from None
+    _check_history(history, str(path))
+    return history
+
+
+def _check_history(history, name: str) -> None:
+    if not isinstance(history, pd.DataFrame):
+        raise ValueError(f"the history of {name} must be a DataFrame, got {type(history).__name__}")
+    if "step" not in history.columns:
+        raise ValueError(
+            f"the history of {name} has no 'step' column (columns {list(history.columns)[:8]}); {HISTORY_EXPECTED}"
+        )
+    numeric = ["step", *(c for c in history.columns if str(c).endswith("loss"))]
+    bad = [c for c in numeric if history[c].notna().any() and not pd.api.types.is_numeric_dtype(history[c])]
+    if bad:
+        raise ValueError(f"the history of {name} has non-numeric values in column(s) {bad}; expected numbers")
+
+
 def loss_curves(histories: Mapping[str, pd.DataFrame]) -> pd.DataFrame:
     """Every loss column (a name ending in ``loss``) of each run's history, long: one row per
-    ``(run, curve, step)`` with its ``loss``; steps without a value (validation) are left out."""
+    ``(run, curve, step)`` with its ``loss``; steps without a value (validation) are left out.
+    A history without a ``step`` column or with text in it is a ValueError naming the run."""
+    if not isinstance(histories, Mapping):
+        raise ValueError(f"histories must be a mapping run name -> DataFrame, got {type(histories).__name__}")
+    for name, history in histories.items():
+        _check_history(history, f"run {name!r}")
     frames = [
         history[["step", column]].dropna().rename(columns={column: "loss"}).assign(run=name, curve=column)
         for name, history in histories.items()
@@ -502,10 +575,14 @@ def loss_curve_viewer(
             image.value, table.value = b"", ""
             return
         missing = [name for name in select.value if not (found[name] / "history.csv").is_file()]
-        shown = [name for name in select.value if name not in missing]
-        for name in shown:
-            if name not in histories:
-                histories[name] = pd.read_csv(found[name] / "history.csv")
+        unreadable = []
+        for name in select.value:
+            if name not in missing and name not in histories:
+                try:
+                    histories[name] = read_history(found[name])
+                except ValueError as error:
+                    unreadable.append(str(error))
+        shown = [name for name in select.value if name in histories]
         curves = loss_curves({name: histories[name] for name in shown})
         fig, ax = plt.subplots(figsize=(8, 4))
         for (name, column), curve in curves.groupby(["run", "curve"], sort=False):
@@ -528,6 +605,7 @@ def loss_curve_viewer(
         viewer.plotted = curves if len(curves) else None
         table.value = loss_summary(curves).to_html(index=False, float_format="%.3f")
         problems = [f"no history.csv in {', '.join(missing)}"] if missing else []
+        problems += unreadable
         problems += [] if len(curves) else ["the selected runs have no loss columns yet"]
         message.value = _note("; ".join(problems), error=True) if problems else ""
 

@@ -248,3 +248,11 @@ def open_tokens(path: str | os.PathLike[str], tokenizer: Tokenizer | None = None
             "with the data or pack the tokens again"
         )
     return np.memmap(path, dtype=np.dtype(manifest["dtype"]), mode="r", shape=(manifest["tokens"],))
+
+
+def unigram_entropy(tokens: np.ndarray, vocab_size: int) -> float:
+    """Entropy in nats of the token frequencies of ``tokens``: the loss of a model that knows only them
+    (the plateau a language model must leave to have learned anything about context)."""
+    counts = np.bincount(np.asarray(tokens, dtype=np.int64), minlength=vocab_size).astype(np.float64)
+    p = counts[counts > 0] / counts.sum()
+    return float(-(p * np.log(p)).sum())

@@ -93,9 +93,12 @@ class PretrainSpec:
         return self.train.replace(checkpoint_steps=self.checkpoint_steps(), progress=progress)
 
     def key(self) -> dict:
-        """What identifies the run's results (progress bars do not)."""
+        """What identifies the run's results (progress bars do not). An LSTM run adds its architecture,
+        which is derived from the preset by code that has changed (the LayerNorms of ``LSTMConfig.norm``)."""
         data = to_dict(self)
         del data["train"]["progress"]
+        if self.model == "lstm":
+            data["lstm"] = self.model_config().to_dict()
         return data
 
 

@@ -28,10 +28,12 @@ from ..core.checks import NON_EMPTY_STRING, NON_NEGATIVE_INT, check_fields, one_
 from ..core.device import resolve_device
 from ..core.options import apply_overrides, option
 from ..data.tokenizer import Tokenizer, gpt2_tokenizer
+from ..data.tokens import unigram_entropy
 from ..evaluation.heuristics import HEURISTICS, VERBALIZERS, evaluate, random_accuracy
 from ..models.config import PRESETS
 from ..models.gpt import GPT
 from ..models.params import count_parameters
+from ..training.language_model import default_token_files, open_token_file
 from .cache import cached_frame
 from .pretraining import PretrainRun, pretrain
 from .recipes import RECIPES, EvaluationSettings, PretrainSpec, Recipe, load_recipe
@@ -206,6 +208,12 @@ class ZeroShotExperiment:
                 for label, run in (("transformer", gpt_run), ("lstm", lstm_run))
             ]
         ).set_index("model")
+
+    def unigram_entropy(self) -> float:
+        """Entropy of the training tokens' frequencies: the loss of a model that learned nothing of context."""
+        vocab_size = self.spec.gpt_config.vocab_size
+        train_path, _ = default_token_files(vocab_size, seed=self.spec.data_seed, progress=False)
+        return unigram_entropy(open_token_file(train_path, vocab_size)[0], vocab_size)
 
     def supervised_reference(self, gpt_run: PretrainRun, progress: bool = True) -> pd.DataFrame:
         """:func:`supervised_reference` for this experiment's tasks and seeds."""

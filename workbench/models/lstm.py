@@ -5,6 +5,14 @@ targets)`` returns a :class:`~workbench.models.gpt.GPTOutput` with logits and th
 The input embedding is tied to the output layer; a linear projection maps the LSTM's hidden state
 back to the embedding width so the tie holds for any hidden size. (A separate layer rather than
 ``nn.LSTM(proj_size=...)``, which has no fast oneDNN kernel on CPU.)
+
+With ``norm=True`` a LayerNorm sits at each end of the tied embedding: on the embeddings read into the
+LSTM and on the projected state read by the tied head (GPT-2's final LayerNorm plays the second role).
+Without them the LSTM stays on the unigram plateau at the CPU recipe: a tied embedding initialised with
+std 0.02 is too small an input for the gates and, read from an unnormalised state, too weak an output.
+Measured (cpu recipe, 300 updates, validation loss; unigram entropy of the train split 6.80 nats): no
+norm 6.757, output norm only 6.741, input norm only 6.757, input scaled by sqrt(d_model) 6.758, both
+norms 5.557 (an untied head with a bias on top of both: 5.462, with 55% more parameters).
 """
 
 from __future__ import annotations
@@ -30,6 +38,7 @@ class LSTMConfig:
     n_layer: int = 2
     n_ctx: int = 128  # training window; the scorer cuts longer contexts to this
     dropout: float = 0.1
+    norm: bool = True  # LayerNorm on the input embeddings and before the tied head (see the module docstring)
 
     def __post_init__(self) -> None:
         for name in ("vocab_size", "d_model", "hidden", "n_layer", "n_ctx"):
@@ -41,19 +50,21 @@ class LSTMConfig:
 
 
 def lstm_parameters(config: LSTMConfig) -> int:
-    """Exact parameter count: tied embedding, four gates per layer (two biases each), the projection."""
+    """Exact parameter count: tied embedding, four gates per layer (two biases each), the projection,
+    and the two LayerNorms' gains and biases."""
     d, h = config.d_model, config.hidden
     first = 4 * h * (d + h) + 8 * h
     later = 4 * h * (h + h) + 8 * h
-    return config.vocab_size * d + first + (config.n_layer - 1) * later + h * d
+    norms = 4 * d if config.norm else 0
+    return config.vocab_size * d + first + (config.n_layer - 1) * later + h * d + norms
 
 
-def matching_lstm_config(gpt: GPTConfig, hidden: int | None = None) -> LSTMConfig:
+def matching_lstm_config(gpt: GPTConfig, hidden: int | None = None, norm: bool = True) -> LSTMConfig:
     """An LSTM on the same vocabulary and embedding width whose depth brings its size closest to ``gpt``'s."""
     target = count_parameters(gpt)
     hidden = hidden or gpt.d_model * 3 // 2
     best = min(
-        (LSTMConfig(gpt.vocab_size, gpt.d_model, hidden, n, gpt.n_ctx, gpt.dropout) for n in range(1, 9)),
+        (LSTMConfig(gpt.vocab_size, gpt.d_model, hidden, n, gpt.n_ctx, gpt.dropout, norm) for n in range(1, 9)),
         key=lambda c: abs(lstm_parameters(c) - target),
     )
     return best
@@ -73,6 +84,8 @@ class LSTMLanguageModel(nn.Module):
             dropout=config.dropout if config.n_layer > 1 else 0.0,
         )
         self.proj = nn.Linear(config.hidden, config.d_model, bias=False)
+        self.ln_in = nn.LayerNorm(config.d_model) if config.norm else nn.Identity()
+        self.ln_out = nn.LayerNorm(config.d_model) if config.norm else nn.Identity()
         self.lm_head = nn.Linear(config.d_model, config.vocab_size, bias=False)
         self.lm_head.weight = self.wte.weight
         nn.init.normal_(self.wte.weight, std=0.02)
@@ -87,8 +100,8 @@ class LSTMLanguageModel(nn.Module):
             raise ValueError(
                 f"token ids must be in [0, {self.config.vocab_size}), got {int(idx.min())}..{int(idx.max())}"
             )
-        hidden, _ = self.lstm(self.drop(self.wte(idx)))
-        logits = self.lm_head(self.proj(self.drop(hidden)))
+        hidden, _ = self.lstm(self.drop(self.ln_in(self.wte(idx))))
+        logits = self.lm_head(self.ln_out(self.proj(self.drop(hidden))))
         loss = None
         if targets is not None:
             targets = check_targets(targets, idx, self.config.vocab_size)

@@ -7,10 +7,12 @@ from .plots import (
     plot_parameter_count,
     plot_pretraining_loss,
     plot_schedule,
+    plot_validation_loss,
     plot_zero_shot,
     plot_zero_shot_scaling,
     pretraining_loss_data,
     save_figure,
+    validation_loss_data,
 )
 from .widgets import (
     AttentionMaps,
@@ -45,6 +47,7 @@ __all__ = [
     "plot_parameter_count",
     "plot_pretraining_loss",
     "plot_schedule",
+    "plot_validation_loss",
     "plot_zero_shot",
     "plot_zero_shot_scaling",
     "pretraining_loss_data",
@@ -54,4 +57,5 @@ __all__ = [
     "sequence_html",
     "token_text",
     "transform_viewer",
+    "validation_loss_data",
 ]

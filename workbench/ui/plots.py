@@ -164,6 +164,32 @@ def plot_pretraining_loss(data: pd.DataFrame, title: str = "Pretraining") -> plt
     return fig
 
 
+def validation_loss_data(histories: dict[str, pd.DataFrame]) -> pd.DataFrame:
+    """Long table ``model, step, tokens, val_loss`` of several runs' histories."""
+    frames = [
+        history.dropna(subset=["val_loss"])[["step", "tokens", "val_loss"]].assign(model=label)
+        for label, history in histories.items()
+    ]
+    return pd.concat(frames, ignore_index=True)[["model", "step", "tokens", "val_loss"]]
+
+
+def plot_validation_loss(data: pd.DataFrame, unigram_entropy: float, title: str = "Validation loss") -> plt.Figure:
+    """Each run's validation loss against tokens seen, beside the unigram entropy of the training tokens:
+    a model on that line knows token frequencies and nothing of context."""
+    fig, ax = plt.subplots(figsize=(6.5, 4))
+    styles = {"transformer": dict(linestyle="-"), "lstm": dict(linestyle="--")}
+    for model, rows in data.groupby("model", sort=False):
+        ax.plot(rows["tokens"] / 1e6, rows["val_loss"], marker="o", label=model, **styles.get(model, {}))
+    ax.axhline(unigram_entropy, color="grey", linestyle=":", label=f"unigram entropy ({unigram_entropy:.2f})")
+    ax.set_xlabel("tokens seen (millions)")
+    ax.set_ylabel("validation cross-entropy (nats per token)")
+    ax.set_title(title)
+    ax.legend()
+    ax.grid(alpha=0.3)
+    fig.tight_layout()
+    return fig
+
+
 _SPLIT_STYLES = {
     "dev": dict(color="tab:blue", linestyle="-", marker="o"),
     "train": dict(color="tab:orange", linestyle="--", marker="s"),

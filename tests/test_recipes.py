@@ -7,6 +7,8 @@ import argparse
 import ast
 import dataclasses
 import re
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -235,3 +237,12 @@ def test_cache_keys_ignore_the_progress_bar():
     assert quiet.key() == settings.key() and "progress" not in settings.key()["train"]
     assert apply_overrides(settings, {"threads": 2}).key() != settings.key()  # threads can change the last bits
     assert isinstance(spec.train, TrainConfig) and to_dict(spec)["train"]["progress"] is True
+
+
+def test_recipes_piped_into_head_stops_quietly():
+    """`python -m workbench recipes | head` closes the pipe early: no error line, no traceback."""
+    result = subprocess.run(
+        f"{sys.executable} -m workbench recipes | head -1", shell=True, capture_output=True, text=True, check=True
+    )
+    assert result.stdout.split()[:3] == ["cpu", "gpu", "paper"]
+    assert result.stderr == ""

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import argparse
 import importlib
+import os
 import sys
 import traceback
 
@@ -97,6 +98,9 @@ def main(argv: list[str] | None = None) -> int:
         return _error(prog, f"unrecognized arguments: {' '.join(extras)}", 2)
     try:
         return int(args.handler(args) or 0)
+    except BrokenPipeError:  # `... | head` closed stdout: stop quietly, as Unix tools do
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return 141
     except UsageError as error:
         if args.debug:
             traceback.print_exc()

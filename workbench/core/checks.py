@@ -69,6 +69,12 @@ def sequence_of(check: Check, *, non_empty: bool = True) -> Check:
     )
 
 
+def distinct(values: Any) -> Any:
+    """A list, tuple or range as a tuple without repeats, in order; anything else as it is, for a check
+    such as :func:`sequence_of` to name."""
+    return tuple(dict.fromkeys(values)) if isinstance(values, (list, tuple, range)) else values
+
+
 def check_fields(instance: Any) -> None:
     """Run the check each field of a dataclass declared (``metadata["check"]``)."""
     owner = type(instance).__name__

@@ -29,6 +29,7 @@ from ..core.checks import (
     POSITIVE_INT,
     Check,
     check_fields,
+    distinct,
     one_of,
     optional,
     sequence_of,
@@ -63,8 +64,7 @@ def check_task(task: str) -> str:
 
 def check_layers(layers: Iterable[int], n_layer: int) -> tuple[int, ...]:
     """Layer counts to transfer, each in 0..n_layer, without repeats."""
-    layers = tuple(layers)
-    return tuple(dict.fromkeys(sequence_of(in_layers(n_layer))(layers, "layers")))
+    return sequence_of(in_layers(n_layer))(distinct(layers), "layers")
 
 
 def in_layers(n_layer: int) -> Check:
@@ -117,14 +117,7 @@ class TransferExperiment:
         ``finetune_steps`` trains every run for that many updates instead of the recipe's epochs.
         """
         recipe = load_recipe(scale).with_device(device, precision)
-        for name, value in (("tasks", tasks), ("seeds", seeds), ("layers", layers)):
-            if not (
-                isinstance(value, (list, tuple, range))
-                or (name == "tasks" and isinstance(value, str))
-                or (name == "layers" and value is None)
-            ):
-                raise ValueError(f"{name} must be a non-empty list, got {value!r}")
-        tasks = tuple(dict.fromkeys([tasks] if isinstance(tasks, str) else tasks))
+        tasks = distinct([tasks] if isinstance(tasks, str) else tasks)
         overrides: dict = {}
         if pretrain_steps is not None:
             overrides["pretraining"] = {"train": {"steps": pretrain_steps}}
@@ -135,7 +128,7 @@ class TransferExperiment:
         recipe = apply_overrides(recipe, overrides)
         n_layer = recipe.pretraining.gpt_config.n_layer
         layers = range(n_layer + 1) if layers is None else layers
-        return cls(recipe, tasks, tuple(dict.fromkeys(seeds)), check_layers(layers, n_layer))
+        return cls(recipe, tasks, distinct(seeds), check_layers(layers, n_layer))
 
     def n_labelled(self, task: str) -> int | None:
         return self.recipe.n_labelled(task)
@@ -427,7 +420,7 @@ def layer_transfer_sweep(
     check_task(task)
     n_layer = run.spec.gpt_config.n_layer
     layers = check_layers(range(n_layer + 1) if layers is None else layers, n_layer)
-    seeds = tuple(dict.fromkeys(sequence_of(NON_NEGATIVE_INT)(tuple(seeds), "seeds")))
+    seeds = sequence_of(NON_NEGATIVE_INT)(distinct(seeds), "seeds")
     jobs = [_job(run, task, n, seed, n_labelled, lm_weight, settings, None) for seed in seeds for n in layers]
     jobs += [_job(None, task, None, seed, n_labelled, lm_weight, settings, run.spec) for seed in seeds]
     rows = []
@@ -461,7 +454,7 @@ def ablation(
     tasks = tuple(check_task(t) for t in dict.fromkeys([tasks] if isinstance(tasks, str) else tasks))
     labelled = {t: None for t in tasks} if n_labelled is None else _labelled_overrides(n_labelled, tasks)
     labelled = {t: labelled.get(t) for t in tasks}
-    seeds = tuple(dict.fromkeys(sequence_of(NON_NEGATIVE_INT)(tuple(seeds), "seeds")))
+    seeds = sequence_of(NON_NEGATIVE_INT)(distinct(seeds), "seeds")
     keys = [(task, variant, seed) for task in labelled for variant in VARIANTS for seed in seeds]
     jobs = [
         _job(None, task, None, seed, labelled[task], 0.5, settings, run.spec)

@@ -24,7 +24,7 @@ import pandas as pd
 import torch
 from tqdm.auto import tqdm
 
-from ..core.checks import NON_EMPTY_STRING, NON_NEGATIVE_INT, check_fields, one_of, optional, sequence_of
+from ..core.checks import NON_EMPTY_STRING, NON_NEGATIVE_INT, check_fields, distinct, one_of, optional, sequence_of
 from ..core.device import resolve_device
 from ..core.options import apply_overrides, option
 from ..data.tokenizer import Tokenizer, gpt2_tokenizer
@@ -156,8 +156,8 @@ class ZeroShotExperiment:
         names = list(HEURISTICS) if heuristics is None else [heuristics] if isinstance(heuristics, str) else heuristics
         return cls(
             apply_overrides(recipe, overrides),
-            tuple(dict.fromkeys(names)),
-            tuple(dict.fromkeys(supervised_seeds)),
+            distinct(names),
+            distinct(supervised_seeds),
             pretrained,
         )
 
@@ -369,7 +369,7 @@ def supervised_reference(
     """
     finetune = finetune or finetune_task
     recipe = recipe or RECIPES["cpu"]
-    seeds = tuple(dict.fromkeys(sequence_of(NON_NEGATIVE_INT)(tuple(seeds), "seeds")))
+    seeds = sequence_of(NON_NEGATIVE_INT)(distinct(seeds), "seeds")
     tasks = [check_task(t) for t in dict.fromkeys(tasks)]
     rows = []
     with tqdm(total=len(tasks) * len(seeds), desc="supervised reference (fine-tuning)", disable=not progress) as bar:

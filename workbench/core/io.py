@@ -1,9 +1,12 @@
-"""Atomic file writes: write next to the target, then rename, so nothing is left half-written."""
+"""Atomic file writes: write next to the target, then rename, so nothing is left half-written; and the
+one error for a write that finds the disk full."""
 
 from __future__ import annotations
 
 import contextlib
+import errno
 import os
+import shutil
 import tempfile
 from collections.abc import Iterator
 from pathlib import Path
@@ -41,3 +44,47 @@ def atomic_path(target: str | os.PathLike[str]) -> Iterator[Path]:
 def write_text_atomic(target: str | os.PathLike[str], text: str) -> None:
     with atomic_path(target) as tmp:
         tmp.write_text(text)
+
+
+_FULL = (errno.ENOSPC, getattr(errno, "EDQUOT", errno.ENOSPC))
+
+
+class DiskFullError(OSError):
+    """A write ran out of disk space (or quota); the message names the path, the space needed and free."""
+
+    def __init__(self, message: str, *, path: str | os.PathLike[str], needed: int | None):
+        super().__init__(errno.ENOSPC, message, str(path))
+        self.path, self.needed = Path(path), needed
+
+    def __str__(self) -> str:
+        return self.strerror  # the message names the path already
+
+
+def is_disk_full(error: BaseException) -> bool:
+    """A full disk or quota not yet turned into a :class:`DiskFullError`: an ``OSError`` with ENOSPC or
+    EDQUOT, or a library error that carries one in its message (safetensors: "... (os error 28)")."""
+    if isinstance(error, DiskFullError):
+        return False
+    return getattr(error, "errno", None) in _FULL or any(f"(os error {code})" in str(error) for code in _FULL)
+
+
+def format_size(n: int) -> str:
+    """Bytes in the unit a reader compares with ``df -h``: KiB only below 100 KiB, then MiB, then GiB."""
+    for unit, scale, above in (("GiB", 2**30, 2**30), ("MiB", 2**20, 100 * 2**10), ("KiB", 2**10, 2**10)):
+        if n >= above:
+            return f"{n / scale:,.1f} {unit}"
+    return f"{n} bytes"
+
+
+def disk_full_error(path: str | os.PathLike[str], needed: int | None, message: str, advice: str) -> DiskFullError:
+    """The error for a write of ``path`` that ran out of space: ``message`` (what could not be written),
+    the space the write needs (``needed`` bytes, if known) and the space free there, then ``advice``."""
+    path = Path(path)
+    free = None
+    for folder in (path.parent, *path.parents):
+        with contextlib.suppress(OSError):
+            free = shutil.disk_usage(folder).free
+            break
+    needs = f"it needs about {format_size(needed)}" if needed else "it needs more space"
+    frees = f", and {format_size(free)} are free" if free is not None else ""
+    return DiskFullError(f"{message}: {needs}{frees}. {advice}", path=path, needed=needed)

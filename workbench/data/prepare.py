@@ -17,6 +17,7 @@ import time
 import warnings
 from pathlib import Path
 
+from ..core.io import DiskFullError, is_disk_full
 from .corpus import (
     CORPUS_VERSION,
     DEFAULT_SOURCES,
@@ -27,7 +28,7 @@ from .corpus import (
     load_documents,
     source_sizes,
 )
-from .sources import DiskFullError, cache_lock, data_dir, disk_full_error, fetch_all, is_disk_full
+from .sources import cache_lock, data_dir, disk_full_error, fetch_all
 from .tasks import task_sizes
 from .tokenizer import Tokenizer, check_vocab_size, train_bpe
 from .tokens import manifest_path, open_tokens, pack_tokens, read_manifest, upgrade_manifest

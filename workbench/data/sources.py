@@ -20,7 +20,6 @@ from __future__ import annotations
 import ast
 import base64
 import contextlib
-import errno
 import fnmatch
 import hashlib
 import http.client
@@ -47,7 +46,8 @@ from dataclasses import dataclass
 from html.parser import HTMLParser
 from pathlib import Path
 
-from ..core.io import write_text_atomic
+from ..core.io import DiskFullError, is_disk_full, write_text_atomic
+from ..core.io import disk_full_error as core_disk_full_error
 from ..core.locks import LOCK_FILE, DirectoryLocked, directory_lock
 
 DATA_DIR_ENV = "WORKBENCH_DATA_DIR"
@@ -61,16 +61,6 @@ CHUNK = 1 << 20
 
 class SourceError(RuntimeError):
     """A source could not be fetched, verified or extracted; the message says how to fetch it."""
-
-
-class DiskFullError(OSError):
-    """A data write ran out of disk space; the message names the path and the space it needs."""
-
-    def __init__(self, message: str, *, path: str | os.PathLike[str], needed: int | None):
-        super().__init__(message)
-        self.errno = errno.ENOSPC
-        self.path = Path(path)
-        self.needed = needed
 
 
 @dataclass(frozen=True)
@@ -238,38 +228,15 @@ def remove_leftovers(root: str | os.PathLike[str] | None = None) -> list[Path]:
     return removed
 
 
-def is_disk_full(error: BaseException) -> bool:
-    """An ``OSError`` for a full disk or quota, not yet turned into a :class:`DiskFullError`."""
-    return (
-        isinstance(error, OSError)
-        and not isinstance(error, DiskFullError)
-        and error.errno in (errno.ENOSPC, getattr(errno, "EDQUOT", errno.ENOSPC))
-    )
-
-
-def _size(n: int) -> str:
-    for unit, scale in (("GB", 1e9), ("MB", 1e6), ("kB", 1e3)):
-        if n >= scale:
-            return f"{n / scale:,.1f} {unit}"
-    return f"{n} bytes"
-
-
 def disk_full_error(path: str | os.PathLike[str], needed: int | None) -> DiskFullError:
-    """The error for a write of ``path`` that ran out of space (``needed``: its size in bytes, if known)."""
-    path = Path(path)
-    free = None
-    for folder in (path.parent, *path.parents):
-        with contextlib.suppress(OSError):
-            free = shutil.disk_usage(folder).free
-            break
-    needs = f"it needs about {_size(needed)}" if needed else "it needs more space"
-    message = (
-        f"no space left on the device to write {path}: {needs}"
-        + (f", and {_size(free)} are free" if free is not None else "")
-        + f". Free some space, or set ${DATA_DIR_ENV} to a disk with room for the data cache; "
-        "nothing half-written was kept"
+    """The error for a data-cache write of ``path`` that ran out of space (``needed``: its size, if known)."""
+    return core_disk_full_error(
+        path,
+        needed,
+        f"no space left on the device to write {path}",
+        f"Free some space, or set ${DATA_DIR_ENV} to a disk with room for the data cache; "
+        "nothing half-written was kept",
     )
-    return DiskFullError(message, path=path, needed=needed)
 
 
 # ---------------------------------------------------------------------------------------------------

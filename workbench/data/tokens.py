@@ -25,9 +25,9 @@ from pathlib import Path
 
 import numpy as np
 
-from ..core.io import atomic_path, write_text_atomic
+from ..core.io import atomic_path, is_disk_full, write_text_atomic
 from .corpus import CORPUS_SOURCES, Document, archive_of
-from .sources import disk_full_error, is_disk_full, stamp_file
+from .sources import disk_full_error, stamp_file
 from .tokenizer import SPECIAL_TOKENS, Tokenizer
 
 FORMAT_VERSION = 1  # new fields (sha256, stat) are optional, so manifests of older versions still read
@@ -61,7 +61,7 @@ def pack_tokens(
 
     Each document is encoded as ordinary text and followed by ``<|endoftext|>``'s id. ``metadata``
     (e.g. split, seed) is recorded in the manifest. Returns the manifest. On a full disk it raises
-    :class:`~workbench.data.sources.DiskFullError` and leaves neither file.
+    :class:`~workbench.core.io.DiskFullError` and leaves neither file.
     """
     from tqdm.auto import tqdm
 

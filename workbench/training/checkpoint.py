@@ -19,7 +19,6 @@ names the file and what is wrong with it, never a parser's traceback or a silent
 from __future__ import annotations
 
 import contextlib
-import errno
 import json
 import os
 import re
@@ -35,6 +34,7 @@ from safetensors import SafetensorError, safe_open
 from safetensors.torch import save_file
 from torch import nn
 
+from ..core.io import disk_full_error, is_disk_full
 from ..models.config import GPTConfig
 from ..models.gpt import GPT
 from ..models.weights import load_state_checked, non_finite
@@ -277,29 +277,15 @@ def write_checkpoint(
             (tmp / STATE_FILE).write_text(json.dumps(state | {"optimizer_groups": groups}, indent=1))
             history.to_csv(tmp / HISTORY_FILE, index=False)
     except (OSError, SafetensorError) as error:
-        code = _disk_full(error)
-        if code is None:
+        if not is_disk_full(error):
             raise
-        needed = _bytes_needed(model, optimizer)
-        free = shutil.disk_usage(path.parent).free if path.parent.is_dir() else 0
-        raise OSError(
-            code,
-            f"{os.strerror(code)}: cannot write checkpoint {path}: it needs about {_megabytes(needed)} "
-            f"(weights and optimizer state) and {_megabytes(free)} is free on that disk. Nothing was "
-            "written and the earlier checkpoints are intact; free some space (or lower keep_last) and resume",
-            str(path),
+        raise disk_full_error(
+            path,
+            _bytes_needed(model, optimizer),
+            f"cannot write checkpoint {path}",
+            "A checkpoint holds the weights and the optimizer state. Nothing was written and the earlier "
+            "checkpoints are intact; free some space (or lower keep_last) and resume",
         ) from error
-
-
-def _disk_full(error: Exception) -> int | None:
-    """``ENOSPC`` or ``EDQUOT`` when ``error`` says the disk (or quota) is full, else None.
-
-    safetensors reports its I/O errors as a ``SafetensorError`` whose message holds the OS error.
-    """
-    for code in (errno.ENOSPC, errno.EDQUOT):
-        if getattr(error, "errno", None) == code or f"(os error {code})" in str(error):
-            return code
-    return None
 
 
 def _bytes_needed(model: nn.Module, optimizer: torch.optim.Optimizer) -> int:
@@ -314,10 +300,6 @@ def _bytes_needed(model: nn.Module, optimizer: torch.optim.Optimizer) -> int:
     for entries in optimizer.state.values():
         total += sum(v.numel() * v.element_size() for v in entries.values() if isinstance(v, torch.Tensor))
     return total
-
-
-def _megabytes(size: int) -> str:
-    return f"{size / 2**20:.1f} MiB"
 
 
 def read_history(path: str | os.PathLike[str]) -> pd.DataFrame:

@@ -13,7 +13,14 @@ from .explorer import Explorer
 from .pretraining import PretrainingExperiment, PretrainRun, cached_pretraining_runs, pretrain
 from .recipes import RECIPES, EvaluationSettings, FinetuneSettings, PretrainSpec, Recipe, load_recipe, recipes_table
 from .transfer import VARIANTS, TransferExperiment, ablation, finetune_task, layer_transfer_sweep, summarize
-from .zero_shot import ZeroShotExperiment, relative_performance, summarise_curve, zero_shot_curve, zero_shot_scaling
+from .zero_shot import (
+    ZeroShotExperiment,
+    reference_accuracy,
+    relative_performance,
+    summarise_curve,
+    zero_shot_curve,
+    zero_shot_scaling,
+)
 
 __all__ = [
     "RECIPES",
@@ -36,6 +43,7 @@ __all__ = [
     "load_recipe",
     "pretrain",
     "recipes_table",
+    "reference_accuracy",
     "relative_performance",
     "summarise_curve",
     "summarize",

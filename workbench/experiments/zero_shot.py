@@ -385,10 +385,14 @@ def supervised_reference(
     return pd.DataFrame(rows)
 
 
+def reference_accuracy(table: pd.DataFrame) -> dict[str, float]:
+    """A :func:`supervised_reference` table averaged over its seeds: ``{task: dev accuracy}``."""
+    return table.groupby("task", sort=False)["dev_accuracy"].mean().to_dict()
+
+
 def supervised_accuracy(run: PretrainRun, tasks: Sequence[str], **options) -> dict[str, float]:
     """:func:`supervised_reference` averaged over its seeds: ``{task: dev accuracy}``."""
-    table = supervised_reference(run, tasks, **options)
-    return table.groupby("task", sort=False)["dev_accuracy"].mean().to_dict()
+    return reference_accuracy(supervised_reference(run, tasks, **options))
 
 
 def _supervised(gpt_run, variants, supervised, progress) -> dict[str, float]:
@@ -653,6 +657,7 @@ __all__ = [
     "relative_performance",
     "scaling_specs",
     "summarise_curve",
+    "reference_accuracy",
     "supervised_accuracy",
     "supervised_reference",
     "zero_shot_curve",

@@ -47,7 +47,6 @@ from torch import nn
 from workbench import GPT, GPTConfig
 from workbench.data.prepare import corpus_tokenizer
 from workbench.data.tasks import load_task
-from workbench.evaluation.heuristics import multiple_choice_requests
 from workbench.evaluation.scoring import encode_requests, score_token_requests
 
 
@@ -78,7 +77,8 @@ def one_pair_per_forward(model: GPT, requests) -> np.ndarray:
 def workload(model: GPT, tokenizer, n_examples: int, context_lines: int):
     """The first ``n_examples`` test examples of next_line with ``context_lines`` lines of context."""
     examples = load_task("next_line", "test", context_lines=context_lines)[:n_examples]
-    requests = encode_requests(tokenizer, [r for e in examples for r in multiple_choice_requests(e)])
+    pairs = [(e["context"] + "\n", choice) for e in examples for choice in e["choices"]]  # the paper's rule
+    requests = encode_requests(tokenizer, pairs)
     return [(c, k) for c, k in requests if len(k) <= model.config.n_ctx - 1]  # the loop has no rolling window
 
 

@@ -39,7 +39,7 @@ from workbench.core import POSITIVE_INT, one_of, sequence_of
 from workbench.data.sources import DATA_DIR_ENV
 from workbench.data.tokenizer import Tokenizer, train_bpe
 from workbench.data.transforms import encode_examples
-from workbench.evaluation.heuristics import evaluate, evaluate_all
+from workbench.evaluation.heuristics import evaluate, score_outcomes
 from workbench.evaluation.scoring import score, score_token_requests
 from workbench.experiments import PretrainingExperiment, TransferExperiment, ZeroShotExperiment
 from workbench.experiments.explorer import Explorer
@@ -339,28 +339,28 @@ API = [
         ("positive integer",),
     ),
     Bad(
-        "evaluate-all-max-examples-zero",
-        lambda: evaluate_all(_model(), _tok(), max_examples=0),
+        "score-outcomes-max-examples-zero",
+        lambda: score_outcomes(_model(), _tok(), max_examples=0),
         ("got 0",),
         ("positive integer",),
     ),
     Bad(
         "evaluate-unknown-heuristic",
         lambda: evaluate(_model(), _tok(), "winograd"),
-        ("'winograd'",),
-        ("expected one of",),
+        ("['winograd']",),
+        ("expected some of ['acceptability'",),
+    ),
+    Bad(
+        "evaluate-no-heuristics",
+        lambda: evaluate(_model(), _tok(), []),
+        ("[]",),
+        ("expected some of ['acceptability'",),
     ),
     Bad(
         "evaluate-unknown-verbalizer",
         lambda: evaluate(_model(), _tok(), "sentiment", verbalizer="yes/no"),
         ("'yes/no'",),
         ("expected one of",),
-    ),
-    Bad(
-        "evaluate-unknown-option",
-        lambda: evaluate(_model(), _tok(), "multiple_choice", verbalizer="good/bad"),
-        ("['verbalizer']",),
-        ("expected some of []",),
     ),
     Bad(
         "evaluate-batch-size-zero",

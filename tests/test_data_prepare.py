@@ -16,7 +16,7 @@ import numpy as np
 import pytest
 
 from workbench.cli import data as data_command
-from workbench.data import prepare
+from workbench.data import prepare, vocabulary
 from workbench.data.corpus import DEFAULT_SOURCES, Document
 from workbench.data.sources import DiskFullError, sha256_file
 from workbench.data.tasks import TASKS
@@ -44,6 +44,7 @@ def small(tmp_path, monkeypatch):
     """A made-up corpus in an empty data cache; returns the cache."""
     monkeypatch.setenv("WORKBENCH_DATA_DIR", str(tmp_path / "cache"))
     monkeypatch.setattr(prepare, "corpus_split", small_split)
+    monkeypatch.setattr(vocabulary, "corpus_split", small_split)
     return tmp_path / "cache"
 
 
@@ -110,7 +111,7 @@ def test_a_split_is_packed_once_then_reused(small, monkeypatch):
     assert manifest["sha256"] == sha256_file(path) and manifest["split"] == "val"
     assert not leftover.exists()
     monkeypatch.setattr(prepare, "pack_tokens", lambda *a, **k: pytest.fail("packed again"))
-    monkeypatch.setattr(prepare, "train_bpe", lambda *a, **k: pytest.fail("trained again"))
+    monkeypatch.setattr(vocabulary, "train_bpe", lambda *a, **k: pytest.fail("trained again"))
     assert prepare.packed_split("val", SMALL_VOCAB) == path
 
 
@@ -157,11 +158,12 @@ def test_two_processes_at_once_train_and_pack_once(small):
     code = f"""
 import time
 import workbench.data.prepare as prepare
+import workbench.data.vocabulary as vocabulary
 from workbench.data.corpus import Document
 def small_split(split, seed=0, sources=None):
     return [Document("mine", f"{{split}} {{i}}", text) for i, text in enumerate({TEXTS!r})]
-prepare.corpus_split = small_split
-real_train, real_pack = prepare.train_bpe, prepare.pack_tokens
+prepare.corpus_split = vocabulary.corpus_split = small_split
+real_train, real_pack = vocabulary.train_bpe, prepare.pack_tokens
 def train(*args, **kwargs):
     print("train", flush=True)
     time.sleep(1)  # long enough for the other process to arrive
@@ -169,7 +171,7 @@ def train(*args, **kwargs):
 def pack(*args, **kwargs):
     print("pack", flush=True)
     return real_pack(*args, **kwargs)
-prepare.train_bpe, prepare.pack_tokens = train, pack
+vocabulary.train_bpe, prepare.pack_tokens = train, pack
 print(prepare.packed_split("val", {SMALL_VOCAB}))
 """
     env = {**os.environ, "PYTHONPATH": str(REPO)}

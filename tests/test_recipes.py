@@ -61,7 +61,11 @@ def test_the_three_recipes_validate():
         assert TransferExperiment.from_params(name).recipe == recipe
         assert ZeroShotExperiment.from_params(name).recipe == recipe
     assert RECIPES["cpu"].pretraining.preset == "gpt2-slim"
-    assert RECIPES["gpu"].pretraining.preset == RECIPES["paper"].pretraining.preset == "gpt1"
+    assert RECIPES["paper"].pretraining.preset == "gpt1"
+    # the GPU recipe is sized to the data (about 3M tokens): a 5.3M model for several epochs, early stopping
+    gpu = RECIPES["gpu"]
+    assert gpu.pretraining.preset == "gpt2-mini" and gpu.evaluation.checkpoint == "best"
+    assert gpu.pretraining.train.steps * gpu.pretraining.train.batch_size * 128 > 5 * 2_860_000
     with pytest.raises(
         ValueError,
         match=r"unknown recipe 'laptop': expected one of \['cpu', 'gpu', 'paper'\] or the "
@@ -119,9 +123,10 @@ def test_recipes_command_prints_them_side_by_side(capsys):
     header, *rows = printed.splitlines()
     assert header.split() == ["cpu", "gpu", "paper"]
     lines = {row.split()[0]: row.split()[1:] for row in rows if row.strip() and row.split()[0] != "option"}
-    assert lines["pretraining.train.steps"] == ["600", "1000", "11300"]
-    assert lines["finetuning.train.lr"] == ["0.001", "6.25e-05", "6.25e-05"]
-    assert lines["pretraining.preset"] == ["gpt2-slim", "gpt1", "gpt1"]
+    assert lines["pretraining.train.steps"] == ["1400", "2100", "11300"]
+    assert lines["finetuning.train.lr"] == ["0.001", "0.001", "6.25e-05"]
+    assert lines["pretraining.preset"] == ["gpt2-slim", "gpt2-mini", "gpt1"]
+    assert lines["evaluation.checkpoint"] == ["last", "best", "last"]
     table = recipes_table()
     assert list(table.columns) == ["cpu", "gpu", "paper"] and table.index.name == "option"
     assert set(lines) == set(table.index)  # every option, none cut off
@@ -140,7 +145,7 @@ def test_yaml_file_round_trips_and_edits_are_read_back(tmp_path, capsys):
         assert from_dict(Recipe, yaml.safe_load(recipe_yaml(recipe))) == recipe
 
     data = yaml.safe_load(path.read_text())
-    assert data["pretraining"]["train"]["steps"] == 600  # every option is written out
+    assert data["pretraining"]["train"]["steps"] == 1400  # every option is written out
     data["pretraining"]["train"]["steps"] = 1200
     data["finetuning"]["epochs"] = None
     data["ladder"] = ["gpt2-nano", "gpt2-slim"]
@@ -165,7 +170,7 @@ def test_bad_yaml_names_the_file_and_the_field(tmp_path, capsys):
     text = recipe_yaml(RECIPES["cpu"])
     cases = {
         "steps.yaml": (
-            text.replace("steps: 600", "steps: -5"),
+            text.replace("steps: 1400", "steps: -5"),
             r"TrainConfig.steps must be a positive integer, got -5",
         ),
         "unknown.yaml": (
@@ -226,11 +231,11 @@ def test_cache_keys_ignore_the_progress_bar():
     spec = RECIPES["cpu"].pretraining
     shown, hidden = (apply_overrides(spec, {"train": {"progress": p}}) for p in (True, False))
     assert shown.key() == hidden.key() and config_key(shown.key()) == config_key(hidden.key())
-    assert "progress" not in shown.key()["train"] and shown.key()["train"]["steps"] == 600
+    assert "progress" not in shown.key()["train"] and shown.key()["train"]["steps"] == 1400
     assert spec.train.progress is True  # key() leaves the spec itself alone
     assert shown.train_config(progress=False).progress is False
     assert shown.train_config().checkpoint_steps == spec.checkpoint_steps()
-    for changed in ({"train": {"steps": 601}}, {"train": {"seed": 1}}, {"preset": "gpt2-mini"}, {"n_checkpoints": 4}):
+    for changed in ({"train": {"steps": 1401}}, {"train": {"seed": 1}}, {"preset": "gpt2-mini"}, {"n_checkpoints": 4}):
         assert apply_overrides(spec, changed).key() != spec.key(), changed
     settings = RECIPES["cpu"].finetuning
     quiet = apply_overrides(settings, {"train": {"progress": False}})

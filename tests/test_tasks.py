@@ -1,11 +1,15 @@
 """Tasks on the real data: shapes, determinism, splits, what each example means; validation errors;
 adapters from in-memory ``datasets.Dataset`` objects (never the network)."""
 
+import math
 from collections import Counter
 
+import numpy as np
 import pytest
+import torch
 
 from workbench.data.corpus import corpus_split
+from workbench.data.prepare import corpus_tokenizer, packed_split
 from workbench.data.tasks import (
     KIND_FIELDS,
     TASK_SPLITS,
@@ -16,6 +20,10 @@ from workbench.data.tasks import (
     task_sizes,
     validate_examples,
 )
+from workbench.data.tokens import open_tokens
+from workbench.evaluation.scoring import score
+from workbench.models.config import GPTConfig
+from workbench.models.gpt import GPT
 
 pytestmark = pytest.mark.data
 
@@ -25,16 +33,25 @@ def heldout_lines(sources=("shakespeare", "kjv")):
     return {d.title: [line for p in passages(d) for line in p] for d in corpus_split("heldout", 0, sources)}
 
 
+def assert_at_chance(hits, chance: float, what: str):
+    """The accuracy of ``hits`` is within two standard errors of ``chance``."""
+    n, accuracy = len(hits), float(np.mean(hits))
+    band = 2 * math.sqrt(chance * (1 - chance) / n)
+    assert abs(accuracy - chance) <= band, f"{what}: accuracy {accuracy:.3f}, n={n}, chance {chance} +- {band:.3f}"
+
+
 def test_every_task_has_three_disjoint_deterministic_splits():
     for name, spec in TASKS.items():
         splits = {s: load_task(name, s) for s in TASK_SPLITS}
-        assert len(splits["train"]) > 7 * len(splits["test"]) > 0, name
+        total = sum(len(examples) for examples in splits.values())
+        for split, fraction in (("dev", spec.dev_fraction), ("test", spec.test_fraction)):
+            assert abs(len(splits[split]) / total - fraction) < 0.03, (name, split)
         keys = [repr(sorted(e.items())) for s in TASK_SPLITS for e in splits[s]]
         assert len(set(keys)) > 0.99 * len(keys), name  # splits do not share examples
         assert load_task(name, "dev") == splits["dev"], name
         assert load_task(name, "dev", seed=1) != splits["dev"], name
         for example in splits["dev"]:
-            assert set(example) == set(KIND_FIELDS[spec.kind]), name
+            assert set(example) == {*KIND_FIELDS[spec.kind], *spec.extra_fields}, name
 
 
 def test_sentiment_is_the_rated_movie_reviews():
@@ -72,6 +89,29 @@ def test_next_line_answers_follow_the_context_in_a_heldout_work():
         assert all(choice in works[title] for choice in example["choices"])  # same-work distractors
     labels = Counter(e["label"] for e in load_task("next_line", "train"))
     assert min(labels.values()) > 0.2 * sum(labels.values())  # the answer's position is shuffled
+
+
+@pytest.fixture(scope="module")
+def unigram():
+    """The corpus tokenizer and the add-one unigram log-probabilities of the training tokens."""
+    tokenizer = corpus_tokenizer(8192)
+    counts = np.bincount(open_tokens(packed_split("train", 8192), tokenizer), minlength=tokenizer.vocab_size)
+    return tokenizer, np.log((counts + 1) / (counts.sum() + len(counts)))
+
+
+def test_next_line_choices_alone_do_not_give_the_answer_away(unigram):
+    tokenizer, logprob = unigram
+    examples = load_task("next_line", "test")
+    scores = {"summed unigram": [], "mean unigram": [], "longest": [], "shortest": []}
+    for example in examples:
+        tokens = [logprob[tokenizer.encode("\n" + choice)] for choice in example["choices"]]
+        scores["summed unigram"].append([t.sum() for t in tokens])
+        scores["mean unigram"].append([t.mean() for t in tokens])
+        scores["longest"].append([len(t) for t in tokens])
+        scores["shortest"].append([-len(t) for t in tokens])
+    labels = np.array([e["label"] for e in examples])
+    for readout, values in scores.items():
+        assert_at_chance(np.argmax(values, axis=1) == labels, 0.25, f"next_line, {readout} choice")
 
 
 def test_next_line_context_lines_option():
@@ -118,6 +158,17 @@ def test_corrupted_sentences_swap_two_words():
         assert any(sum(a != b for a, b in zip(words, o)) == 2 for o in by_words[tuple(sorted(words))])
 
 
+def test_corrupted_sentences_carry_their_twin():
+    originals = {line for lines in heldout_lines().values() for line in lines}
+    examples = load_task("corrupted_sentence", "test")
+    for example in examples:
+        text, twin = example["text"], example["twin"]
+        assert text != twin and sorted(text.split()) == sorted(twin.split()), example
+        assert (text in originals) + (twin in originals) == 1, example
+        assert (text in originals) == (example["label"] == 1), example
+    assert 0.45 < np.mean([e["label"] for e in examples]) < 0.55
+
+
 def test_name_substitution_rebuilds_a_heldout_line():
     works = heldout_lines()
     lines = {line for ls in works.values() for line in ls}
@@ -128,6 +179,29 @@ def test_name_substitution_rebuilds_a_heldout_line():
         assert f"{example['prefix']} {right}{example['suffix']}" in lines
         assert right != wrong and right[0].isupper() and wrong[0].isupper()
         assert len(example["suffix"].split()) >= 3
+
+
+def test_an_untrained_model_is_at_chance_on_name_substitution():
+    examples = load_task("name_substitution", "test")
+    assert len(examples) >= 625  # a two-standard-error band of at most 4 points
+    torch.manual_seed(0)
+    model = GPT(GPTConfig.from_preset("gpt2-slim")).eval()
+    requests = [("", f" {e['prefix']} {choice}{e['suffix']}") for e in examples for choice in e["choices"]]
+    logprob = score(model, corpus_tokenizer(8192), requests, rolling=True)["logprob"].to_numpy()
+    picked = logprob.reshape(len(examples), 2).argmax(axis=1)
+    assert_at_chance(picked == [e["label"] for e in examples], 0.5, "name_substitution, untrained gpt2-slim")
+
+
+def test_no_test_line_of_the_ordered_tasks_is_seen_in_training():
+    def lines(example):
+        if "context" in example:
+            return {*example["context"].split("\n"), *example["choices"]}
+        return {example["premise"], example["hypothesis"]}
+
+    for name in ("next_line", "line_order"):
+        seen = {line for example in load_task(name, "train") for line in lines(example)}
+        leaked = [example for example in load_task(name, "test") if lines(example) & seen]
+        assert not leaked, f"{name}: {len(leaked)} test examples share a line with training, e.g. {leaked[0]}"
 
 
 def test_bad_options_and_names():

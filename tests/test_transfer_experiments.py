@@ -193,7 +193,7 @@ def test_experiment_parameters_are_validated_before_any_work():
         apply_overrides(
             recipe,
             {
-                "pretraining": {"train": {"steps": 600, "device": "auto"}},
+                "pretraining": {"train": {"steps": 1400, "device": "auto"}},
                 "finetuning": {"epochs": 3.0, "train": {"steps": 100, "device": "auto"}},
                 "labelled": cpu.labelled,
             },

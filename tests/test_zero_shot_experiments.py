@@ -1,3 +1,4 @@
+import dataclasses
 import math
 import shutil
 
@@ -6,8 +7,8 @@ import pytest
 
 from workbench import count_parameters
 from workbench.core.options import apply_overrides
-from workbench.evaluation.heuristics import HEURISTICS, VERBALIZERS
-from workbench.experiments import RECIPES, PretrainRun, ZeroShotExperiment, pretrain
+from workbench.evaluation.heuristics import HEURISTICS, OUTCOME_COLUMNS
+from workbench.experiments import RECIPES, EvaluationSettings, PretrainRun, ZeroShotExperiment, pretrain
 from workbench.experiments import zero_shot as zs
 from workbench.ui import plots
 
@@ -29,8 +30,13 @@ TINY = apply_overrides(
 )
 REFERENCE = {"corrupted_sentence": 0.8, "sentiment": 0.7, "next_line": 0.5, "name_substitution": 0.6}
 N = 4  # examples per split: enough to exercise every code path
+SMALL = EvaluationSettings(split="test", max_examples=N, batch_size=32)
+READOUTS = sum(len(h.readouts) for h in HEURISTICS.values())
 # the 512-token test vocabulary splits every verbalizer word (tested in test_zeroshot.py)
 pytestmark = [pytest.mark.filterwarnings("ignore:verbalizer"), pytest.mark.data, pytest.mark.train]
+
+
+TINY_RECIPE = apply_overrides(RECIPES["cpu"], {"pretraining": TINY, "ladder": ("gpt2-micro", "gpt1-micro")})
 
 
 @pytest.fixture(scope="module", autouse=True)
@@ -45,40 +51,51 @@ def runs(cache):
     return pretrain(TINY, progress=False), pretrain(apply_overrides(TINY, {"model": "lstm"}), progress=False)
 
 
-def test_curve_covers_every_checkpoint_of_both_models_and_is_cached(runs, monkeypatch):
+def test_outcomes_cover_every_checkpoint_of_both_models_and_are_cached(runs, monkeypatch):
     gpt_run, lstm_run = runs
-    curve = zs.zero_shot_curve(gpt_run, lstm_run, max_examples=N, supervised=REFERENCE, progress=False)
+    experiment = ZeroShotExperiment.from_params(TINY_RECIPE, max_examples=N, device="cpu")
+    outcomes = experiment.outcomes(gpt_run, lstm_run, progress=False)
+    assert set(OUTCOME_COLUMNS) <= set(outcomes.columns)
+    assert len(outcomes) == 2 * len(gpt_run.steps) * READOUTS * N  # SLOR included: the unigram model is given
+    curve = experiment.curve(outcomes, REFERENCE)
     assert list(curve.columns) == zs.CURVE_COLUMNS
-    variants = len(HEURISTICS) - 1 + len(VERBALIZERS)
-    assert len(curve) == 2 * len(gpt_run.steps) * variants
+    assert len(curve) == 2 * len(gpt_run.steps) * READOUTS
     assert set(curve["model"]) == {"transformer", "lstm"}
     assert sorted(set(curve["step"])) == gpt_run.steps == [1, 2, 6]
-    assert curve["accuracy"].between(0, 1).all() and (curve["n"] == N).all()
-    expected = (curve["accuracy"] - curve["random"]) / (curve["task"].map(REFERENCE) - curve["random"])
-    assert curve["relative"].tolist() == pytest.approx(expected.tolist())
-    assert set(curve.loc[curve["task"] == "sentiment", "heuristic"]) == {f"sentiment ({v})" for v in VERBALIZERS}
+    assert curve["tokens"].tolist() == [s * 4 * 64 for s in curve["step"]]  # batch 4 x gpt1-micro's window
+    assert curve["val_loss"].between(0, 10).all() and (curve["n"] == N).all()
+    assert ((curve["ci_low"] <= curve["accuracy"]) & (curve["accuracy"] <= curve["ci_high"])).all()
+    accuracy = curve[curve["metric"] == "accuracy"]
+    expected = (accuracy["accuracy"] - accuracy["random"]) / (accuracy["task"].map(REFERENCE) - accuracy["random"])
+    assert accuracy["relative"].tolist() == pytest.approx(expected.tolist())
+    assert curve.loc[curve["metric"] == "auc", "relative"].isna().all()
+    trends = experiment.trends(outcomes)
+    assert list(trends.columns) == zs.TREND_COLUMNS and len(trends) == 2 * READOUTS
+    assert set(trends["verdict"]) <= {"rises", "falls", "flat"}
+    text = experiment.findings(trends, outcomes)
+    assert "transformer, update 1 -> 6" in text and "GPT-1 Figure 2 (right)" in text and "LSTM does worse" in text
 
     def no_evaluation(*args, **kwargs):
         raise AssertionError("a cached checkpoint was evaluated again")
 
-    monkeypatch.setattr(zs, "evaluate_model", no_evaluation)
-    again = zs.zero_shot_curve(gpt_run, lstm_run, max_examples=N, supervised=REFERENCE, progress=False)
-    pd.testing.assert_frame_equal(again, curve)
+    monkeypatch.setattr(zs, "score_outcomes", no_evaluation)
+    again = experiment.outcomes(gpt_run, lstm_run, progress=False)
+    pd.testing.assert_frame_equal(again, outcomes)
     # another reference only changes `relative`; another setting is evaluated afresh
-    halved = zs.zero_shot_curve(gpt_run, lstm_run, max_examples=N, supervised=False, progress=False)
-    assert halved["relative"].isna().all() and halved["accuracy"].tolist() == curve["accuracy"].tolist()
+    unreferenced = experiment.curve(outcomes, None)
+    assert unreferenced["relative"].isna().all() and unreferenced["accuracy"].tolist() == curve["accuracy"].tolist()
     with pytest.raises(AssertionError, match="evaluated again"):
-        zs.zero_shot_curve(gpt_run, None, max_examples=N + 1, supervised=False, progress=False)
+        zs.zero_shot_outcomes(gpt_run, None, evaluation=SMALL.__class__("test", N + 1, 32), progress=False)
 
 
 def test_supervised_reference_comes_from_the_layer_transfer_runs(runs, monkeypatch):
     calls = []
 
-    def finetune_task(run, task, n_layers=None, seed=0, n_labelled=None, lm_weight=0.5, settings=None):
-        calls.append((task, seed, n_labelled, settings.train.device))
-        return dict(dev_accuracy=REFERENCE[task] - 0.1 * seed)
+    def finetune_all(run, jobs, settings=None, progress=True, desc=""):
+        calls.extend((task, seed, n, settings.train.device) for task, seed, n in jobs)
+        return [dict(dev_accuracy=REFERENCE[task] - 0.1 * seed) for task, seed, _ in jobs]
 
-    monkeypatch.setattr(zs, "finetune_task", finetune_task)
+    monkeypatch.setattr(zs, "finetune_all", finetune_all)
     gpt_run, _ = runs
     cpu = RECIPES["cpu"].with_device("cpu")
     table = zs.supervised_reference(gpt_run, ["sentiment", "next_line"], cpu, seeds=(0, 1), progress=False)
@@ -103,10 +120,8 @@ def test_supervised_reference_comes_from_the_layer_transfer_runs(runs, monkeypat
     calls.clear()
     assert experiment.supervised_reference(gpt_run, progress=False)["dev_accuracy"].tolist() == pytest.approx([0.6])
     assert calls == [("sentiment", 1, 300, "cpu")]
-    accuracy = zs.supervised_accuracy(gpt_run, ["sentiment"], seeds=(0, 1), progress=False)
-    assert accuracy == pytest.approx({"sentiment": 0.65})
-    curve = zs.zero_shot_curve(gpt_run, heuristics=["multiple_choice"], max_examples=N, progress=False)
-    assert (curve["supervised"] == REFERENCE["next_line"]).all()
+    table = zs.supervised_reference(gpt_run, ["sentiment"], seeds=(0, 1), progress=False)
+    assert zs.reference_accuracy(table) == pytest.approx({"sentiment": 0.65})
 
 
 def test_relative_performance():
@@ -120,133 +135,86 @@ def test_relative_performance():
 def test_bad_input_is_named(runs, tmp_path):
     gpt_run, lstm_run = runs
     with pytest.raises(ValueError, match=r"no checkpoint at steps \[3\]; kept steps: \[1, 2, 6\]"):
-        zs.zero_shot_curve(gpt_run, steps=[3], supervised=False, progress=False)
+        zs.zero_shot_outcomes(gpt_run, steps=[3], evaluation=SMALL, progress=False)
     with pytest.raises(ValueError, match="steps is empty"):
-        zs.zero_shot_curve(gpt_run, steps=[], supervised=False, progress=False)
-    with pytest.raises(ValueError, match="unknown heuristics \\['winograd'\\]"):
-        zs.zero_shot_curve(gpt_run, heuristics=["winograd"], supervised=False, progress=False)
+        zs.zero_shot_outcomes(gpt_run, steps=[], evaluation=SMALL, progress=False)
+    with pytest.raises(ValueError, match=r"heuristics must be a non-empty list .*, got \('winograd',\)"):
+        zs.zero_shot_outcomes(gpt_run, heuristics=["winograd"], evaluation=SMALL, progress=False)
     with pytest.raises(ValueError, match="heuristics is empty"):
-        zs.zero_shot_curve(gpt_run, heuristics=[], supervised=False, progress=False)
-    with pytest.raises(ValueError, match="EvaluationSettings.max_examples must be None or a positive integer, got 0"):
-        zs.zero_shot_curve(gpt_run, max_examples=0, supervised=False, progress=False)
-    with pytest.raises(ValueError, match="EvaluationSettings.batch_size must be a positive integer, got 0"):
-        zs.zero_shot_curve(gpt_run, batch_size=0, supervised=False, progress=False)
-    with pytest.raises(ValueError, match=r"EvaluationSettings.split must be one of \['dev', 'test'\], got 'train'"):
-        zs.zero_shot_curve(gpt_run, split="train", supervised=False, progress=False)
-    with pytest.raises(ValueError, match="no accuracy for tasks \\['next_line'\\]"):
-        zs.zero_shot_curve(gpt_run, heuristics=["multiple_choice"], supervised={"sentiment": 0.7}, progress=False)
+        zs.zero_shot_outcomes(gpt_run, heuristics=[], evaluation=SMALL, progress=False)
+    with pytest.raises(ValueError, match="reference accuracies must be numbers in \\[0, 1\\]"):
+        zs.add_relative(pd.DataFrame(dict(task=["next_line"])), {"next_line": 7})
     with pytest.raises(ValueError, match="expected a GPT run and an LSTM run"):
-        zs.zero_shot_curve(gpt_run, gpt_run, supervised=False, progress=False)
+        zs.zero_shot_outcomes(gpt_run, gpt_run, evaluation=SMALL, progress=False)
     other_tokens = PretrainRun(
         apply_overrides(TINY, {"preset": "gpt1-mini", "model": "lstm"}), tmp_path / "never-trained"
     )
     with pytest.raises(ValueError, match="same tokens"):
-        zs.zero_shot_curve(gpt_run, other_tokens, supervised=False, progress=False)
+        zs.zero_shot_outcomes(gpt_run, other_tokens, evaluation=SMALL, progress=False)
     # a run whose checkpoints are gone: an empty checkpoint list
     emptied = PretrainRun(lstm_run.spec, tmp_path / "emptied")
     shutil.copytree(lstm_run.run_dir, emptied.run_dir, ignore=shutil.ignore_patterns("step-*"))
     assert emptied.steps == []
     with pytest.raises(ValueError, match="the lstm run .* has no checkpoints; train it first"):
-        zs.zero_shot_curve(gpt_run, emptied, supervised=False, progress=False)
+        zs.zero_shot_outcomes(gpt_run, emptied, evaluation=SMALL, progress=False)
 
 
 def test_scaling_trains_each_size_on_the_same_tokens(runs):
     gpt_run, _ = runs
     spec = gpt_run.spec
-    table = zs.zero_shot_scaling(
-        spec,
-        presets=("gpt2-micro", "gpt1-micro"),
-        heuristics=["multiple_choice", "substitution"],
-        max_examples=N,
-        supervised=REFERENCE,
-        progress=False,
-    )
+    heuristics = ["multiple_choice", "substitution"]
+    outcomes = zs.scaling_outcomes(spec, ("gpt2-micro", "gpt1-micro"), heuristics, SMALL, progress=False)
+    experiment = ZeroShotExperiment.from_params(TINY_RECIPE, heuristics=heuristics, max_examples=N, device="cpu")
+    table = experiment.scaling(outcomes, REFERENCE)
     assert list(table.columns) == zs.SCALING_COLUMNS
-    assert table["preset"].tolist() == ["gpt2-micro", "gpt2-micro", "gpt1-micro", "gpt1-micro"]
+    assert table["preset"].tolist() == ["gpt1-micro"] * 4 + ["gpt2-micro"] * 4  # by parameters
     assert (table["step"] == spec.train.steps).all() and table["val_loss"].notna().all()
-    assert table["parameters"].iloc[0] > table["parameters"].iloc[2]  # pre-LN adds a final LayerNorm
     # the shared run is reused, not retrained: its evaluation equals the curve's last checkpoint
-    curve = zs.zero_shot_curve(
-        gpt_run,
-        heuristics=["multiple_choice", "substitution"],
-        max_examples=N,
-        supervised=REFERENCE,
-        progress=False,
-        steps=[6],
-    )
-    assert table[table["preset"] == "gpt1-micro"]["accuracy"].tolist() == curve["accuracy"].tolist()
+    last = zs.zero_shot_outcomes(gpt_run, heuristics=heuristics, evaluation=SMALL, steps=[6], progress=False)
+    shared = outcomes[outcomes["preset"] == "gpt1-micro"]
+    assert shared["correct"].tolist() == last["correct"].tolist()
+    trends = experiment.scaling_trends(outcomes)
+    assert len(trends) == 4 and set(trends["model"]) == {"ladder"}
+    # early stopping: the kept checkpoint of lowest validation loss instead of the last
+    best = dataclasses.replace(SMALL, checkpoint="best")
+    chosen = zs.scaling_outcomes(spec, ("gpt1-micro",), heuristics, best, progress=False)
+    losses = {step: zs.checkpoint_val_loss(gpt_run, step) for step in gpt_run.steps}
+    assert set(chosen["step"]) == {min(losses, key=losses.get)}
     with pytest.raises(ValueError, match="share a vocabulary"):
         zs.scaling_specs(spec, ["gpt1-micro", "gpt1-mini"])
     with pytest.raises(ValueError, match="unknown presets \\['gpt5'\\]"):
         zs.scaling_specs(spec, ["gpt5"])
     with pytest.raises(ValueError, match="presets is empty"):
         zs.scaling_specs(spec, [])
-    with pytest.raises(ValueError, match="supervised must be False or a mapping"):
-        zs.zero_shot_scaling(spec, presets=("gpt1-micro",), supervised=None, progress=False)
     with pytest.raises(ValueError, match="scaling runs are Transformers"):
         zs.scaling_specs(apply_overrides(spec, {"model": "lstm"}), ["gpt1-micro"])
-    assert RECIPES["cpu"].ladder == ("gpt2-nano", "gpt2-tiny", "gpt2-slim", "gpt2-mini")
-    assert RECIPES["gpu"].ladder == RECIPES["paper"].ladder == ("gpt1-nano", "gpt1-tiny", "gpt1-slim", "gpt1-mini")
+    assert RECIPES["cpu"].ladder == ("gpt2-nano", "gpt2-tiny", "gpt2-slim")
     for recipe in RECIPES.values():
         ladder = zs.scaling_specs(recipe.pretraining, recipe.ladder)
         sizes = [count_parameters(s.gpt_config) for s in ladder]
-        assert sizes == sorted(sizes) and len(set(sizes)) == 4
+        assert sizes == sorted(sizes) and len(set(sizes)) == len(sizes) >= 3
         assert all(s.train == recipe.pretraining.train for s in ladder)  # same tokens, steps and optimiser
     cpu = RECIPES["cpu"]
     # the shared run is a rung, read from the cache
     assert cpu.pretraining in zs.scaling_specs(cpu.pretraining, cpu.ladder)
 
 
-def test_figures_are_written(tmp_path):
-    rows = []
-    for model in ("transformer", "lstm"):
-        for step in (1, 10, 100):
-            for task, heuristic in (("corrupted_sentence", "acceptability"), ("next_line", "multiple_choice")):
-                random = 0.5 if task == "corrupted_sentence" else 0.25
-                accuracy = random + 0.001 * step * (2 if model == "transformer" else 1)
-                rows.append(
-                    dict(
-                        model=model,
-                        step=step,
-                        task=task,
-                        heuristic=heuristic,
-                        accuracy=accuracy,
-                        relative=zs.relative_performance(accuracy, random, 0.9),
-                        random=random,
-                        supervised=0.9,
-                        n=10,
-                    )
-                )
-    curve = pd.DataFrame(rows)[zs.CURVE_COLUMNS]
+def test_figures_are_written(runs, tmp_path):
+    gpt_run, lstm_run = runs
+    outcomes = zs.zero_shot_outcomes(gpt_run, lstm_run, evaluation=SMALL, progress=False)
+    experiment = ZeroShotExperiment.from_params(TINY_RECIPE, max_examples=N, device="cpu")
+    curve = experiment.curve(outcomes, REFERENCE)
     fig = plots.plot_zero_shot(curve)
-    assert len(fig.axes) == 2 and fig.axes[0].get_xscale() == "log"
+    assert len(fig.axes) == 2 * len(HEURISTICS) and fig.axes[0].get_xscale() == "log"
+    assert fig.axes[len(HEURISTICS)].xaxis_inverted()  # validation loss: lower to the right
     styles = {line.get_label(): line.get_linestyle() for line in fig.axes[0].lines}
-    assert styles["transformer: acceptability"] == "-" and styles["lstm: acceptability"] == "--"
+    assert styles["transformer: paper"] == "-" and styles["lstm: paper"] == "--"
     png, csv = plots.save_figure(fig, curve, "zero_shot", tmp_path)
     assert png.stat().st_size > 0 and pd.read_csv(csv).columns.tolist() == zs.CURVE_COLUMNS
-    scaling = pd.DataFrame(
-        [
-            dict(
-                preset=p,
-                parameters=n,
-                step=10,
-                val_loss=5.0,
-                task="next_line",
-                heuristic="multiple_choice",
-                accuracy=a,
-                relative=math.nan,
-                random=0.25,
-                supervised=math.nan,
-                n=10,
-            )
-            for p, n, a in (("a", 1e5, 0.26), ("b", 1e6, 0.3))
-        ]
-    )
+    scaling = curve[curve["model"] == "transformer"].assign(preset="a", parameters=1e5)
     assert plots.plot_zero_shot_scaling(scaling).axes[0].get_xscale() == "log"
     with pytest.raises(ValueError, match="empty"):
         plots.plot_zero_shot(curve.iloc[:0])
-    with pytest.raises(ValueError, match="value must be 'relative' or 'accuracy'"):
-        plots.plot_zero_shot(curve, value="loss")
 
 
 def test_notebook_parameters_are_checked_before_any_work():
@@ -262,8 +230,8 @@ def test_notebook_parameters_are_checked_before_any_work():
     chosen = ZeroShotExperiment.from_params(
         "cpu", heuristics="sentiment", scaling_presets=[], max_examples=None, split="dev", batch_size=8, device="cpu"
     )
-    assert chosen.variants == [("sentiment", {"verbalizer": v}) for v in VERBALIZERS]
-    assert chosen.recipe.ladder == () and chosen.scaling({}) is None
+    assert chosen.heuristics == ("sentiment",)
+    assert chosen.recipe.ladder == () and chosen.scaling_outcomes() is None
     assert (chosen.evaluation.max_examples, chosen.evaluation.split, chosen.evaluation.batch_size) == (None, "dev", 8)
     assert chosen.spec.train.device == "cpu"
     assert ZeroShotExperiment.from_params("paper").spec == RECIPES["paper"].pretraining

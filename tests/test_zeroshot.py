@@ -1,4 +1,7 @@
-import warnings
+"""GPT-1's zero-shot heuristics and their readouts: each readout checked against scores whose answer
+is known, one scoring pass per evaluation, and the paired statistics that judge them."""
+
+import itertools
 
 import numpy as np
 import pytest
@@ -7,15 +10,20 @@ from torch import nn
 
 from workbench import GPT, GPTConfig
 from workbench.data.tasks import load_task
-from workbench.data.tokenizer import gpt2_tokenizer
+from workbench.data.tokenizer import gpt2_tokenizer, train_bpe
+from workbench.evaluation import heuristics as zs
 from workbench.evaluation.heuristics import (
     HEURISTICS,
+    Inputs,
     describe_heuristics,
+    describe_readouts,
     evaluate,
-    evaluate_all,
     random_accuracy,
+    score_outcomes,
+    single_token_verbalizer,
     verbalizer_tokens,
 )
+from workbench.evaluation.statistics import Outcomes, auc, paired_difference, replicates, trend
 from workbench.models.gpt import GPTOutput
 
 pytestmark = pytest.mark.data
@@ -41,67 +49,170 @@ class FavouriteToken(nn.Module):
         return GPTOutput(logits + self.dummy)
 
 
-def test_sentiment_heuristic_follows_the_verbalizer_probabilities(tok):
+def test_sentiment_readouts_follow_the_verbalizer_probabilities(tok):
     n = 40
     labels = np.array([e["label"] for e in load_task("sentiment", "test")[:n]])
+    assert single_token_verbalizer(tok) == "positive/negative"  # one token each in GPT-2's vocabulary
     positive = FavouriteToken(tok.encode(" positive")[0], tok.vocab_size)
-    negative = FavouriteToken(tok.encode(" negative")[0], tok.vocab_size)
-    assert evaluate(positive, tok, "sentiment", max_examples=n)["accuracy"] == pytest.approx(labels.mean())
-    assert evaluate(negative, tok, "sentiment", max_examples=n)["accuracy"] == pytest.approx(1 - labels.mean())
+    table = evaluate(positive, tok, "sentiment", max_examples=n).set_index("readout")
+    assert table.loc["paper", "accuracy"] == pytest.approx(labels.mean())  # always "positive"
+    # equal log-odds everywhere: none exceeds the median, so the calibrated rule says "negative"
+    assert table.loc["calibrated", "accuracy"] == pytest.approx(1 - labels.mean())
+    assert table.loc["AUC", "accuracy"] == 0.5 and table.loc["AUC", "metric"] == "auc"
+    assert (table["n"] == n).all() and (table["random"] == 0.5).all()
+    assert (table["ci_low"] <= table["accuracy"]).all() and (table["accuracy"] <= table["ci_high"]).all()
 
 
-def test_every_heuristic_runs_on_a_real_model(tok):
+def _lookup(values: dict):
+    return lambda request: values[request]
+
+
+def test_acceptability_readouts_on_known_scores(tok):
+    # the original line always scores higher in total, but lower per token than its twin half the time
+    examples = [
+        dict(text="a b c d", twin="a c b d", label=1),
+        dict(text="x z y w", twin="x y z w", label=0),
+    ]
+    scores = {
+        ("", " a b c d"): dict(logprob=-4.0, logprob_per_token=-1.0),
+        ("", " a c b d"): dict(logprob=-6.0, logprob_per_token=-3.0),
+        ("", " x z y w"): dict(logprob=-9.0, logprob_per_token=-2.5),
+        ("", " x y z w"): dict(logprob=-5.0, logprob_per_token=-2.8),
+    }
+    unigram = np.log(np.full(tok.vocab_size, 1 / tok.vocab_size))
+    result = zs._read_acceptability(examples, examples, _lookup(scores), Inputs(tok, (" a", " b"), unigram))
+    assert set(result) == {"paper", "SLOR", "minimal pairs"}
+    assert result["minimal pairs"].correct.tolist() == [1, 1]
+    assert result["minimal pairs"].score.tolist() == [2.0, 4.0]  # original minus corrupted
+    assert result["paper"].correct.tolist() == [1, 1]  # the dev threshold separates -1.0 from -2.5
+    assert result["SLOR"].correct.tolist() == [1, 1]
+    without = zs._read_acceptability(examples, examples, _lookup(scores), Inputs(tok, (" a", " b")))
+    assert set(without) == {"paper", "minimal pairs"}
+
+
+def test_pmi_removes_the_prior_of_the_choice(tok):
+    example = dict(context="ctx", choices=["A", "B"], label=1)
+    conditional = {"A": (-2.0, -1.0), "B": (-4.0, -2.0)}  # (sum, per token): the paper's rule picks A
+    unconditional = {"A": -1.0, "B": -6.0}  # but B gains more from the context
+    scores = {("ctx\n", c): dict(logprob=s, logprob_per_token=m) for c, (s, m) in conditional.items()}
+    scores |= {("\n", c): dict(logprob=s, logprob_per_token=s) for c, s in unconditional.items()}
+    result = zs._read_multiple_choice([example], None, _lookup(scores), Inputs(tok, (" a", " b")))
+    assert result["paper"].correct.tolist() == [0] and result["PMI"].correct.tolist() == [1]
+    assert result["PMI"].score.tolist() == [(-4.0 + 6.0) - (-2.0 + 1.0)]  # margin of the right choice
+
+
+def test_substitution_partial_and_full_scoring(tok):
+    example = dict(prefix="Then", choices=["Romeo", "Juliet"], suffix=" said so.", label=0)
+    scores = {
+        ("Then Romeo", " said so."): dict(logprob=-3.0, logprob_per_token=-1.0),
+        ("Then Juliet", " said so."): dict(logprob=-1.5, logprob_per_token=-0.5),
+        ("", " Then Romeo said so."): dict(logprob=-10.0, logprob_per_token=-2.0),
+        ("", " Then Juliet said so."): dict(logprob=-12.0, logprob_per_token=-2.0),
+    }
+    result = zs._read_substitution([example], None, _lookup(scores), Inputs(tok, (" a", " b")))
+    assert result["paper"].correct.tolist() == [0] and result["full scoring"].correct.tolist() == [1]
+
+
+def test_every_readout_runs_on_a_real_model_in_one_scoring_pass(tok, monkeypatch):
     torch.manual_seed(0)
     model = GPT(GPTConfig.from_preset("gpt2-micro", vocab_size=tok.vocab_size, n_ctx=256)).eval()
-    table = evaluate_all(model, tok, max_examples=6)
-    assert set(table["task"]) == {h.task for h in HEURISTICS.values()}
-    assert len(table) == len(HEURISTICS) + 2  # three sentiment verbalizer pairs
-    assert table["accuracy"].between(0, 1).all() and (table["n"] == 6).all()
-    assert table.set_index("task")["random"]["next_line"] == 0.25
+    calls = []
+    real_score = zs.score
+
+    def counting_score(model, tokenizer, requests, *args, **kwargs):
+        calls.append(list(requests))
+        return real_score(model, tokenizer, requests, *args, **kwargs)
+
+    monkeypatch.setattr(zs, "score", counting_score)
+    unigram = np.log(np.full(tok.vocab_size, 1 / tok.vocab_size))
+    frame = score_outcomes(model, tok, max_examples=6, unigram=unigram)
+    assert len(calls) == 1 and len(calls[0]) == len(set(calls[0]))  # one pass, no request twice
+    readouts = {(h.name, r.name) for h in HEURISTICS.values() for r in h.readouts}
+    assert set(zip(frame["heuristic"], frame["readout"])) == readouts
+    assert (frame.groupby(["heuristic", "readout"]).size() == 6).all()
+    table = evaluate(model, tok, max_examples=6, unigram=unigram)
+    assert len(table) == len(readouts) and table["accuracy"].between(0, 1).all()
+    assert table.set_index(["task", "readout"])["random"][("next_line", "PMI")] == 0.25
+    assert "SLOR" not in set(evaluate(model, tok, "acceptability", max_examples=3)["readout"])
 
 
 def test_random_levels_and_verbalizers(tok):
     assert random_accuracy("sentiment") == 0.5
     assert random_accuracy("name_substitution") == 0.5
-    table = verbalizer_tokens(tok)
-    assert table.set_index("word")["single_token"][" positive"]
-    with pytest.raises(ValueError, match="unknown verbalizer 'yes/no'"):
-        evaluate(FavouriteToken(0, tok.vocab_size), tok, "sentiment", max_examples=2, verbalizer="yes/no")
-    with pytest.raises(ValueError, match="unknown heuristic 'winograd'"):
-        evaluate(FavouriteToken(0, tok.vocab_size), tok, "winograd")
-
-
-def test_a_multi_token_verbalizer_is_named_and_scored_as_a_sequence(tok, monkeypatch):
-    import workbench.evaluation.heuristics as zeroshot
-
-    word = " antidisestablishmentarianism"
-    ids = tok.encode(word)
-    assert len(ids) > 1
-    monkeypatch.setitem(zeroshot.VERBALIZERS, "long/negative", (word, " negative"))
     table = verbalizer_tokens(tok).set_index("word")
-    assert not table["single_token"][word] and table["tokens"][word] == ids
-    # a model that always predicts the word's first token: the sum over the word's tokens decides
-    first = FavouriteToken(ids[0], tok.vocab_size)
-    with pytest.warns(UserWarning, match=f"'{word}' is {len(ids)} tokens .* scored as a multi-token continuation"):
-        result = evaluate(first, tok, "sentiment", max_examples=6, verbalizer="long/negative")
-    assert result["heuristic"] == "sentiment (long/negative)" and 0 <= result["accuracy"] <= 1
-    with warnings.catch_warnings():
-        warnings.simplefilter("error")  # the paper's pair is one token each in GPT-2's vocabulary: no warning
-        evaluate(first, tok, "sentiment", max_examples=2)
+    assert table["single_token"][" positive"] and table["used"][" positive"]
+    assert table["used"].sum() == 2
 
 
-def test_describe_heuristics_shows_the_requests():
-    table = describe_heuristics(max_examples=3)
-    assert len(table) == len(HEURISTICS) + 2 and (table["n"] == 3).all()
-    row = table.set_index("heuristic").loc["sentiment (positive/negative)"]
-    assert row["example_context"].endswith(" very") and row["example_continuations"] == [" positive", " negative"]
-    mc = table.set_index("heuristic").loc["multiple_choice"]
-    assert mc["requests_per_example"] == 4 and mc["example_context"].endswith("\n")
+def test_a_multi_token_verbalizer_is_named_and_scored_as_a_sequence(tok):
+    corpus_like = train_tokenizer_without_negative()
+    assert len(corpus_like.encode(" negative")) > 1
+    assert single_token_verbalizer(corpus_like) is None or single_token_verbalizer(corpus_like) != "positive/negative"
+    model = FavouriteToken(corpus_like.encode(" good")[0], corpus_like.vocab_size)
+    with pytest.warns(UserWarning, match="' negative' is .* scored as a multi-token continuation"):
+        table = evaluate(model, corpus_like, "sentiment", max_examples=4, verbalizer="positive/negative")
+    assert table["n"].tolist() == [4, 4, 4]
+
+
+def train_tokenizer_without_negative():
+    return train_bpe(["a good play, a bad play, a positive note"] * 50, 300)
+
+
+def test_describe_heuristics_and_readouts(tok):
+    table = describe_heuristics(tok, max_examples=3).set_index("heuristic")
+    assert (table["n"] == 3).all()
+    assert table.loc["sentiment", "example_context"].endswith(" very")
+    assert table.loc["sentiment", "example_continuations"] == [" positive", " negative"]
+    assert table.loc["multiple_choice", "requests_per_example"] == 8  # 4 choices, with and without context
+    assert table.loc["acceptability", "requests_per_example"] == 2  # the line and its twin
+    readouts = describe_readouts()
+    assert (readouts.groupby("heuristic")["readout"].first() == "paper").all()
+    assert set(readouts["metric"]) == {"accuracy", "auc"}
 
 
 def test_long_choices_are_scored_with_a_rolling_window(tok):
     torch.manual_seed(0)
     model = GPT(GPTConfig.from_preset("gpt2-micro", vocab_size=tok.vocab_size, n_ctx=16)).eval()
     # next_line choices are often longer than 15 GPT-2 tokens: nothing is dropped, nothing fails
-    result = evaluate(model, tok, "multiple_choice", max_examples=5)
-    assert result["n"] == 5
+    table = evaluate(model, tok, "multiple_choice", max_examples=5)
+    assert (table["n"] == 5).all()
+
+
+# --- statistics ---------------------------------------------------------------------------------
+
+
+def test_auc_is_the_probability_that_a_positive_outranks_a_negative():
+    rng = np.random.default_rng(0)
+    scores, labels = rng.integers(0, 5, 60).astype(float), rng.integers(0, 2, 60)
+    pairs = [(p, q) for p, q in itertools.product(scores[labels == 1], scores[labels == 0])]
+    expected = np.mean([1.0 if p > q else 0.5 if p == q else 0.0 for p, q in pairs])
+    assert auc(scores, labels) == pytest.approx(expected)
+    assert np.isnan(auc([1.0, 2.0], [1, 1]))
+
+
+def test_trend_and_paired_difference_are_paired_by_example():
+    rng = np.random.default_rng(0)
+    n = 800
+    skill = rng.random(n)
+    # the same examples get easier with each checkpoint: a real, paired rise
+    series = [Outcomes("accuracy", (skill < p).astype(int), skill, np.ones(n)) for p in (0.5, 0.55, 0.6, 0.7)]
+    result = trend(np.log10([1, 10, 100, 1000]), series)
+    assert result.verdict == "rises" and result.change_low > 0 and result.slope_low > 0
+    assert result.change == pytest.approx(series[-1].value() - series[0].value())
+    flat = [Outcomes("accuracy", (rng.random(n) < 0.5).astype(int), skill, np.ones(n)) for _ in range(4)]
+    assert trend(np.log10([1, 10, 100, 1000]), flat).verdict == "flat"
+    difference, low, high = paired_difference(series[0], series[1])
+    # paired: only the examples between the two thresholds differ, so the interval is narrow
+    assert low > 0 and high - low < 0.04 and difference == pytest.approx(0.05, abs=0.02)
+    falling = trend(np.log10([1, 10, 100, 1000]), series[::-1])
+    assert falling.verdict == "falls"
+
+
+def test_outcomes_reject_bad_input():
+    with pytest.raises(ValueError, match="metric='f1': expected one of"):
+        Outcomes("f1", np.ones(3), np.ones(3), np.ones(3))
+    with pytest.raises(ValueError, match="same positive number"):
+        Outcomes("accuracy", np.ones(3), np.ones(2), np.ones(3))
+    with pytest.raises(ValueError, match="same examples"):
+        trend([0, 1], [Outcomes("accuracy", np.ones(k), np.ones(k), np.ones(k)) for k in (3, 4)])
+    assert replicates(5, 3, seed=1).shape == (3, 5)

@@ -5,68 +5,26 @@ prints the sizes of sources and tasks. Prepared files live under
 ``$WORKBENCH_DATA_DIR/prepared/corpus-<fingerprint>/``; the fingerprint hashes the pinned archives,
 the text-processing version and the seed, so a change to any of them prepares afresh. They are
 written holding the data cache's lock (:func:`~workbench.data.sources.cache_lock`): of two processes
-that need the same file, one builds it while the other waits and then reuses it.
+that need the same file, one builds it while the other waits and then reuses it. The tokenizer and
+the folder (``corpus_tokenizer``, ``prepared_dir``) are defined in ``vocabulary``, which tasks use too.
 """
 
 from __future__ import annotations
 
-import hashlib
-import json
 import re
 import time
 import warnings
 from pathlib import Path
 
-from ..core.io import DiskFullError, is_disk_full
-from .corpus import (
-    CORPUS_VERSION,
-    DEFAULT_SOURCES,
-    HELDOUT_FRACTION,
-    VAL_FRACTION,
-    archive_of,
-    corpus_split,
-    load_documents,
-    source_sizes,
-)
-from .sources import cache_lock, data_dir, disk_full_error, fetch_all
+from ..core.io import DiskFullError
+from .corpus import DEFAULT_SOURCES, corpus_split, load_documents, source_sizes
+from .sources import cache_lock, fetch_all
 from .tasks import task_sizes
-from .tokenizer import Tokenizer, check_vocab_size, train_bpe
+from .tokenizer import Tokenizer, check_vocab_size
 from .tokens import manifest_path, open_tokens, pack_tokens, read_manifest, upgrade_manifest
+from .vocabulary import DEFAULT_VOCAB_SIZE, corpus_tokenizer, prepared_dir
 
-DEFAULT_VOCAB_SIZE = 8192
 PACKED_SPLITS = ("train", "val")
-
-
-def prepared_dir(seed: int = 0) -> Path:
-    """Where the tokenizers and packed splits of the corpus split by ``seed`` are kept."""
-    key = dict(
-        version=CORPUS_VERSION,
-        seed=seed,
-        sources={s: archive_of(s).sha256 for s in DEFAULT_SOURCES},
-        val=VAL_FRACTION,
-        heldout=HELDOUT_FRACTION,
-    )
-    fingerprint = hashlib.sha256(json.dumps(key, sort_keys=True).encode()).hexdigest()[:12]
-    return data_dir() / "prepared" / f"corpus-{fingerprint}"
-
-
-def corpus_tokenizer(vocab_size: int = DEFAULT_VOCAB_SIZE, seed: int = 0) -> Tokenizer:
-    """The byte-level BPE trained on the training split (cached; trained on first use)."""
-    path = prepared_dir(seed) / f"bpe{vocab_size}" / "tokenizer.json"
-    if path.exists():
-        return Tokenizer.load(path)
-    with cache_lock():
-        if path.exists():  # trained by another process while this one waited
-            return Tokenizer.load(path)
-        tokenizer = train_bpe([d.text for d in corpus_split("train", seed)], vocab_size)
-        try:
-            tokenizer.save(path)
-        except OSError as error:
-            if is_disk_full(error):
-                raise disk_full_error(path, len(tokenizer.to_json().encode())) from error
-            raise
-    return tokenizer
-
 
 _LEGACY = "its manifest records no content hash"
 

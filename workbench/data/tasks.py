@@ -2,8 +2,10 @@
 
 Nothing real and offline exists for NLI, similarity, reading comprehension or Winograd, so those
 shapes are built from the "heldout" documents of the book corpus (never seen in pretraining) and
-named for what they are. Every task has deterministic train/dev/test splits (a seeded shuffle, then
-80/10/10), a description of its fields, and a validator that users' own examples also go through.
+named for what they are. Every task has deterministic train/dev/test splits (80/10/10 unless the
+task says otherwise), a description of its fields, and a validator that users' own examples also go
+through. Tasks whose examples show several lines of a passage are split by passage, and a dev or
+test example that shows a line of a training example is dropped, so that no test line was trained on.
 
 Fields by kind (what ``workbench.data.transforms`` turns into token sequences):
   classification   text, label
@@ -17,9 +19,11 @@ Fields by kind (what ``workbench.data.transforms`` turns into token sequences):
 from __future__ import annotations
 
 import functools
+import math
 import random
 import re
-from collections.abc import Callable, Iterable
+from collections import Counter
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 
 import pandas as pd
@@ -27,6 +31,10 @@ import pandas as pd
 from ..core.checks import POSITIVE_INT, optional
 from .corpus import BOOK_SOURCES, Document, corpus_split, rated_sentences
 from .sources import data_dir
+from .vocabulary import DEFAULT_VOCAB_SIZE, corpus_tokenizer
+
+TASKS_VERSION = 2
+"""Bump when a task's examples change, so that cached results built on them are redone."""
 
 TASK_SPLITS = ("train", "dev", "test")
 DEV_FRACTION = 0.1
@@ -52,10 +60,11 @@ class TaskSchema:
     labels: dict[int, str]  # label value -> meaning; empty for a regression label
     n_choices: int | None = None
     label_range: tuple[float, float] | None = None  # for a regression label (e.g. STS-B 0-5)
+    extra_fields: tuple[str, ...] = ()  # text fields beyond the kind's (transforms ignore them)
 
     @property
     def fields(self) -> tuple[str, ...]:
-        return KIND_FIELDS[self.kind]
+        return KIND_FIELDS[self.kind] + self.extra_fields
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -64,6 +73,10 @@ class TaskSpec(TaskSchema):
 
     build: Callable[..., list[dict]]  # (seed, **options) -> every example, unsplit
     options: dict[str, object] = field(default_factory=dict)  # option -> default
+    # split by passage: build also gets {(work title, passage index): split}, returns {split: examples}
+    by_passage: bool = False
+    dev_fraction: float = DEV_FRACTION
+    test_fraction: float = TEST_FRACTION
 
 
 # ---------------------------------------------------------------------------------------------
@@ -112,8 +125,18 @@ def _long_lines(passage_list: list[list[str]], min_words: int = MIN_WORDS) -> li
     return list(dict.fromkeys(line for p in passage_list for line in p if _words(line) >= min_words))
 
 
+def _works_by_split(seed: int, sources, passage_split: dict) -> Iterator[tuple[str, list[list[str]]]]:
+    """(split, the passages of a work in that split), for every work and split."""
+    for document, work in _works(seed, sources):
+        for split in TASK_SPLITS:
+            chosen = [p for i, p in enumerate(work) if passage_split[document.title, i] == split]
+            if chosen:
+                yield split, chosen
+
+
 # ---------------------------------------------------------------------------------------------
-# Builders: each returns every example of a task, in a deterministic order
+# Builders: each returns every example of a task (by split, for a task split by passage), in a
+# deterministic order
 
 
 def _sentiment(seed: int) -> list[dict]:
@@ -124,24 +147,52 @@ def _sentiment(seed: int) -> list[dict]:
     ]
 
 
-def _next_line(seed: int, sources=BOOK_SOURCES, context_lines: int = 2) -> list[dict]:
+def _next_line(seed: int, passage_split: dict, sources=BOOK_SOURCES, context_lines: int = 2) -> dict[str, list[dict]]:
+    """Distractors come from the answers' own population: lines that follow a line of their passage,
+    of the same work and split, in the answer's length bin, so that no choice alone gives it away."""
     POSITIVE_INT(context_lines, "context_lines")
     rng = random.Random(f"next_line:{seed}")
-    examples = []
-    for _, work in _works(seed, sources):
-        pool = _long_lines(work)
-        for passage in work:
-            for i in range(1, len(passage)):
-                answer, context = passage[i], passage[max(0, i - context_lines) : i]
-                if _words(answer) < MIN_WORDS or _words(context[-1]) < MIN_WORDS:
-                    continue
-                distractors = _sample_distinct(rng, pool, 3, exclude={answer, *context})
-                if distractors is None:
-                    continue
-                choices = [answer] + distractors
-                rng.shuffle(choices)
-                examples.append(dict(context="\n".join(context), choices=choices, label=choices.index(answer)))
+    examples = {split: [] for split in TASK_SPLITS}
+    for split, work in _works_by_split(seed, sources, passage_split):
+        items = [
+            (passage[max(0, i - context_lines) : i], passage[i])
+            for passage in work
+            for i in range(1, len(passage))
+            if _words(passage[i]) >= MIN_WORDS and _words(passage[i - 1]) >= MIN_WORDS
+        ]
+        answers = _LengthBins(dict.fromkeys(answer for _, answer in items))
+        for context, answer in items:
+            distractors = answers.sample(rng, answer, 3, exclude={answer, *context})
+            if distractors is None:
+                continue
+            choices = [answer] + distractors
+            rng.shuffle(choices)
+            examples[split].append(dict(context="\n".join(context), choices=choices, label=choices.index(answer)))
     return examples
+
+
+class _LengthBins:
+    """Lines by number of words, in log-spaced bins (30% wide, then wider where too few lines)."""
+
+    WIDTHS = (1.3, 1.7, 2.5, 5.0)
+
+    def __init__(self, lines: Iterable[str]):
+        self.bins: dict[tuple[float, int], list[str]] = {}
+        for line in lines:
+            for width in self.WIDTHS:
+                self.bins.setdefault(self._key(line, width), []).append(line)
+
+    @staticmethod
+    def _key(line: str, width: float) -> tuple[float, int]:
+        return width, math.floor(math.log(_words(line)) / math.log(width))
+
+    def sample(self, rng: random.Random, line: str, k: int, exclude: set[str]) -> list[str] | None:
+        """``k`` different lines of the narrowest bin of ``line`` that has them outside ``exclude``."""
+        for width in self.WIDTHS:
+            candidates = [c for c in self.bins.get(self._key(line, width), []) if c not in exclude]
+            if len(candidates) >= k:
+                return rng.sample(candidates, k)
+        return None
 
 
 def _sample_distinct(rng: random.Random, pool: list[str], k: int, exclude: set[str]) -> list[str] | None:
@@ -156,12 +207,12 @@ def _sample_distinct(rng: random.Random, pool: list[str], k: int, exclude: set[s
     return chosen
 
 
-def _line_order(seed: int, sources=BOOK_SOURCES) -> list[dict]:
+def _line_order(seed: int, passage_split: dict, sources=BOOK_SOURCES) -> dict[str, list[dict]]:
     """Positives: B is the line after A. Negatives, half each: B is the line before A (same words,
-    wrong order), or a line from elsewhere in the same work."""
+    wrong order), or a line from elsewhere in the same work (and split)."""
     rng = random.Random(f"line_order:{seed}")
-    examples = []
-    for _, work in _works(seed, sources):
+    examples = {split: [] for split in TASK_SPLITS}
+    for split, work in _works_by_split(seed, sources, passage_split):
         pool = _long_lines(work)
         for passage in work:
             for i in range(1, len(passage) - 1):
@@ -169,13 +220,13 @@ def _line_order(seed: int, sources=BOOK_SOURCES) -> list[dict]:
                 if min(_words(before), _words(line), _words(after)) < MIN_WORDS:
                     continue
                 if rng.random() < 0.5:
-                    examples.append(dict(premise=line, hypothesis=after, label=1))
+                    examples[split].append(dict(premise=line, hypothesis=after, label=1))
                 elif rng.random() < 0.5:
-                    examples.append(dict(premise=line, hypothesis=before, label=0))
+                    examples[split].append(dict(premise=line, hypothesis=before, label=0))
                 else:
                     other = _sample_distinct(rng, pool, 1, exclude={before, line, after})
                     if other is not None:
-                        examples.append(dict(premise=line, hypothesis=other[0], label=0))
+                        examples[split].append(dict(premise=line, hypothesis=other[0], label=0))
     return examples
 
 
@@ -199,69 +250,79 @@ def _same_work(seed: int, sources=BOOK_SOURCES, min_words: int = 6) -> list[dict
 
 
 def _corrupted_sentence(seed: int, sources=BOOK_SOURCES, min_words: int = 6) -> list[dict]:
-    """Each line either as written (1) or with two different words swapped (0), never both."""
+    """Each line either as written (1) or with two different words swapped (0), never both; its
+    ``twin`` is the other version, for a minimal-pairs readout that compares the two."""
     rng = random.Random(f"corrupted_sentence:{seed}")
     examples = []
     for _, work in _works(seed, sources):
         for line in _long_lines(work, min_words):
             words = line.split()
-            if rng.random() < 0.5:
-                examples.append(dict(text=line, label=1))
+            if len(set(words)) < 2:
                 continue
-            i, j = sorted(rng.sample(range(len(words)), 2))
-            if words[i] == words[j]:
-                continue
+            i, j = rng.sample(range(len(words)), 2)
+            while words[i] == words[j]:
+                i, j = rng.sample(range(len(words)), 2)
             words[i], words[j] = words[j], words[i]
-            examples.append(dict(text=" ".join(words), label=0))
+            swapped = " ".join(words)
+            if rng.random() < 0.5:
+                examples.append(dict(text=line, twin=swapped, label=1))
+            else:
+                examples.append(dict(text=swapped, twin=line, label=0))
     return examples
 
 
 _CANDIDATE = re.compile(r"^([A-Z][a-z]{2,})([^\w]*)$")
 
 
-def _name_substitution(seed: int, sources=BOOK_SOURCES, min_suffix_words: int = 3, min_count: int = 5) -> list[dict]:
+def _name_substitution(
+    seed: int, passage_split: dict, sources=BOOK_SOURCES, min_suffix_words: int = 3, min_count: int = 3
+) -> dict[str, list[dict]]:
     """The candidates are a work's names: capitalised words met mid-sentence at least ``min_count``
     times and never written in lower case there (which rules out "Lord", "Sir", "Whosoever").
-    The wrong candidate is another name of the same work that the line does not contain."""
+    Every name of a line far enough from its end makes an example. The wrong candidate is a name of
+    the same work that the line does not contain, with as many tokens (" " + name, under the corpus
+    BPE of 8192 ids; other tokenizers match only approximately) and the nearest count, so that
+    neither a name's length nor its frequency gives the answer away."""
     rng = random.Random(f"name_substitution:{seed}")
-    examples = []
-    for _, work in _works(seed, sources):
-        lines = _long_lines(work)
-        lower = {w.strip(".,;:!?'\"()-").lower() for line in lines for w in line.split() if w.islower()}
-        counts: dict[str, int] = {}
-        for line in lines:
-            for _, word in _mid_sentence_candidates(line):
-                if word.lower() not in lower:
-                    counts[word] = counts.get(word, 0) + 1
-        names = sorted(w for w, c in counts.items() if c >= min_count)
-        if len(names) < 2:
-            continue
-        for line in lines:
-            words = line.split()
-            spots = [
-                (p, w)
-                for p, w in _mid_sentence_candidates(line)
-                if w in counts and counts[w] >= min_count and len(words) - p - 1 >= min_suffix_words
-            ]
-            if not spots:
-                continue
-            position, right = rng.choice(spots)
-            wrong_pool = [n for n in names if n not in line]
-            if not wrong_pool:
-                continue
-            wrong = rng.choice(wrong_pool)
-            punctuation = _CANDIDATE.match(words[position]).group(2)
-            choices = [right, wrong]
-            rng.shuffle(choices)
-            examples.append(
-                dict(
-                    prefix=" ".join(words[:position]),
-                    choices=choices,
-                    suffix=punctuation + " " + " ".join(words[position + 1 :]),
-                    label=choices.index(right),
-                )
-            )
+    tokenizer = corpus_tokenizer(DEFAULT_VOCAB_SIZE, seed)
+    examples = {split: [] for split in TASK_SPLITS}
+    for document, work in _works(seed, sources):
+        counts = _name_counts(_long_lines(work), min_count)
+        n_tokens = {name: len(tokenizer.encode(" " + name)) for name in counts}
+        seen = set()
+        for index, passage in enumerate(work):
+            for line in passage:
+                if _words(line) < MIN_WORDS or line in seen:
+                    continue
+                seen.add(line)
+                words = line.split()
+                for position, right in _mid_sentence_candidates(line):
+                    if right not in counts or len(words) - position - 1 < min_suffix_words:
+                        continue
+                    matched = [n for n in counts if n_tokens[n] == n_tokens[right] and n not in line]
+                    if not matched:
+                        continue
+                    distance = {n: abs(counts[n] - counts[right]) for n in matched}
+                    wrong = rng.choice([n for n in matched if distance[n] == min(distance.values())])
+                    punctuation = _CANDIDATE.match(words[position]).group(2)
+                    choices = [right, wrong]
+                    rng.shuffle(choices)
+                    examples[passage_split[document.title, index]].append(
+                        dict(
+                            prefix=" ".join(words[:position]),
+                            choices=choices,
+                            suffix=punctuation + " " + " ".join(words[position + 1 :]),
+                            label=choices.index(right),
+                        )
+                    )
     return examples
+
+
+def _name_counts(lines: list[str], min_count: int) -> dict[str, int]:
+    """Name -> times met mid-sentence, for the names met at least ``min_count`` times, sorted."""
+    lower = {w.strip(".,;:!?'\"()-").lower() for line in lines for w in line.split() if w.islower()}
+    counts = Counter(word for line in lines for _, word in _mid_sentence_candidates(line) if word.lower() not in lower)
+    return {name: count for name, count in sorted(counts.items()) if count >= min_count}
 
 
 def _mid_sentence_candidates(line: str) -> list[tuple[int, str]]:
@@ -289,11 +350,12 @@ TASKS: dict[str, TaskSpec] = {
             name="next_line",
             kind="multiple_choice",
             description="the true next line of a held-out speech or chapter among 4; distractors "
-            "are lines of the same work",
+            "are next lines of the same work and split, of about the answer's length",
             labels={0: "choice 0", 1: "choice 1", 2: "choice 2", 3: "choice 3"},
             n_choices=4,
             build=_next_line,
             options={"sources": BOOK_SOURCES, "context_lines": 2},
+            by_passage=True,
         ),
         TaskSpec(
             name="line_order",
@@ -303,6 +365,7 @@ TASKS: dict[str, TaskSpec] = {
             labels={0: "does not follow", 1: "follows"},
             build=_line_order,
             options={"sources": BOOK_SOURCES},
+            by_passage=True,
         ),
         TaskSpec(
             name="same_work",
@@ -316,8 +379,10 @@ TASKS: dict[str, TaskSpec] = {
         TaskSpec(
             name="corrupted_sentence",
             kind="classification",
-            description="a held-out line as written (1) or with two of its words swapped (0)",
+            description="a held-out line as written (1) or with two of its words swapped (0); "
+            "twin is the other version of the line (for minimal pairs)",
             labels={0: "corrupted", 1: "original"},
+            extra_fields=("twin",),
             build=_corrupted_sentence,
             options={"sources": BOOK_SOURCES, "min_words": 6},
         ),
@@ -325,11 +390,14 @@ TASKS: dict[str, TaskSpec] = {
             name="name_substitution",
             kind="substitution",
             description="a held-out line with one name blanked: which of two names of the same "
-            "work was there? (Winograd-shaped: score the rest of the line)",
+            "work, as long in tokens and about as frequent, was there? (Winograd-shaped: score the "
+            "rest of the line)",
             labels={0: "choice 0", 1: "choice 1"},
             n_choices=2,
             build=_name_substitution,
-            options={"sources": BOOK_SOURCES, "min_suffix_words": 3, "min_count": 5},
+            options={"sources": BOOK_SOURCES, "min_suffix_words": 3, "min_count": 3},
+            by_passage=True,
+            test_fraction=0.3,  # n_test >= 625: a two-standard-error band of at most 4 points
         ),
     ]
 }
@@ -382,14 +450,57 @@ def load_task(name: str, split: str, seed: int = 0, n_train: int | None = None, 
 
 @functools.lru_cache(maxsize=32)
 def _split_examples(name: str, seed: int, options: tuple, cache: str) -> dict[str, list[dict]]:
-    spec = TASKS[name]
-    examples = spec.build(seed, **dict(options))
-    validate_examples(spec, examples)
-    order = list(range(len(examples)))
-    random.Random(f"split:{name}:{seed}").shuffle(order)
-    n_dev, n_test = round(DEV_FRACTION * len(order)), round(TEST_FRACTION * len(order))
-    ranges = {"test": order[:n_test], "dev": order[n_test : n_test + n_dev], "train": order[n_test + n_dev :]}
-    return {split: [examples[i] for i in indices] for split, indices in ranges.items()}
+    spec, options = TASKS[name], dict(options)
+    if spec.by_passage:
+        passage_split = _passage_splits(spec, seed, options["sources"])
+        splits = _drop_seen_lines(spec.build(seed, passage_split, **options))
+        for split, examples in splits.items():  # in a seeded order, so that n_train takes a sample
+            random.Random(f"order:{name}:{seed}:{split}").shuffle(examples)
+    else:
+        examples = spec.build(seed, **options)
+        order = list(range(len(examples)))
+        random.Random(f"split:{name}:{seed}").shuffle(order)
+        n_dev, n_test = round(spec.dev_fraction * len(order)), round(spec.test_fraction * len(order))
+        ranges = {"test": order[:n_test], "dev": order[n_test : n_test + n_dev], "train": order[n_test + n_dev :]}
+        splits = {split: [examples[i] for i in indices] for split, indices in ranges.items()}
+    for examples in splits.values():
+        validate_examples(spec, examples)
+    return splits
+
+
+def _passage_splits(spec: TaskSpec, seed: int, sources) -> dict[tuple[str, int], str]:
+    """(work title, passage index) -> split. Each work's passages are laid end to end in a seeded
+    order; a passage whose middle line falls in the first ``test_fraction`` of the work's lines goes
+    to test, in the next ``dev_fraction`` to dev, else to train (every work is split alike)."""
+    splits = {}
+    for document, work in _works(seed, sources):
+        order = list(range(len(work)))
+        random.Random(f"split:{spec.name}:{seed}:{document.title}").shuffle(order)
+        total, done = sum(map(len, work)), 0
+        for index in order:
+            middle = (done + len(work[index]) / 2) / total
+            test, dev = middle < spec.test_fraction, middle < spec.test_fraction + spec.dev_fraction
+            splits[document.title, index] = "test" if test else "dev" if dev else "train"
+            done += len(work[index])
+    return splits
+
+
+def _drop_seen_lines(splits: dict[str, list[dict]]) -> dict[str, list[dict]]:
+    """Drop the dev and test examples that show a line of a training example (lines recur across
+    passages, and a passage split does not see that)."""
+    seen = {line for example in splits["train"] for line in _shown_lines(example)}
+    return {
+        split: [e for e in examples if split == "train" or not _shown_lines(e) & seen]
+        for split, examples in splits.items()
+    }
+
+
+def _shown_lines(example: dict) -> set[str]:
+    if "context" in example:
+        return {*example["context"].split("\n"), *example["choices"]}
+    if "premise" in example:
+        return {example["premise"], example["hypothesis"]}
+    return {f"{example['prefix']} {choice}{example['suffix']}" for choice in example["choices"]}
 
 
 def validate_examples(task: str | TaskSchema, examples: list[dict]) -> None:

@@ -256,3 +256,10 @@ def unigram_entropy(tokens: np.ndarray, vocab_size: int) -> float:
     counts = np.bincount(np.asarray(tokens, dtype=np.int64), minlength=vocab_size).astype(np.float64)
     p = counts[counts > 0] / counts.sum()
     return float(-(p * np.log(p)).sum())
+
+
+def unigram_log_probs(tokens: np.ndarray, vocab_size: int) -> np.ndarray:
+    """Log-probability of each token id under the token frequencies of ``tokens``, add-one smoothed
+    (so that a token never seen has a finite one): the unigram model SLOR subtracts."""
+    counts = np.bincount(np.asarray(tokens, dtype=np.int64), minlength=vocab_size).astype(np.float64) + 1
+    return np.log(counts / counts.sum())

@@ -14,15 +14,16 @@ from .pretraining import PretrainingExperiment, PretrainRun, cached_pretraining_
 from .recipes import RECIPES, EvaluationSettings, FinetuneSettings, PretrainSpec, Recipe, load_recipe, recipes_table
 from .transfer import VARIANTS, TransferExperiment, ablation, finetune_task, layer_transfer_sweep, summarize
 from .zero_shot import (
+    PROTOCOL,
     ZeroShotExperiment,
     reference_accuracy,
     relative_performance,
-    summarise_curve,
-    zero_shot_curve,
-    zero_shot_scaling,
+    scaling_outcomes,
+    zero_shot_outcomes,
 )
 
 __all__ = [
+    "PROTOCOL",
     "RECIPES",
     "VARIANTS",
     "EvaluationSettings",
@@ -45,8 +46,7 @@ __all__ = [
     "recipes_table",
     "reference_accuracy",
     "relative_performance",
-    "summarise_curve",
+    "scaling_outcomes",
     "summarize",
-    "zero_shot_curve",
-    "zero_shot_scaling",
+    "zero_shot_outcomes",
 ]

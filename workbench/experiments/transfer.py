@@ -14,7 +14,7 @@ import math
 import multiprocessing
 import os
 import time
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Mapping, Sequence
 from concurrent.futures import ProcessPoolExecutor, as_completed
 from dataclasses import dataclass
 from pathlib import Path
@@ -283,6 +283,19 @@ def finetune_task(
     """
     job = _job(run, task, n_layers, seed, n_labelled, lm_weight, settings, spec)
     return _cached(job) or _compute(job)
+
+
+def finetune_all(
+    run: PretrainRun,
+    runs: Sequence[tuple[str, int, int | None]],
+    settings: FinetuneSettings | None = None,
+    progress: bool = True,
+    desc: str = "fine-tuning runs",
+) -> list[dict]:
+    """:func:`finetune_task` with every layer transferred and lambda = 0.5 for each ``(task, seed,
+    n_labelled)`` of ``runs``, as many at once as the cores allow (cached runs are read)."""
+    jobs = [_job(run, task, None, seed, n_labelled, 0.5, settings, None) for task, seed, n_labelled in runs]
+    return _run_jobs(jobs, desc, progress)
 
 
 def _cached(job: _Job) -> dict | None:

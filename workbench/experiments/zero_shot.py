@@ -1,14 +1,16 @@
 """Zero-shot behaviour: GPT-1 Figure 2 (right) over pretraining, and GPT-2's claim over model size.
 
-:func:`zero_shot_curve` evaluates every heuristic of :mod:`workbench.evaluation.heuristics` on every kept
-checkpoint of a Transformer pretraining run and of the LSTM baseline trained on the same tokens,
-and reports accuracy and *relative performance* ``(accuracy - random) / (supervised - random)``:
-0 is chance, 1 is the fine-tuned Transformer's dev accuracy on the same task (from
-:func:`workbench.experiments.transfer.finetune_task`). :func:`zero_shot_scaling` evaluates the last
-checkpoint of runs of several model sizes trained on the same tokens.
+Every readout of :mod:`workbench.evaluation.heuristics` is evaluated on every kept checkpoint of a
+Transformer pretraining run and of the LSTM baseline trained on the same tokens, and on the last
+checkpoint of a ladder of model sizes trained on the same tokens. Each checkpoint's per-example
+outcomes and its validation loss are cached on their own (``cached_frame``), so a re-run recomputes
+only what changed and an interrupted sweep resumes where it stopped.
 
-Every (run, checkpoint, evaluation settings) result is cached on its own (``cached_frame``), so a
-re-run recomputes only what changed and an interrupted sweep resumes where it stopped.
+The statistics are paired by example (:mod:`workbench.evaluation.statistics`): a readout *rises*
+when the 95% bootstrap interval of its change from the first checkpoint (the untrained model)
+to the last lies above 0 **and** that of its slope against log10(tokens seen) does too
+(:data:`PROTOCOL`). Accuracy is also reported *relative* to chance (0) and to the fine-tuned
+Transformer (1), where that reference is meaningfully above chance.
 """
 
 from __future__ import annotations
@@ -16,10 +18,11 @@ from __future__ import annotations
 import dataclasses
 import math
 import os
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
 import torch
 from tqdm.auto import tqdm
@@ -27,35 +30,63 @@ from tqdm.auto import tqdm
 from ..core.checks import NON_EMPTY_STRING, NON_NEGATIVE_INT, check_fields, distinct, one_of, optional, sequence_of
 from ..core.device import resolve_device
 from ..core.options import apply_overrides, option
+from ..data.tasks import TASKS_VERSION
 from ..data.tokenizer import Tokenizer, gpt2_tokenizer
-from ..data.tokens import unigram_entropy
-from ..evaluation.heuristics import HEURISTICS, VERBALIZERS, evaluate, random_accuracy
+from ..data.tokens import unigram_entropy, unigram_log_probs
+from ..evaluation.heuristics import (
+    HEURISTICS,
+    OUTCOME_COLUMNS,
+    evaluate,
+    outcomes_of,
+    score_outcomes,
+    summarize_outcomes,
+)
+from ..evaluation.statistics import BOOTSTRAP_REPLICATES, CONFIDENCE, paired_difference, trend
 from ..models.config import PRESETS
 from ..models.gpt import GPT
 from ..models.params import count_parameters
-from ..training.language_model import default_token_files, open_token_file
+from ..training.language_model import TokenEvaluator, default_token_files, open_token_file
 from .cache import cached_frame
 from .pretraining import PretrainRun, pretrain
 from .recipes import RECIPES, EvaluationSettings, PretrainSpec, Recipe, load_recipe
-from .transfer import check_task, finetune_task
+from .transfer import check_task, finetune_all
 
-EVALUATION_VERSION = 1
-"""Bump when scoring or a heuristic changes its results, so that cached evaluations are redone."""
+EVALUATION_VERSION = 2
+"""Bump when scoring or a readout changes its results, so that cached evaluations are redone."""
 
-CURVE_COLUMNS = ["model", "step", "task", "heuristic", "accuracy", "relative", "random", "supervised", "n"]
-SCALING_COLUMNS = [
-    "preset",
-    "parameters",
-    "step",
-    "val_loss",
+POINT_COLUMNS = ["tokens", "val_loss"]
+READOUT_COLUMNS = ["task", "heuristic", "readout", "metric", "n", "accuracy", "ci_low", "ci_high", "random"]
+CURVE_COLUMNS = ["model", "step", *POINT_COLUMNS, *READOUT_COLUMNS, "supervised", "relative"]
+SCALING_COLUMNS = ["preset", "parameters", "step", *POINT_COLUMNS, *READOUT_COLUMNS, "supervised", "relative"]
+TREND_COLUMNS = [
+    "model",
     "task",
     "heuristic",
-    "accuracy",
-    "relative",
-    "random",
-    "supervised",
+    "readout",
+    "metric",
     "n",
+    "first",
+    "last",
+    "change",
+    "change_low",
+    "change_high",
+    "slope",
+    "slope_low",
+    "slope_high",
+    "verdict",
 ]
+
+PROTOCOL = (
+    f"A readout rises with pretraining when two {CONFIDENCE:.0%} bootstrap intervals ({BOOTSTRAP_REPLICATES} "
+    "resamples of the examples, the same resample at every checkpoint: paired by example) both lie above 0: "
+    "that of its change from the first kept checkpoint (update 1, the untrained baseline: chance is measured, "
+    "not assumed) to the last, and that of its least-squares slope against log10(tokens seen) over every kept "
+    "checkpoint. It falls when both lie below 0, and is flat otherwise. The same rule over model sizes uses "
+    "log10(parameters). The Transformer and the LSTM are compared at their last checkpoint by the paired "
+    "bootstrap interval of their difference. Relative performance is (accuracy - chance) / (supervised - "
+    "chance), reported only where the fine-tuned reference beats chance by at least 5 points."
+)
+"""What counts as a rise, written before any result is computed; :func:`findings` applies it."""
 
 
 @dataclass(frozen=True)
@@ -63,8 +94,8 @@ class ZeroShotExperiment:
     """The zero-shot notebook's experiment: a recipe, the heuristics and the reference's seeds.
 
     Build it with :meth:`from_params` (the notebook's parameters, checked before any work); its
-    methods do the work: :meth:`pretraining`, :meth:`supervised_reference`, :meth:`curve`,
-    :meth:`scaling`, :meth:`pretrained_table`, :meth:`findings`.
+    methods do the work: :meth:`pretraining`, :meth:`supervised_reference`, :meth:`outcomes`,
+    :meth:`curve`, :meth:`trends`, :meth:`scaling_outcomes`, :meth:`pretrained_table`, :meth:`findings`.
     """
 
     recipe: Recipe = option("the recipe of the scale, with the notebook's overrides")
@@ -176,10 +207,6 @@ class ZeroShotExperiment:
         return self.recipe.evaluation
 
     @property
-    def variants(self) -> list[tuple[str, dict]]:
-        return heuristic_variants(self.heuristics)
-
-    @property
     def tasks(self) -> tuple[str, ...]:
         return tuple(dict.fromkeys(HEURISTICS[name].task for name in self.heuristics))
 
@@ -193,129 +220,140 @@ class ZeroShotExperiment:
         return pretrain(self.spec, progress=progress), pretrain(self.lstm_spec, progress=progress)
 
     def models_table(self, gpt_run: PretrainRun, lstm_run: PretrainRun) -> pd.DataFrame:
-        """Architecture, size, budget and final validation loss of the two runs."""
-        return pd.DataFrame(
-            [
+        """Architecture, size, budget (in updates, tokens and epochs) and final validation loss of the two runs."""
+        train_tokens = len(self._train_tokens())
+        rows = []
+        for label, run in (("transformer", gpt_run), ("lstm", lstm_run)):
+            tokens = tokens_seen(run.spec, run.spec.train.steps)
+            rows.append(
                 dict(
                     model=label,
                     architecture=run.spec.preset if label == "transformer" else str(run.spec.model_config()),
                     parameters=run.load().num_parameters(),
                     updates=run.spec.train.steps,
-                    tokens=run.spec.train.steps * run.spec.train.batch_size * run.spec.gpt_config.n_ctx,
+                    tokens=tokens,
+                    epochs=round(tokens / train_tokens, 2),
                     kept_checkpoints=run.steps,
                     final_val_loss=round(float(run.history["val_loss"].dropna().iloc[-1]), 3),
                 )
-                for label, run in (("transformer", gpt_run), ("lstm", lstm_run))
-            ]
-        ).set_index("model")
+            )
+        return pd.DataFrame(rows).set_index("model")
+
+    def _train_tokens(self) -> np.ndarray:
+        vocab_size = self.spec.gpt_config.vocab_size
+        train_path, _ = default_token_files(vocab_size, seed=self.spec.data_seed, progress=False)
+        return open_token_file(train_path, vocab_size)[0]
 
     def unigram_entropy(self) -> float:
         """Entropy of the training tokens' frequencies: the loss of a model that learned nothing of context."""
-        vocab_size = self.spec.gpt_config.vocab_size
-        train_path, _ = default_token_files(vocab_size, seed=self.spec.data_seed, progress=False)
-        return unigram_entropy(open_token_file(train_path, vocab_size)[0], vocab_size)
+        return unigram_entropy(self._train_tokens(), self.spec.gpt_config.vocab_size)
+
+    def unigram_log_probs(self) -> np.ndarray:
+        """The unigram model of the training tokens that SLOR subtracts."""
+        return unigram_log_probs(self._train_tokens(), self.spec.gpt_config.vocab_size)
 
     def supervised_reference(self, gpt_run: PretrainRun, progress: bool = True) -> pd.DataFrame:
         """:func:`supervised_reference` for this experiment's tasks and seeds."""
         return supervised_reference(gpt_run, self.tasks, self.recipe, self.supervised_seeds, progress=progress)
 
-    def curve(
-        self, gpt_run: PretrainRun, lstm_run: PretrainRun, reference: Mapping[str, float], progress: bool = True
-    ) -> pd.DataFrame:
-        """:func:`zero_shot_curve` over both runs' kept checkpoints."""
-        e = self.evaluation
-        return zero_shot_curve(
+    def outcomes(self, gpt_run: PretrainRun, lstm_run: PretrainRun | None, progress: bool = True) -> pd.DataFrame:
+        """Per-example outcomes of every readout on every kept checkpoint of both runs (:func:`zero_shot_outcomes`)."""
+        return zero_shot_outcomes(
             gpt_run,
             lstm_run,
             self.heuristics,
-            e.max_examples,
-            e.split,
-            batch_size=e.batch_size,
-            supervised=reference,
+            self.evaluation,
+            unigram=self.unigram_log_probs(),
             device=self.spec.train.device,
             progress=progress,
         )
 
-    def scaling(self, reference: Mapping[str, float], progress: bool = True) -> pd.DataFrame | None:
-        """:func:`zero_shot_scaling` over the recipe's ladder; None when the ladder is empty."""
+    def curve(self, outcomes: pd.DataFrame, reference: Mapping[str, float] | None) -> pd.DataFrame:
+        """One row per model, checkpoint and readout (:data:`CURVE_COLUMNS`)."""
+        return summarize_readouts(outcomes, ["model", "step", *POINT_COLUMNS], reference)[CURVE_COLUMNS]
+
+    def trends(self, outcomes: pd.DataFrame) -> pd.DataFrame:
+        """Each model's change and slope per readout over its checkpoints (:func:`trends`)."""
+        return trends(outcomes, "model", "step", "tokens")
+
+    def scaling_outcomes(self, progress: bool = True) -> pd.DataFrame | None:
+        """Per-example outcomes of one checkpoint of each size of the ladder; None when it is empty."""
         if not self.recipe.ladder:
             return None
-        e = self.evaluation
-        return zero_shot_scaling(
+        return scaling_outcomes(
             self.spec,
             self.recipe.ladder,
             self.heuristics,
-            e.max_examples,
-            e.split,
-            batch_size=e.batch_size,
-            supervised=reference,
+            self.evaluation,
+            unigram=self.unigram_log_probs(),
             device=self.spec.train.device,
             progress=progress,
         )
 
-    def pretrained_table(self, reference: Mapping[str, float]) -> pd.DataFrame | None:
-        """The heuristics on real Hugging Face weights (GPT-2 section) with GPT-2's tokenizer; None
-        without ``pretrained``."""
+    def scaling(self, outcomes: pd.DataFrame, reference: Mapping[str, float] | None) -> pd.DataFrame:
+        """One row per preset and readout (:data:`SCALING_COLUMNS`), smallest model first."""
+        keys = ["preset", "parameters", "step", *POINT_COLUMNS]
+        table = summarize_readouts(outcomes, keys, reference)[SCALING_COLUMNS]
+        return table.sort_values("parameters", kind="stable", ignore_index=True)
+
+    def scaling_trends(self, outcomes: pd.DataFrame) -> pd.DataFrame:
+        """Change and slope per readout from the smallest model to the largest, against log10(parameters)."""
+        return trends(outcomes.assign(model="ladder"), "model", "parameters", "parameters")
+
+    def pretrained_table(self, reference: Mapping[str, float] | None) -> pd.DataFrame | None:
+        """The readouts on real Hugging Face weights (GPT-2 section) with GPT-2's tokenizer; None
+        without ``pretrained``. SLOR is left out: it needs unigram counts of GPT-2's training text."""
         if self.pretrained is None:
             return None
         e = self.evaluation
         model = GPT.from_pretrained(self.pretrained).to(resolve_device(self.spec.train.device))
-        table = evaluate_model(model, gpt2_tokenizer(), self.variants, e.split, e.max_examples, batch_size=e.batch_size)
-        table["relative"] = [
-            relative_performance(a, r, reference[t])
-            for a, r, t in zip(table["accuracy"], table["random"], table["task"])
-        ]
-        return table
+        table = evaluate(model, gpt2_tokenizer(), self.heuristics, e.split, e.max_examples, batch_size=e.batch_size)
+        return add_relative(table, reference)
 
-    def findings(self, curve: pd.DataFrame, scaling: pd.DataFrame | None = None) -> str:
-        return "\n".join(findings(curve, scaling))
+    def findings(
+        self, trends_table: pd.DataFrame, outcomes: pd.DataFrame, scaling_trends: pd.DataFrame | None = None
+    ) -> str:
+        return "\n".join(findings(trends_table, outcomes, scaling_trends))
 
 
-def heuristic_variants(heuristics: Sequence[str] | None = None, all_verbalizers: bool = True) -> list[tuple[str, dict]]:
-    """``(heuristic, options)`` pairs to evaluate: every sentiment verbalizer pair, by default."""
-    names = list(HEURISTICS) if heuristics is None else list(heuristics)
-    if not names:
-        raise ValueError("heuristics is empty; expected some of " + ", ".join(HEURISTICS))
-    unknown = [h for h in names if h not in HEURISTICS]
-    if unknown:
-        raise ValueError(f"unknown heuristics {unknown}; expected some of {list(HEURISTICS)}")
-    variants = []
-    for name in dict.fromkeys(names):
-        if name == "sentiment" and all_verbalizers:
-            variants += [(name, {"verbalizer": v}) for v in VERBALIZERS]
-        else:
-            variants.append((name, {}))
-    return variants
+def tokens_seen(spec: PretrainSpec, step: int) -> int:
+    """Training tokens a run of ``spec`` has seen after ``step`` updates."""
+    return step * spec.train.batch_size * (spec.train.seq_len or spec.gpt_config.n_ctx)
 
 
-def evaluate_model(
-    model,
-    tokenizer,
-    variants: Sequence[tuple[str, dict]],
-    split: str = "test",
-    max_examples: int | None = 200,
-    seed: int = 0,
-    batch_size: int = 32,
-) -> pd.DataFrame:
-    """Accuracy of each heuristic variant on one model: ``task, heuristic, n, accuracy, random``."""
-    rows = [
-        evaluate(model, tokenizer, name, split, max_examples, seed, batch_size, **options) for name, options in variants
-    ]
-    return pd.DataFrame(rows)[["task", "heuristic", "n", "accuracy", "random"]]
+def checkpoint_val_loss(run: PretrainRun, step: int, device: str = "cpu") -> float:
+    """Validation loss of one kept checkpoint on the windows the trainer evaluates (float32), cached."""
+    target = resolve_device(device)
+    vocab_size = run.spec.gpt_config.vocab_size
+    config = dict(run=run.run_dir.name, spec=run.spec.key(), step=step, device=target.type)
+
+    def compute() -> pd.DataFrame:
+        _, val_path = default_token_files(vocab_size, seed=run.spec.data_seed, progress=False)
+        train = run.spec.train
+        evaluator = TokenEvaluator(
+            open_token_file(val_path, vocab_size)[0],
+            train.seq_len or run.spec.gpt_config.n_ctx,
+            train.eval_sequences,
+            train.micro_batch_size or train.batch_size,
+        )
+        with torch.no_grad():
+            return pd.DataFrame([evaluator(run.load(step).to(target))])
+
+    return float(cached_frame("val_loss", config, compute)["val_loss"].iloc[0])
 
 
 def evaluate_checkpoint(
     run: PretrainRun,
     step: int,
-    variants: Sequence[tuple[str, dict]],
-    split: str = "test",
-    max_examples: int | None = 200,
+    heuristics: Sequence[str],
+    evaluation: EvaluationSettings,
     seed: int = 0,
-    batch_size: int = 32,
+    unigram: np.ndarray | None = None,
     device: str = "cpu",
 ) -> pd.DataFrame:
-    """:func:`evaluate_model` on one kept checkpoint of ``run``, cached."""
-    EvaluationSettings(split, max_examples, batch_size)  # validates them
+    """Per-example outcomes of every readout on one kept checkpoint of ``run``
+    (:func:`~workbench.evaluation.heuristics.score_outcomes`), with ``step``, ``tokens`` and
+    ``val_loss`` columns; cached."""
     if step not in run.steps:
         raise ValueError(f"no checkpoint at step {step} in {run.run_dir}; kept steps: {run.steps}")
     target = resolve_device(device)
@@ -323,143 +361,67 @@ def evaluate_checkpoint(
         run=run.run_dir.name,
         spec=run.spec.key(),
         step=step,
-        variants=[[name, options] for name, options in variants],
-        split=split,
-        max_examples=max_examples,
+        heuristics=list(heuristics),
+        split=evaluation.split,
+        max_examples=evaluation.max_examples,
         seed=seed,
+        slor=unigram is not None,
         device=target.type,
         version=EVALUATION_VERSION,
+        tasks_version=TASKS_VERSION,
     )
 
     def compute() -> pd.DataFrame:
         model = run.load(step).to(target)
         with torch.inference_mode():
-            return evaluate_model(model, run.tokenizer, variants, split, max_examples, seed, batch_size)
+            return score_outcomes(
+                model,
+                run.tokenizer,
+                heuristics,
+                evaluation.split,
+                evaluation.max_examples,
+                seed,
+                evaluation.batch_size,
+                unigram,
+            )
 
-    return cached_frame("zero_shot", config, compute)
-
-
-MIN_SUPERVISED_MARGIN = 0.05
-"""How far above chance the supervised reference must be for relative performance to be reported:
-dividing by a gap of a point or two turns noise into ratios of 10 or more."""
-
-
-def relative_performance(accuracy: float, random: float, supervised: float) -> float:
-    """``(accuracy - random) / (supervised - random)``; NaN when there is no supervised reference
-    or it beats chance by less than :data:`MIN_SUPERVISED_MARGIN` (the ratio would mean nothing)."""
-    if supervised is None or not math.isfinite(supervised) or supervised - random < MIN_SUPERVISED_MARGIN:
-        return math.nan
-    return (accuracy - random) / (supervised - random)
+    frame = cached_frame("zero_shot", config, compute)
+    return frame.assign(step=step, tokens=tokens_seen(run.spec, step), val_loss=checkpoint_val_loss(run, step, device))
 
 
-def supervised_reference(
-    run: PretrainRun,
-    tasks: Sequence[str],
-    recipe: Recipe | None = None,
-    seeds: Sequence[int] = (0,),
-    progress: bool = True,
-    finetune: Callable | None = None,
-) -> pd.DataFrame:
-    """The fine-tuned Transformer's dev accuracy on each task, one row per ``(task, seed)``.
-
-    The runs are the layer-transfer experiments' (:func:`workbench.experiments.transfer.finetune_task`,
-    all pretrained layers transferred, lambda = 0.5) with ``recipe``'s fine-tuning settings and label
-    counts (default the CPU recipe), so the layer-transfer notebook's cached runs are reused.
-    Columns: ``task, seed, n_labelled, dev_accuracy``.
-    """
-    finetune = finetune or finetune_task
-    recipe = recipe or RECIPES["cpu"]
-    seeds = sequence_of(NON_NEGATIVE_INT)(distinct(seeds), "seeds")
-    tasks = [check_task(t) for t in dict.fromkeys(tasks)]
-    rows = []
-    with tqdm(total=len(tasks) * len(seeds), desc="supervised reference (fine-tuning)", disable=not progress) as bar:
-        for task in tasks:
-            for seed in seeds:
-                bar.set_postfix_str(f"{task} seed {seed}")
-                n_labelled = recipe.n_labelled(task)
-                result = finetune(run, task, seed=seed, n_labelled=n_labelled, settings=recipe.finetuning)
-                rows.append(
-                    dict(task=task, seed=seed, n_labelled=n_labelled, dev_accuracy=float(result["dev_accuracy"]))
-                )
-                bar.update()
-    return pd.DataFrame(rows)
-
-
-def reference_accuracy(table: pd.DataFrame) -> dict[str, float]:
-    """A :func:`supervised_reference` table averaged over its seeds: ``{task: dev accuracy}``."""
-    return table.groupby("task", sort=False)["dev_accuracy"].mean().to_dict()
-
-
-def supervised_accuracy(run: PretrainRun, tasks: Sequence[str], **options) -> dict[str, float]:
-    """:func:`supervised_reference` averaged over its seeds: ``{task: dev accuracy}``."""
-    return reference_accuracy(supervised_reference(run, tasks, **options))
-
-
-def _supervised(gpt_run, variants, supervised, progress) -> dict[str, float]:
-    tasks = [HEURISTICS[name].task for name, _ in variants]
-    if supervised is False:
-        return {task: math.nan for task in tasks}
-    if supervised is None:
-        return supervised_accuracy(gpt_run, tasks, progress=progress)
-    if not isinstance(supervised, Mapping):
-        raise TypeError(
-            f"supervised must be None, False or a mapping task -> accuracy, got {type(supervised).__name__}"
+def _check_same_tokens(gpt_run: PretrainRun, lstm_run: PretrainRun) -> None:
+    if lstm_run.spec.model != "lstm" or gpt_run.spec.model != "gpt":
+        raise ValueError(
+            f"expected a GPT run and an LSTM run, got model={gpt_run.spec.model!r} and model={lstm_run.spec.model!r}"
         )
-    missing = [t for t in dict.fromkeys(tasks) if t not in supervised]
-    if missing:
-        raise ValueError(f"supervised has no accuracy for tasks {missing}; it has {sorted(supervised)}")
-    bad = {
-        t: a for t, a in supervised.items() if isinstance(a, bool) or not isinstance(a, (int, float)) or not 0 <= a <= 1
-    }
-    if bad:
-        raise ValueError(f"supervised accuracies must be numbers in [0, 1], got {bad}")
-    return {t: float(supervised[t]) for t in tasks}
+    a, b = gpt_run.spec.gpt_config, lstm_run.spec.gpt_config
+    same = ("vocab_size", "n_ctx")
+    if any(getattr(a, f) != getattr(b, f) for f in same) or gpt_run.spec.data_seed != lstm_run.spec.data_seed:
+        raise ValueError(
+            "the LSTM must be trained on the same tokens as the Transformer (same vocabulary, window and data_seed)"
+        )
 
 
-def _add_relative(frame: pd.DataFrame, supervised: dict[str, float]) -> pd.DataFrame:
-    frame["supervised"] = frame["task"].map(supervised)
-    frame["relative"] = [
-        relative_performance(a, r, s) for a, r, s in zip(frame["accuracy"], frame["random"], frame["supervised"])
-    ]
-    return frame
-
-
-def zero_shot_curve(
+def zero_shot_outcomes(
     gpt_run: PretrainRun,
     lstm_run: PretrainRun | None = None,
     heuristics: Sequence[str] | None = None,
-    max_examples: int | None = 200,
-    split: str = "test",
+    evaluation: EvaluationSettings | None = None,
     seed: int = 0,
-    batch_size: int = 32,
-    supervised: Mapping[str, float] | bool | None = None,
+    unigram: np.ndarray | None = None,
     steps: Sequence[int] | None = None,
     device: str = "cpu",
     progress: bool = True,
 ) -> pd.DataFrame:
-    """Every heuristic on every kept checkpoint of the Transformer and (if given) the LSTM.
-
-    One row per ``(model, step, heuristic)`` with the columns of :data:`CURVE_COLUMNS`; ``model``
-    is ``"transformer"`` or ``"lstm"``. ``supervised``: None computes the reference with
-    :func:`supervised_accuracy`; a mapping gives it; False leaves ``relative`` NaN. ``steps``
-    restricts the checkpoints (default: every kept one). ``max_examples`` caps each split (the
-    dev split the acceptability threshold is chosen on included); ``seed`` is the task-split seed.
-    """
-    EvaluationSettings(split, max_examples, batch_size)  # validates them
-    variants = heuristic_variants(heuristics)
+    """Per-example outcomes of every readout on every kept checkpoint of the Transformer and (if
+    given) the LSTM: :func:`evaluate_checkpoint`'s columns plus ``model`` (``"transformer"`` or
+    ``"lstm"``). ``steps`` restricts the checkpoints (default: every kept one); ``seed`` is the
+    task-split seed; ``evaluation`` defaults to the CPU recipe's settings."""
+    heuristics = _heuristics(heuristics)
+    evaluation = evaluation or RECIPES["cpu"].evaluation
     runs = {"transformer": gpt_run}
     if lstm_run is not None:
-        if lstm_run.spec.model != "lstm" or gpt_run.spec.model != "gpt":
-            raise ValueError(
-                f"expected a GPT run and an LSTM run, got model={gpt_run.spec.model!r} "
-                f"and model={lstm_run.spec.model!r}"
-            )
-        same = ("vocab_size", "n_ctx")
-        a, b = gpt_run.spec.gpt_config, lstm_run.spec.gpt_config
-        if any(getattr(a, f) != getattr(b, f) for f in same) or gpt_run.spec.data_seed != lstm_run.spec.data_seed:
-            raise ValueError(
-                "the LSTM must be trained on the same tokens as the Transformer (same vocabulary, window and data_seed)"
-            )
+        _check_same_tokens(gpt_run, lstm_run)
         runs["lstm"] = lstm_run
     plan = {}
     for label, run in runs.items():
@@ -473,20 +435,23 @@ def zero_shot_curve(
         if missing:
             raise ValueError(f"the {label} run has no checkpoint at steps {missing}; kept steps: {kept}")
         plan[label] = (run, chosen)
-    reference = _supervised(gpt_run, variants, supervised, progress)
     frames = []
-    bar = tqdm(
-        total=sum(len(chosen) for _, chosen in plan.values()), desc="zero-shot checkpoints", disable=not progress
-    )
-    with bar:
+    total = sum(len(chosen) for _, chosen in plan.values())
+    with tqdm(total=total, desc="zero-shot checkpoints", disable=not progress) as bar:
         for label, (run, chosen) in plan.items():
             for step in chosen:
                 bar.set_postfix_str(f"{label} step {step}")
-                frame = evaluate_checkpoint(run, step, variants, split, max_examples, seed, batch_size, device)
-                frames.append(frame.assign(model=label, step=step))
+                frame = evaluate_checkpoint(run, step, heuristics, evaluation, seed, unigram, device)
+                frames.append(frame.assign(model=label))
                 bar.update()
-    curve = _add_relative(pd.concat(frames, ignore_index=True), reference)
-    return curve[CURVE_COLUMNS]
+    return pd.concat(frames, ignore_index=True)
+
+
+def _heuristics(heuristics: Sequence[str] | None) -> tuple[str, ...]:
+    names = tuple(HEURISTICS) if heuristics is None else tuple(dict.fromkeys(heuristics))
+    if not names:
+        raise ValueError("heuristics is empty; expected some of " + ", ".join(HEURISTICS))
+    return sequence_of(one_of(HEURISTICS))(names, "heuristics")
 
 
 def scaling_specs(spec: PretrainSpec, presets: Sequence[str]) -> list[PretrainSpec]:
@@ -504,163 +469,229 @@ def scaling_specs(spec: PretrainSpec, presets: Sequence[str]) -> list[PretrainSp
     return [dataclasses.replace(spec, preset=p) for p in presets]
 
 
-def zero_shot_scaling(
+def scaling_outcomes(
     spec: PretrainSpec,
     presets: Sequence[str] | None = None,
     heuristics: Sequence[str] | None = None,
-    max_examples: int | None = 200,
-    split: str = "test",
+    evaluation: EvaluationSettings | None = None,
     seed: int = 0,
-    batch_size: int = 32,
-    supervised: Mapping[str, float] | bool = False,
+    unigram: np.ndarray | None = None,
     device: str = "cpu",
     progress: bool = True,
 ) -> pd.DataFrame:
-    """Zero-shot accuracy of the last checkpoint of one run per model size (GPT-2's scaling claim).
-
-    Each preset is pretrained with ``spec`` (cached like any run: the preset of the shared run is
-    that run). One row per ``(preset, heuristic)`` with the columns of :data:`SCALING_COLUMNS`;
-    ``supervised`` as in :func:`zero_shot_curve`, but off by default (a mapping reuses the curve's).
-    """
-    EvaluationSettings(split, max_examples, batch_size)  # validates them
-    variants = heuristic_variants(heuristics)
+    """Per-example outcomes of one checkpoint of one run per model size (GPT-2's scaling claim),
+    with ``preset`` and ``parameters`` columns: the last, or with ``evaluation.checkpoint="best"``
+    the kept checkpoint of lowest validation loss (early stopping). Each preset is pretrained with
+    ``spec`` (cached like any run: the preset of the shared run is that run)."""
+    heuristics = _heuristics(heuristics)
+    evaluation = evaluation or RECIPES["cpu"].evaluation
     specs = scaling_specs(spec, RECIPES["cpu"].ladder if presets is None else presets)
-    if supervised is None or supervised is True:
-        raise ValueError(
-            "zero_shot_scaling: supervised must be False or a mapping task -> accuracy "
-            "(for example the reference zero_shot_curve used)"
-        )
-    reference = _supervised(None, variants, supervised, progress)
     frames = []
     for run_spec in specs:
         run = pretrain(run_spec, progress=progress)
         if not run.steps:
             raise ValueError(f"the {run_spec.preset} run {run.run_dir} has no checkpoints")
         step = run.steps[-1]
-        history = run.history
-        val = history["val_loss"].dropna() if "val_loss" in history else pd.Series(dtype=float)
-        frame = evaluate_checkpoint(run, step, variants, split, max_examples, seed, batch_size, device)
-        frames.append(
-            frame.assign(
-                preset=run_spec.preset,
-                parameters=count_parameters(run_spec.gpt_config),
-                step=step,
-                val_loss=float(val.iloc[-1]) if len(val) else math.nan,
-            )
-        )
-    table = pd.concat(frames, ignore_index=True)
-    table = _add_relative(table, reference)
-    return table[SCALING_COLUMNS]
+        if evaluation.checkpoint == "best":
+            step = min(run.steps, key=lambda s: checkpoint_val_loss(run, s, device))
+        frame = evaluate_checkpoint(run, step, heuristics, evaluation, seed, unigram, device)
+        frames.append(frame.assign(preset=run_spec.preset, parameters=count_parameters(run_spec.gpt_config)))
+    return pd.concat(frames, ignore_index=True)
 
 
-def summarise_curve(curve: pd.DataFrame) -> pd.DataFrame:
-    """Per model and heuristic: accuracy at the first and last checkpoint and the change."""
+MIN_SUPERVISED_MARGIN = 0.05
+"""How far above chance the supervised reference must be for relative performance to be reported:
+dividing by a gap of a point or two turns noise into ratios of 10 or more."""
+
+
+def relative_performance(accuracy: float, random: float, supervised: float) -> float:
+    """``(accuracy - random) / (supervised - random)``; NaN when there is no supervised reference
+    or it beats chance by less than :data:`MIN_SUPERVISED_MARGIN` (the ratio would mean nothing)."""
+    if supervised is None or not math.isfinite(supervised) or supervised - random < MIN_SUPERVISED_MARGIN:
+        return math.nan
+    return (accuracy - random) / (supervised - random)
+
+
+def add_relative(table: pd.DataFrame, reference: Mapping[str, float] | None) -> pd.DataFrame:
+    """``supervised`` and ``relative`` columns (relative only for accuracies, not AUC)."""
+    reference = _check_reference(reference, table["task"])
+    table = table.assign(supervised=table["task"].map(reference).astype(float))
+    table["relative"] = [
+        relative_performance(a, r, s) if m == "accuracy" else math.nan
+        for a, r, s, m in zip(table["accuracy"], table["random"], table["supervised"], table["metric"])
+    ]
+    return table
+
+
+def _check_reference(reference: Mapping[str, float] | None, tasks) -> dict[str, float]:
+    if reference is None:
+        return {}
+    if not isinstance(reference, Mapping):
+        raise TypeError(f"reference must be None or a mapping task -> accuracy, got {type(reference).__name__}")
+    bad = {
+        t: a for t, a in reference.items() if isinstance(a, bool) or not isinstance(a, (int, float)) or not 0 <= a <= 1
+    }
+    if bad:
+        raise ValueError(f"reference accuracies must be numbers in [0, 1], got {bad}")
+    return {t: float(reference.get(t, math.nan)) for t in dict.fromkeys(tasks)}
+
+
+def summarize_readouts(
+    outcomes: pd.DataFrame, keys: Sequence[str], reference: Mapping[str, float] | None
+) -> pd.DataFrame:
+    """:func:`~workbench.evaluation.heuristics.summarize_outcomes` per group of ``keys`` (a checkpoint
+    of a model, a preset), with relative performance against ``reference`` (task -> dev accuracy)."""
+    frames = [
+        summarize_outcomes(group[OUTCOME_COLUMNS]).assign(**dict(zip(keys, values)))
+        for values, group in outcomes.groupby(list(keys), sort=False)
+    ]
+    return add_relative(pd.concat(frames, ignore_index=True), reference)
+
+
+def trends(outcomes: pd.DataFrame, group: str, order: str, x: str) -> pd.DataFrame:
+    """Per ``group`` (a model) and readout: the value at the first and last ``order`` (checkpoint,
+    size), the paired change between them and the slope against log10(``x``), each with its
+    bootstrap interval, and the verdict of :data:`PROTOCOL` (:class:`~workbench.evaluation.statistics.Trend`)."""
     rows = []
-    for (model, task, heuristic), group in curve.groupby(["model", "task", "heuristic"], sort=False):
-        group = group.sort_values("step")
-        first, last = group.iloc[0], group.iloc[-1]
-        rows.append(
-            dict(
-                model=model,
-                task=task,
-                heuristic=heuristic,
-                random=first["random"],
-                supervised=first["supervised"],
-                first_step=int(first["step"]),
-                first_accuracy=first["accuracy"],
-                last_step=int(last["step"]),
-                last_accuracy=last["accuracy"],
-                change=last["accuracy"] - first["accuracy"],
-                last_relative=last["relative"],
-                n=int(last["n"]),
+    for label, frame in outcomes.groupby(group, sort=False):
+        points = frame[list(dict.fromkeys([order, x]))].drop_duplicates().sort_values(order)
+        per_point = [outcomes_of(frame[frame[order] == value]) for value in points[order]]
+        for key, first in per_point[0].items():
+            series = [p[key] for p in per_point]
+            result = trend(np.log10(points[x].to_numpy(dtype=float)), series)
+            rows.append(
+                dict(
+                    model=label,
+                    task=HEURISTICS[key[0]].task,
+                    heuristic=key[0],
+                    readout=key[1],
+                    metric=first.metric,
+                    n=len(first.correct),
+                    first=first.value(),
+                    last=series[-1].value(),
+                    **dataclasses.asdict(result),
+                    verdict=result.verdict,
+                )
             )
-        )
-    return pd.DataFrame(rows)
+    return pd.DataFrame(rows, columns=TREND_COLUMNS)
 
 
-def _standard_error(accuracy: float, n: int) -> float:
-    return math.sqrt(max(accuracy * (1 - accuracy), 1e-12) / max(n, 1))
+def supervised_reference(
+    run: PretrainRun,
+    tasks: Sequence[str],
+    recipe: Recipe | None = None,
+    seeds: Sequence[int] = (0,),
+    progress: bool = True,
+) -> pd.DataFrame:
+    """The fine-tuned Transformer's dev accuracy on each task, one row per ``(task, seed)``.
 
-
-def findings(curve: pd.DataFrame, scaling: pd.DataFrame | None = None) -> list[str]:
-    """What the numbers say, in sentences computed from them (no number is typed by hand).
-
-    A change counts as a rise or a fall only when it exceeds two standard errors of the
-    difference of two accuracies on ``n`` examples; anything smaller is called noise.
+    The runs are the layer-transfer experiments' (:func:`workbench.experiments.transfer.finetune_all`:
+    all pretrained layers transferred, lambda = 0.5) with ``recipe``'s fine-tuning settings and label
+    counts (default the CPU recipe), so the layer-transfer notebook's cached runs are reused.
+    Columns: ``task, seed, n_labelled, dev_accuracy``.
     """
+    recipe = recipe or RECIPES["cpu"]
+    seeds = sequence_of(NON_NEGATIVE_INT)(distinct(seeds), "seeds")
+    runs = [(check_task(t), seed, recipe.n_labelled(t)) for t in dict.fromkeys(tasks) for seed in seeds]
+    results = finetune_all(run, runs, recipe.finetuning, progress, "supervised reference (fine-tuning)")
+    return pd.DataFrame(
+        [
+            dict(task=task, seed=seed, n_labelled=n_labelled, dev_accuracy=float(result["dev_accuracy"]))
+            for (task, seed, n_labelled), result in zip(runs, results)
+        ]
+    )
+
+
+def reference_accuracy(table: pd.DataFrame) -> dict[str, float]:
+    """A :func:`supervised_reference` table averaged over its seeds: ``{task: dev accuracy}``."""
+    return table.groupby("task", sort=False)["dev_accuracy"].mean().to_dict()
+
+
+def _named(row) -> str:
+    return f"{row.heuristic} / {row.readout}"
+
+
+def _interval(value: float, low: float, high: float, signed: bool = False) -> str:
+    fmt = "+.3f" if signed else ".3f"
+    return f"{value:{fmt}} [{low:{fmt}}, {high:{fmt}}]"
+
+
+def findings(
+    trends_table: pd.DataFrame, outcomes: pd.DataFrame, scaling_trends: pd.DataFrame | None = None
+) -> list[str]:
+    """What the numbers say, in sentences computed from them under :data:`PROTOCOL`, and how they
+    compare with GPT-1 Figure 2 (right) and with GPT-2, point by point."""
     lines = []
-    summary = summarise_curve(curve)
-    for model, rows in summary.groupby("model", sort=False):
-        first, last = int(rows["first_step"].iloc[0]), int(rows["last_step"].iloc[0])
-        verdicts = []
+    for model, rows in trends_table.groupby("model", sort=False):
+        steps = outcomes.loc[outcomes["model"] == model, "step"]
+        counts = rows["verdict"].value_counts()
+        lines.append(
+            f"{model}, update {steps.min()} -> {steps.max()}: {counts.get('rises', 0)} of {len(rows)} readouts rise, "
+            f"{counts.get('falls', 0)} fall, {counts.get('flat', 0)} flat (change and slope per decade of tokens, "
+            f"{CONFIDENCE:.0%} intervals):"
+        )
         for row in rows.itertuples():
-            error = 2 * math.hypot(
-                _standard_error(row.first_accuracy, row.n), _standard_error(row.last_accuracy, row.n)
+            lines.append(
+                f"  - {_named(row)} ({row.metric}, n={row.n}): {row.first:.3f} -> {row.last:.3f}, change "
+                f"{_interval(row.change, row.change_low, row.change_high, True)}, slope "
+                f"{_interval(row.slope, row.slope_low, row.slope_high, True)}: {row.verdict}"
             )
-            verdict = "rose" if row.change > error else "fell" if row.change < -error else "did not move beyond noise"
-            verdicts.append((row.heuristic, verdict, row.first_accuracy, row.last_accuracy, row.random, error))
-        rose = sum(v == "rose" for _, v, *_ in verdicts)
+    transformer = trends_table[trends_table["model"] == "transformer"]
+    paper = transformer[transformer["readout"] == "paper"]
+    any_readout = transformer.groupby("heuristic", sort=False)["verdict"].apply(lambda v: (v == "rises").any())
+    lines.append(
+        f"GPT-1 Figure 2 (right), every heuristic rises with pretraining: here {(paper['verdict'] == 'rises').sum()} "
+        f"of {len(paper)} heuristics rise under the paper's rule "
+        f"({', '.join(paper.loc[paper['verdict'] == 'rises', 'heuristic']) or 'none'}), and {int(any_readout.sum())} "
+        f"of {len(any_readout)} under at least one readout "
+        f"({', '.join(any_readout[any_readout].index) or 'none'})."
+    )
+    if "lstm" in set(outcomes["model"]):
+        lines.append(_transformer_against_lstm(outcomes, trends_table))
+    if scaling_trends is not None and len(scaling_trends):
+        counts = scaling_trends["verdict"].value_counts()
+        rising = scaling_trends[scaling_trends["verdict"] == "rises"]
         lines.append(
-            f"{model}: from update {first} to update {last}, zero-shot accuracy rose on {rose} of "
-            f"{len(verdicts)} heuristics (a change counts when it exceeds two standard errors)."
-        )
-        for heuristic, verdict, a, b, random, error in verdicts:
-            lines.append(f"  - {heuristic}: {a:.3f} -> {b:.3f} (chance {random:.2f}, +/- {error:.3f}): {verdict}")
-    last_step = curve.groupby("model")["step"].transform("max") == curve["step"]
-    final = curve[last_step].groupby("model")[["accuracy", "relative"]].mean()
-    if {"transformer", "lstm"} <= set(final.index):
-        ours, lstm = final.loc["transformer"], final.loc["lstm"]
-        better = (
-            "above"
-            if ours["accuracy"] > lstm["accuracy"]
-            else "below"
-            if ours["accuracy"] < lstm["accuracy"]
-            else "level with"
-        )
-        text = (
-            f"At the last checkpoint the Transformer's mean zero-shot accuracy over the heuristics is "
-            f"{ours['accuracy']:.3f}, {better} the LSTM's {lstm['accuracy']:.3f}"
-        )
-        if not (math.isnan(ours["relative"]) or math.isnan(lstm["relative"])):
-            text += f" (mean relative performance {ours['relative']:.2f} vs {lstm['relative']:.2f})"
-        lines.append(text + ".")
-    if scaling is not None and len(scaling):
-        order = scaling.drop_duplicates("preset").sort_values("parameters")
-        small, large = order.iloc[0], order.iloc[-1]
-        rose = 0
-        heuristics = list(dict.fromkeys(scaling["heuristic"]))
-        for heuristic in heuristics:
-            rows = scaling[scaling["heuristic"] == heuristic].set_index("preset")
-            a, b, n = (
-                rows.loc[small["preset"], "accuracy"],
-                rows.loc[large["preset"], "accuracy"],
-                int(rows["n"].iloc[0]),
-            )
-            rose += (b - a) > 2 * math.hypot(_standard_error(a, n), _standard_error(b, n))
-        lines.append(
-            f"Model size: from {small['preset']} ({small['parameters'] / 1e6:.2f}M parameters, validation loss "
-            f"{small['val_loss']:.2f}) to {large['preset']} ({large['parameters'] / 1e6:.2f}M, "
-            f"{large['val_loss']:.2f}), zero-shot accuracy rose beyond noise on {rose} of {len(heuristics)} "
-            f"heuristics."
+            f"GPT-2, zero-shot performance grows with capacity: over the size ladder, {counts.get('rises', 0)} of "
+            f"{len(scaling_trends)} readouts rise with log10(parameters), {counts.get('falls', 0)} fall "
+            f"({', '.join(map(_named, rising.itertuples())) or 'none rises'})."
         )
     return lines
 
 
+def _transformer_against_lstm(outcomes: pd.DataFrame, trends_table: pd.DataFrame) -> str:
+    last = outcomes.groupby("model")["step"].transform("max") == outcomes["step"]
+    final = {model: outcomes_of(frame) for model, frame in outcomes[last].groupby("model")}
+    above = below = 0
+    for key, lstm in final["lstm"].items():
+        difference, low, high = paired_difference(lstm, final["transformer"][key])
+        above, below = above + (low > 0), below + (high < 0)
+    lstm_rises = (trends_table.loc[trends_table["model"] == "lstm", "verdict"] == "rises").sum()
+    transformer_rises = (trends_table.loc[trends_table["model"] == "transformer", "verdict"] == "rises").sum()
+    return (
+        f"GPT-1, the LSTM does worse and less steadily: at the last checkpoint the Transformer is above the LSTM on "
+        f"{above} of {len(final['lstm'])} readouts and below on {below} (paired bootstrap interval of the "
+        f"difference excludes 0); {transformer_rises} readouts rise for the Transformer, {lstm_rises} for the LSTM."
+    )
+
+
 __all__ = [
     "CURVE_COLUMNS",
+    "PROTOCOL",
     "SCALING_COLUMNS",
-    "evaluate_checkpoint",
-    "evaluate_model",
-    "findings",
-    "heuristic_variants",
-    "random_accuracy",
-    "relative_performance",
-    "scaling_specs",
-    "summarise_curve",
-    "reference_accuracy",
-    "supervised_accuracy",
-    "supervised_reference",
-    "zero_shot_curve",
-    "zero_shot_scaling",
+    "TREND_COLUMNS",
     "ZeroShotExperiment",
+    "add_relative",
+    "checkpoint_val_loss",
+    "evaluate_checkpoint",
+    "findings",
+    "reference_accuracy",
+    "relative_performance",
+    "scaling_outcomes",
+    "scaling_specs",
+    "summarize_readouts",
+    "supervised_reference",
+    "tokens_seen",
+    "trends",
+    "zero_shot_outcomes",
 ]

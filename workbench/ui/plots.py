@@ -25,86 +25,71 @@ def save_figure(fig: plt.Figure, data: pd.DataFrame, name: str, directory=None) 
     return png, csv
 
 
-ZERO_SHOT_MODEL_STYLES = {"transformer": "-", "lstm": "--"}
+ZERO_SHOT_MODEL_STYLES = {"transformer": "-", "lstm": "--", "ladder": "-"}
+ZERO_SHOT_AXES = {
+    "tokens": dict(label="tokens seen (log)", log=True),
+    "parameters": dict(label="parameters (log)", log=True),
+    "val_loss": dict(label="validation loss (nats, lower to the right)", log=False),
+}
 
 
-def plot_zero_shot(curve: pd.DataFrame, value: str = "relative") -> plt.Figure:
-    """GPT-1 Figure 2 (right): zero-shot performance against pretraining updates on a log axis.
-
-    One panel per task; one colour per heuristic (each sentiment verbalizer pair its own);
-    Transformer solid, LSTM dashed. ``value="relative"``: 0 = chance, 1 = the fine-tuned
-    Transformer; a task without a supervised reference above chance is drawn as accuracy, with
-    the chance level, and its panel says so.
-    """
-    if value not in ("relative", "accuracy"):
-        raise ValueError(f"value must be 'relative' or 'accuracy', got {value!r}")
-    if curve.empty:
-        raise ValueError("the zero-shot curve is empty: nothing to plot")
-    tasks = list(dict.fromkeys(curve["task"]))
-    fig, axes = plt.subplots(1, len(tasks), figsize=(4.2 * len(tasks), 3.8), squeeze=False)
+def _readout_panels(table: pd.DataFrame, xs: tuple[str, ...], title: str) -> plt.Figure:
+    """One column per heuristic, one row per x axis; a colour per readout (with its 95% band),
+    a line style per model; chance in grey and the fine-tuned reference dotted."""
+    if table.empty:
+        raise ValueError("the zero-shot table is empty: nothing to plot")
+    heuristics = list(dict.fromkeys(table["heuristic"]))
+    fig, axes = plt.subplots(len(xs), len(heuristics), figsize=(4.3 * len(heuristics), 3.6 * len(xs)), squeeze=False)
     colours = plt.rcParams["axes.prop_cycle"].by_key()["color"]
-    for ax, task in zip(axes[0], tasks):
-        rows = curve[curve["task"] == task]
-        shown = value if value == "accuracy" or rows["relative"].notna().any() else "accuracy"
-        for index, heuristic in enumerate(dict.fromkeys(rows["heuristic"])):
-            for model, style in ZERO_SHOT_MODEL_STYLES.items():
-                line = rows[(rows["heuristic"] == heuristic) & (rows["model"] == model)].sort_values("step")
-                if line.empty:
-                    continue
-                ax.plot(
-                    line["step"],
-                    line[shown],
-                    style,
-                    marker="o",
-                    markersize=3,
-                    color=colours[index % len(colours)],
-                    label=f"{model}: {heuristic}",
-                )
-        if shown == "relative":
-            ax.axhline(0.0, color="grey", linewidth=0.8)
-            ax.axhline(1.0, color="grey", linewidth=0.8, linestyle=":")
-            ax.set_ylabel("relative performance (0 = chance, 1 = fine-tuned)")
-            ax.set_title(task)
-        else:
-            ax.axhline(rows["random"].iloc[0], color="grey", linewidth=0.8, label="chance")
-            ax.set_ylabel("zero-shot accuracy")
-            ax.set_title(
-                task if value == "accuracy" else f"{task}\n(accuracy: no supervised reference above chance)",
-                fontsize="medium",
-            )
-        ax.set_xscale("log")
-        ax.set_xlim(rows["step"].min() / 1.5, rows["step"].max() * 1.5)
-        ax.set_xlabel("pretraining updates")
-        ax.legend(fontsize="x-small", loc="best")
-        ax.grid(alpha=0.3)
-    fig.suptitle("Zero-shot behaviour over pretraining: Transformer (solid) vs LSTM (dashed)")
+    for column, heuristic in enumerate(heuristics):
+        rows = table[table["heuristic"] == heuristic]
+        for row, x in enumerate(xs):
+            ax = axes[row][column]
+            for index, readout in enumerate(dict.fromkeys(rows["readout"])):
+                for model in dict.fromkeys(rows["model"]):
+                    line = rows[(rows["readout"] == readout) & (rows["model"] == model)].sort_values(x)
+                    style = ZERO_SHOT_MODEL_STYLES.get(model, "-")
+                    colour = colours[index % len(colours)]
+                    label = readout if rows["model"].nunique() == 1 else f"{model}: {readout}"
+                    ax.plot(line[x], line["accuracy"], style, marker="o", markersize=3, color=colour, label=label)
+                    ax.fill_between(line[x], line["ci_low"], line["ci_high"], color=colour, alpha=0.12, linewidth=0)
+            ax.axhline(rows["random"].max(), color="grey", linewidth=0.8, label="chance")
+            supervised = rows["supervised"].dropna() if "supervised" in rows else pd.Series(dtype=float)
+            if len(supervised):
+                ax.axhline(supervised.iloc[0], color="black", linewidth=0.8, linestyle=":", label="fine-tuned")
+            if ZERO_SHOT_AXES[x]["log"]:
+                ax.set_xscale("log")
+            else:
+                ax.invert_xaxis()
+            ax.set_xlabel(ZERO_SHOT_AXES[x]["label"])
+            ax.set_title(f"{heuristic} ({rows['task'].iloc[0]})", fontsize="medium")
+            ax.grid(alpha=0.3)
+            if row == 0:
+                ax.legend(fontsize="xx-small", loc="best")
+        axes[0][column].set_ylabel("accuracy (AUC where named)")
+    fig.suptitle(title)
     fig.tight_layout()
     return fig
+
+
+def plot_zero_shot(curve: pd.DataFrame) -> plt.Figure:
+    """GPT-1 Figure 2 (right): every readout's zero-shot accuracy against tokens seen (log axis, top)
+    and against validation loss (bottom); Transformer solid, LSTM dashed, 95% bands shaded."""
+    return _readout_panels(
+        curve,
+        ("tokens", "val_loss"),
+        "Zero-shot behaviour over pretraining: Transformer (solid) vs LSTM (dashed)",
+    )
 
 
 def plot_zero_shot_scaling(table: pd.DataFrame) -> plt.Figure:
-    """Zero-shot accuracy against parameters (log axis), one panel per task, chance level drawn."""
-    if table.empty:
-        raise ValueError("the scaling table is empty: nothing to plot")
-    tasks = list(dict.fromkeys(table["task"]))
-    fig, axes = plt.subplots(1, len(tasks), figsize=(4.2 * len(tasks), 3.8), squeeze=False)
-    for ax, task in zip(axes[0], tasks):
-        rows = table[table["task"] == task]
-        for heuristic in dict.fromkeys(rows["heuristic"]):
-            line = rows[rows["heuristic"] == heuristic].sort_values("parameters")
-            ax.plot(line["parameters"], line["accuracy"], "-o", markersize=4, label=heuristic)
-            for x, y, preset in zip(line["parameters"], line["accuracy"], line["preset"]):
-                ax.annotate(preset, (x, y), fontsize="xx-small", textcoords="offset points", xytext=(2, 3))
-        ax.axhline(rows["random"].iloc[0], color="grey", linewidth=0.8, label="chance")
-        ax.set_xscale("log")
-        ax.set_xlabel("parameters")
-        ax.set_title(task)
-        ax.legend(fontsize="x-small", loc="best")
-        ax.grid(alpha=0.3)
-    axes[0][0].set_ylabel("zero-shot accuracy")
-    fig.suptitle("Zero-shot accuracy against model size (same tokens, same updates)")
-    fig.tight_layout()
-    return fig
+    """GPT-2's claim: every readout at the last checkpoint of each model size, against parameters
+    (log axis, top) and against validation loss (bottom), 95% bands shaded."""
+    return _readout_panels(
+        table.assign(model="ladder"),
+        ("parameters", "val_loss"),
+        "Zero-shot accuracy against model size (same tokens, same updates)",
+    )
 
 
 def parameter_count_data(names: list[str] | None = None) -> pd.DataFrame:

@@ -1,0 +1,136 @@
+"""Paired statistics over examples: bootstrap intervals, paired differences and trends.
+
+Zero-shot readouts are evaluated on the same examples at every checkpoint, so conditions are
+compared *paired by example*: each bootstrap replicate draws one set of example indices and
+uses it for every checkpoint. A metric is ``"accuracy"`` (the mean of per-example 0/1 outcomes)
+or ``"auc"`` (the area under the ROC curve of a per-example score against its 0/1 label).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+BOOTSTRAP_REPLICATES = 1000
+CONFIDENCE = 0.95
+METRICS = ("accuracy", "auc")
+
+
+def auc(scores: np.ndarray, labels: np.ndarray) -> float:
+    """Area under the ROC curve (ties count half): the probability that a positive outranks a negative."""
+    scores, labels = np.asarray(scores, dtype=float), np.asarray(labels).astype(bool)
+    positives, negatives = int(labels.sum()), int((~labels).sum())
+    if positives == 0 or negatives == 0:
+        return float("nan")
+    _, inverse, counts = np.unique(scores, return_inverse=True, return_counts=True)
+    ends = np.cumsum(counts)
+    ranks = ((ends - counts + 1 + ends) / 2)[inverse]  # the average rank of each run of ties
+    return float((ranks[labels].sum() - positives * (positives + 1) / 2) / (positives * negatives))
+
+
+@dataclass(frozen=True)
+class Outcomes:
+    """Per-example results of one readout on ``n`` examples: ``correct`` (0/1), ``score`` and ``label``."""
+
+    metric: str
+    correct: np.ndarray
+    score: np.ndarray
+    label: np.ndarray
+
+    def __post_init__(self) -> None:
+        if self.metric not in METRICS:
+            raise ValueError(f"metric={self.metric!r}: expected one of {METRICS}")
+        if not len(self.correct) == len(self.score) == len(self.label) > 0:
+            raise ValueError(
+                f"outcomes need the same positive number of correct, score and label values, got "
+                f"{len(self.correct)}, {len(self.score)}, {len(self.label)}"
+            )
+
+    def value(self, index: np.ndarray | None = None) -> float:
+        """The metric on all examples, or on the examples at ``index`` (a bootstrap replicate)."""
+        if self.metric == "accuracy":
+            return float(np.mean(self.correct if index is None else self.correct[index]))
+        if index is None:
+            return auc(self.score, self.label)
+        return auc(self.score[index], self.label[index])
+
+    def values(self, indices: np.ndarray) -> np.ndarray:
+        """The metric on each replicate (a row of ``indices``)."""
+        if self.metric == "accuracy":
+            return np.asarray(self.correct, dtype=float)[indices].mean(axis=1)
+        return np.array([self.value(row) for row in indices])
+
+
+def replicates(n: int, count: int = BOOTSTRAP_REPLICATES, seed: int = 0) -> np.ndarray:
+    """``count`` bootstrap resamples of ``n`` example indices, ``[count, n]``, reproducible from ``seed``."""
+    return np.random.default_rng(seed).integers(0, n, size=(count, n))
+
+
+def interval(samples: np.ndarray, confidence: float = CONFIDENCE) -> tuple[float, float]:
+    """The percentile interval of bootstrap ``samples``."""
+    tail = (1 - confidence) / 2 * 100
+    low, high = np.nanpercentile(samples, [tail, 100 - tail])
+    return float(low), float(high)
+
+
+def slope(x: np.ndarray, y: np.ndarray) -> np.ndarray:
+    """Least-squares slope of each row of ``y`` (``[..., k]``) against ``x`` (``[k]``)."""
+    x = np.asarray(x, dtype=float)
+    centred = x - x.mean()
+    return (np.asarray(y) - np.mean(y, axis=-1, keepdims=True)) @ centred / (centred @ centred)
+
+
+@dataclass(frozen=True)
+class Trend:
+    """How a readout changed over checkpoints, paired by example.
+
+    ``change`` is the last checkpoint's value minus the first's (the untrained baseline), ``slope``
+    the least-squares slope of the value against ``x`` (log10 tokens seen), each with a bootstrap
+    interval from the same resamples of the examples.
+    """
+
+    change: float
+    change_low: float
+    change_high: float
+    slope: float
+    slope_low: float
+    slope_high: float
+
+    @property
+    def verdict(self) -> str:
+        """ "rises" when both intervals lie above 0, "falls" when both lie below, else "flat"."""
+        if self.change_low > 0 and self.slope_low > 0:
+            return "rises"
+        if self.change_high < 0 and self.slope_high < 0:
+            return "falls"
+        return "flat"
+
+
+def trend(x: np.ndarray, outcomes: list[Outcomes], count: int = BOOTSTRAP_REPLICATES, seed: int = 0) -> Trend:
+    """The paired change from the first to the last of ``outcomes`` (ordered by ``x``) and the slope over all."""
+    if len(outcomes) < 2 or len(x) != len(outcomes):
+        raise ValueError(f"a trend needs at least two checkpoints and one x per checkpoint, got {len(x)} x values")
+    n = {len(o.correct) for o in outcomes}
+    if len(n) != 1:
+        raise ValueError(f"paired outcomes must cover the same examples, got sizes {sorted(n)}")
+    indices = replicates(n.pop(), count, seed)
+    values = np.stack([o.values(indices) for o in outcomes], axis=1)  # [replicates, checkpoints]
+    point = np.array([o.value() for o in outcomes])
+    changes, slopes = values[:, -1] - values[:, 0], slope(x, values)
+    return Trend(
+        float(point[-1] - point[0]),
+        *interval(changes),
+        float(slope(x, point)),
+        *interval(slopes),
+    )
+
+
+def paired_difference(
+    a: Outcomes, b: Outcomes, count: int = BOOTSTRAP_REPLICATES, seed: int = 0
+) -> tuple[float, float, float]:
+    """``b``'s value minus ``a``'s on the same examples, with its bootstrap interval."""
+    if len(a.correct) != len(b.correct):
+        raise ValueError(f"paired outcomes must cover the same examples, got {len(a.correct)} and {len(b.correct)}")
+    indices = replicates(len(a.correct), count, seed)
+    return (b.value() - a.value(), *interval(b.values(indices) - a.values(indices)))

@@ -74,6 +74,9 @@ def test_outcomes_cover_every_checkpoint_of_both_models_and_are_cached(runs, mon
     assert set(trends["verdict"]) <= {"rises", "falls", "flat"}
     text = experiment.findings(trends, outcomes)
     assert "transformer, update 1 -> 6" in text and "GPT-1 Figure 2 (right)" in text and "LSTM does worse" in text
+    assert "Every task's fine-tuned reference beats chance" in experiment.findings(trends, outcomes, None, REFERENCE)
+    weak = experiment.findings(trends, outcomes, None, {**REFERENCE, "next_line": 0.2})
+    assert "which 3 of 4 tasks have here" in weak and "next_line 0.200 (chance 0.25)" in weak
 
     def no_evaluation(*args, **kwargs):
         raise AssertionError("a cached checkpoint was evaluated again")

@@ -38,6 +38,7 @@ from ..evaluation.heuristics import (
     OUTCOME_COLUMNS,
     evaluate,
     outcomes_of,
+    random_accuracy,
     score_outcomes,
     summarize_outcomes,
 )
@@ -311,9 +312,13 @@ class ZeroShotExperiment:
         return add_relative(table, reference)
 
     def findings(
-        self, trends_table: pd.DataFrame, outcomes: pd.DataFrame, scaling_trends: pd.DataFrame | None = None
+        self,
+        trends_table: pd.DataFrame,
+        outcomes: pd.DataFrame,
+        scaling_trends: pd.DataFrame | None = None,
+        reference: Mapping[str, float] | None = None,
     ) -> str:
-        return "\n".join(findings(trends_table, outcomes, scaling_trends))
+        return "\n".join(findings(trends_table, outcomes, scaling_trends, reference))
 
 
 def tokens_seen(spec: PretrainSpec, step: int) -> int:
@@ -617,10 +622,14 @@ def _interval(value: float, low: float, high: float, signed: bool = False) -> st
 
 
 def findings(
-    trends_table: pd.DataFrame, outcomes: pd.DataFrame, scaling_trends: pd.DataFrame | None = None
+    trends_table: pd.DataFrame,
+    outcomes: pd.DataFrame,
+    scaling_trends: pd.DataFrame | None = None,
+    reference: Mapping[str, float] | None = None,
 ) -> list[str]:
     """What the numbers say, in sentences computed from them under :data:`PROTOCOL`, and how they
-    compare with GPT-1 Figure 2 (right) and with GPT-2, point by point."""
+    compare with GPT-1 Figure 2 (right) and with GPT-2, point by point; with ``reference`` (task ->
+    fine-tuned dev accuracy), whether relative performance, GPT-1's y axis, can be reported."""
     lines = []
     for model, rows in trends_table.groupby("model", sort=False):
         steps = outcomes.loc[outcomes["model"] == model, "step"]
@@ -646,6 +655,8 @@ def findings(
         f"of {len(any_readout)} under at least one readout "
         f"({', '.join(any_readout[any_readout].index) or 'none'})."
     )
+    if reference is not None:
+        lines.append(_relative_scale(reference, trends_table))
     if "lstm" in set(outcomes["model"]):
         lines.append(_transformer_against_lstm(outcomes, trends_table))
     if scaling_trends is not None and len(scaling_trends):
@@ -657,6 +668,20 @@ def findings(
             f"({', '.join(map(_named, rising.itertuples())) or 'none rises'})."
         )
     return lines
+
+
+def _relative_scale(reference: Mapping[str, float], trends_table: pd.DataFrame) -> str:
+    tasks = list(dict.fromkeys(trends_table["task"]))
+    margins = {t: reference.get(t, math.nan) - random_accuracy(t) for t in tasks}
+    usable = [t for t, m in margins.items() if m >= MIN_SUPERVISED_MARGIN]
+    listed = ", ".join(f"{t} {reference.get(t, math.nan):.3f} (chance {random_accuracy(t):.2f})" for t in tasks)
+    return (
+        f"GPT-1 plots performance relative to the fine-tuned model: that needs a fine-tuned reference at least "
+        f"{MIN_SUPERVISED_MARGIN:.2f} above chance, which {len(usable)} of {len(tasks)} tasks have here "
+        f"(fine-tuned dev accuracy: {listed}), so the curves are read as accuracy against measured chance."
+        if len(usable) < len(tasks)
+        else f"Every task's fine-tuned reference beats chance by at least {MIN_SUPERVISED_MARGIN:.2f} ({listed})."
+    )
 
 
 def _transformer_against_lstm(outcomes: pd.DataFrame, trends_table: pd.DataFrame) -> str:

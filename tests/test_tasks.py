@@ -51,7 +51,7 @@ def test_every_task_has_three_disjoint_deterministic_splits():
         assert load_task(name, "dev") == splits["dev"], name
         assert load_task(name, "dev", seed=1) != splits["dev"], name
         for example in splits["dev"]:
-            assert set(example) == {*KIND_FIELDS[spec.kind], *spec.extra_fields}, name
+            assert set(example) == {*KIND_FIELDS[spec.kind], *spec.optional_fields}, name
 
 
 def test_sentiment_is_the_rated_movie_reviews():
@@ -167,6 +167,10 @@ def test_corrupted_sentences_carry_their_twin():
         assert (text in originals) + (twin in originals) == 1, example
         assert (text in originals) == (example["label"] == 1), example
     assert 0.45 < np.mean([e["label"] for e in examples]) < 0.55
+    # the twin is optional for a user's own examples (fine-tuning ignores it), but checked when present
+    validate_examples("corrupted_sentence", [{"text": "a line of verse", "label": 1}])
+    with pytest.raises(ValueError, match="field 'twin' must be non-empty text, got ''"):
+        validate_examples("corrupted_sentence", [{"text": "a line of verse", "twin": "", "label": 1}])
 
 
 def test_name_substitution_rebuilds_a_heldout_line():

@@ -259,3 +259,21 @@ def test_notebook_parameters_are_checked_before_any_work():
     for options, message in bad:
         with pytest.raises(ValueError, match=message):
             ZeroShotExperiment.from_params(**options)
+
+
+def test_the_gpu_recipe_runs_end_to_end_at_a_tiny_size():
+    """The GPU recipe's design (gpt2-mini, the LSTM, a four-size ladder read at its best checkpoint)
+    runs on the CPU when cut to three updates and four examples; its real run needs a GPU."""
+    experiment = ZeroShotExperiment.from_params("gpu", pretrain_steps=3, max_examples=N, device="cpu")
+    assert experiment.spec.preset == "gpt2-mini" and experiment.evaluation.checkpoint == "best"
+    gpt_run, lstm_run = experiment.pretraining(progress=False)
+    assert gpt_run.steps == lstm_run.steps == [1, 2, 3]
+    outcomes = experiment.outcomes(gpt_run, lstm_run, progress=False)
+    trends = experiment.trends(outcomes)
+    assert len(trends) == 2 * READOUTS
+    scaling = experiment.scaling_outcomes(progress=False)
+    assert set(scaling["preset"]) == set(RECIPES["gpu"].ladder)
+    for preset, rows in scaling.groupby("preset"):
+        run = pretrain(dataclasses.replace(experiment.spec, preset=preset), progress=False)
+        losses = {step: zs.checkpoint_val_loss(run, step) for step in run.steps}
+        assert set(rows["step"]) == {min(losses, key=losses.get)}

@@ -60,11 +60,12 @@ class TaskSchema:
     labels: dict[int, str]  # label value -> meaning; empty for a regression label
     n_choices: int | None = None
     label_range: tuple[float, float] | None = None  # for a regression label (e.g. STS-B 0-5)
-    extra_fields: tuple[str, ...] = ()  # text fields beyond the kind's (transforms ignore them)
+    # text fields an example may carry beyond the kind's: checked when present, ignored by the transforms
+    optional_fields: tuple[str, ...] = ()
 
     @property
     def fields(self) -> tuple[str, ...]:
-        return KIND_FIELDS[self.kind] + self.extra_fields
+        return KIND_FIELDS[self.kind]
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -382,7 +383,7 @@ TASKS: dict[str, TaskSpec] = {
             description="a held-out line as written (1) or with two of its words swapped (0); "
             "twin is the other version of the line (for minimal pairs)",
             labels={0: "corrupted", 1: "original"},
-            extra_fields=("twin",),
+            optional_fields=("twin",),
             build=_corrupted_sentence,
             options={"sources": BOOK_SOURCES, "min_words": 6},
         ),
@@ -416,7 +417,7 @@ def describe_tasks() -> pd.DataFrame:
             dict(
                 task=t.name,
                 kind=t.kind,
-                fields=", ".join(t.fields),
+                fields=", ".join([*t.fields, *(f"{f} (optional)" for f in t.optional_fields)]),
                 labels=t.labels,
                 options=t.options,
                 description=t.description,
@@ -514,7 +515,7 @@ def validate_examples(task: str | TaskSchema, examples: list[dict]) -> None:
         missing = [f for f in spec.fields if f not in example]
         if missing:
             raise ValueError(f"{where}: missing field(s) {missing}; a {spec.kind} example has {spec.fields}")
-        for name in spec.fields:
+        for name in (*spec.fields, *(f for f in spec.optional_fields if f in example)):
             value = example[name]
             if name == "label" and spec.label_range is not None:
                 low, high = spec.label_range

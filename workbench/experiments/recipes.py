@@ -326,7 +326,6 @@ def _recipes() -> dict[str, Recipe]:
                     "steps": 2100,
                     "batch_size": 64,
                     "lr": 1e-3,
-                    "warmup_steps": 100,
                     "weight_decay": 0.01,
                     "grad_clip": 1.0,
                     "eval_every": 175,

@@ -58,6 +58,8 @@ SUMMARY_COLUMNS = ["task", "heuristic", "readout", "metric", "n", "accuracy", "c
 
 @dataclass(frozen=True)
 class Readout:
+    """One way of reading predictions off a heuristic's scores (``paper``: GPT-1's own)."""
+
     name: str
     rule: str
     metric: str = "accuracy"
@@ -77,6 +79,8 @@ Lookup = Callable[[tuple[str, str]], dict]  # a request -> its row of scores
 
 @dataclass(frozen=True)
 class Heuristic:
+    """A zero-shot heuristic: its task, its readouts, the requests it scores per example and how it reads them."""
+
     name: str
     task: str
     readouts: tuple[Readout, ...]

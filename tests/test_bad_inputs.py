@@ -836,6 +836,7 @@ PARAMETERS = [
     Bad("04-negative-seed", lambda: Z(supervised_seeds=[-1]), ("(-1,)",), ("an integer >= 0",)),
     Bad("04-unknown-scaling-preset", lambda: Z(scaling_presets=["gpt5"]), ("('gpt5',)",), ("one of ['gpt1'",)),
     Bad("04-batch-size-zero", lambda: Z(batch_size=0), ("got 0",), ("a positive integer",)),
+    Bad("04-pretraining-runs-zero", lambda: Z(pretraining_runs=0), ("got 0",), ("a positive integer",)),
     Bad("04-train-split", lambda: Z(split="train"), ("'train'",), ("one of ['dev', 'test']",)),
     Bad("04-pretrained-empty", lambda: Z(pretrained=""), ("got ''",), ("None or a non-empty string",)),
     Bad(

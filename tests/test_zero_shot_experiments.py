@@ -277,3 +277,27 @@ def test_the_gpu_recipe_runs_end_to_end_at_a_tiny_size():
         run = pretrain(dataclasses.replace(experiment.spec, preset=preset), progress=False)
         losses = {step: zs.checkpoint_val_loss(run, step) for step in run.steps}
         assert set(rows["step"]) == {min(losses, key=losses.get)}
+
+
+def test_several_pretraining_runs_are_averaged_per_example(runs):
+    gpt_run, lstm_run = runs
+    heuristics = ["acceptability", "substitution"]
+    one = ZeroShotExperiment.from_params(TINY_RECIPE, heuristics=heuristics, max_examples=N, device="cpu")
+    two = ZeroShotExperiment.from_params(
+        TINY_RECIPE, heuristics=heuristics, max_examples=N, device="cpu", pretraining_runs=2
+    )
+    single, pooled = one.outcomes(gpt_run, lstm_run, progress=False), two.outcomes(gpt_run, lstm_run, progress=False)
+    assert list(pooled.columns) == list(single.columns) and len(pooled) == len(single)
+    # the second run is the same spec with the next training seed, trained (and cached) on demand
+    second = pretrain(zs.with_seed(gpt_run.spec, 1), progress=False)
+    assert second.spec.train.seed == gpt_run.spec.train.seed + 1 and second.run_dir != gpt_run.run_dir
+    other = zs.zero_shot_outcomes(second, None, heuristics, SMALL, unigram=one.unigram_log_probs(), progress=False)
+    mine = pooled[pooled["model"] == "transformer"].reset_index(drop=True)
+    expected = (single[single["model"] == "transformer"]["correct"].to_numpy() + other["correct"].to_numpy()) / 2
+    assert mine["correct"].tolist() == pytest.approx(expected.tolist())
+    assert set(mine["correct"]) <= {0, 0.5, 1}
+    assert len(two.trends(pooled)) == 2 * 5  # 2 models x 5 readouts
+    ladder = two.scaling_outcomes(progress=False)
+    assert set(ladder["preset"]) == set(TINY_RECIPE.ladder) and len(ladder) == len(one.scaling_outcomes(False))
+    with pytest.raises(ValueError, match="Recipe.pretraining_runs must be a positive integer, got 0"):
+        ZeroShotExperiment.from_params("cpu", pretraining_runs=0)

@@ -187,6 +187,11 @@ class Recipe:
         check=sequence_of(one_of(PRESETS), non_empty=False),
     )
     evaluation: EvaluationSettings = option("zero-shot evaluation")
+    pretraining_runs: int = option(
+        "pretraining runs per model for the zero-shot readouts (train.seed, train.seed + 1, ...), averaged per example",
+        default=1,
+        check=POSITIVE_INT,
+    )
 
     def __post_init__(self) -> None:
         check_fields(self)
@@ -313,7 +318,8 @@ def _recipes() -> dict[str, Recipe]:
     # parameters would memorise it, so the GPU buys epochs, labels and sizes instead: the 5.3M
     # gpt2-mini for 6 epochs (2100 updates of 64 x 128 tokens), a ladder of four sizes on the same
     # tokens, every label of the recipe's counts, and the checkpoint of lowest validation loss
-    # (early stopping, read off the kept checkpoints) for each size of the ladder. Not yet run on
+    # (early stopping, read off the kept checkpoints) for each size of the ladder, with three
+    # pretraining runs (seeds) per model, their readouts averaged per example. Not yet run on
     # a GPU; at the CPU's measured speed for gpt2-mini it would take about 40 minutes per run.
     gpu = apply_overrides(
         cpu,
@@ -335,6 +341,7 @@ def _recipes() -> dict[str, Recipe]:
             "labelled": {"sentiment": 4000, "next_line": 4000},
             "ladder": ("gpt2-nano", "gpt2-tiny", "gpt2-slim", "gpt2-mini"),
             "evaluation": {"checkpoint": "best"},
+            "pretraining_runs": 3,
         },
     )
     return {"cpu": cpu, "gpu": gpu, "paper": PAPER}

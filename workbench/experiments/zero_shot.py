@@ -129,11 +129,13 @@ class ZeroShotExperiment:
         device: str = "auto",
         batch_size: int | None = None,
         pretrain_steps: int | None = None,
+        pretraining_runs: int | None = None,
     ) -> ZeroShotExperiment:
         """The recipe of ``scale`` (a name, a YAML file or a Recipe) with the notebook's overrides.
 
         ``max_examples="recipe"`` and None elsewhere keep the recipe's value (``max_examples=None``
-        evaluates every example); ``scaling_presets=[]`` skips the size ladder. ``pretrained`` must be
+        evaluates every example); ``scaling_presets=[]`` skips the size ladder; ``pretraining_runs``
+        (None: the recipe's) is how many seeds of each model the readouts are averaged over. ``pretrained`` must be
         a local Hugging Face directory (``config.json`` and its weights) or a hub name whose files the
         Hugging Face cache already holds: it is checked here, before any training.
         """
@@ -185,6 +187,8 @@ class ZeroShotExperiment:
             overrides["ladder"] = tuple(scaling_presets)
         if pretrain_steps is not None:
             overrides["pretraining"] = {"train": {"steps": pretrain_steps}}
+        if pretraining_runs is not None:
+            overrides["pretraining_runs"] = pretraining_runs
         names = list(HEURISTICS) if heuristics is None else [heuristics] if isinstance(heuristics, str) else heuristics
         return cls(
             apply_overrides(recipe, overrides),
@@ -258,16 +262,25 @@ class ZeroShotExperiment:
         return supervised_reference(gpt_run, self.tasks, self.recipe, self.supervised_seeds, progress=progress)
 
     def outcomes(self, gpt_run: PretrainRun, lstm_run: PretrainRun | None, progress: bool = True) -> pd.DataFrame:
-        """Per-example outcomes of every readout on every kept checkpoint of both runs (:func:`zero_shot_outcomes`)."""
-        return zero_shot_outcomes(
-            gpt_run,
-            lstm_run,
-            self.heuristics,
-            self.evaluation,
-            unigram=self.unigram_log_probs(),
-            device=self.spec.train.device,
-            progress=progress,
-        )
+        """Per-example outcomes of every readout on every kept checkpoint of both runs
+        (:func:`zero_shot_outcomes`), averaged over the recipe's pretraining runs (:func:`pool_runs`);
+        runs of other seeds than the given ones are trained here when not cached."""
+        unigram, frames = self.unigram_log_probs(), []
+        for index in range(self.recipe.pretraining_runs):
+            runs = [gpt_run, lstm_run]
+            if index:
+                runs = [run and pretrain(with_seed(run.spec, index), progress=progress) for run in runs]
+            frames.append(
+                zero_shot_outcomes(
+                    *runs,
+                    self.heuristics,
+                    self.evaluation,
+                    unigram=unigram,
+                    device=self.spec.train.device,
+                    progress=progress,
+                )
+            )
+        return pool_runs(frames, ["model", "step", "tokens"])
 
     def curve(self, outcomes: pd.DataFrame, reference: Mapping[str, float] | None) -> pd.DataFrame:
         """One row per model, checkpoint and readout (:data:`CURVE_COLUMNS`)."""
@@ -281,15 +294,20 @@ class ZeroShotExperiment:
         """Per-example outcomes of one checkpoint of each size of the ladder; None when it is empty."""
         if not self.recipe.ladder:
             return None
-        return scaling_outcomes(
-            self.spec,
-            self.recipe.ladder,
-            self.heuristics,
-            self.evaluation,
-            unigram=self.unigram_log_probs(),
-            device=self.spec.train.device,
-            progress=progress,
-        )
+        unigram = self.unigram_log_probs()
+        frames = [
+            scaling_outcomes(
+                with_seed(self.spec, index),
+                self.recipe.ladder,
+                self.heuristics,
+                self.evaluation,
+                unigram=unigram,
+                device=self.spec.train.device,
+                progress=progress,
+            )
+            for index in range(self.recipe.pretraining_runs)
+        ]
+        return pool_runs(frames, ["preset", "parameters"])
 
     def scaling(self, outcomes: pd.DataFrame, reference: Mapping[str, float] | None) -> pd.DataFrame:
         """One row per preset and readout (:data:`SCALING_COLUMNS`), smallest model first."""
@@ -319,6 +337,25 @@ class ZeroShotExperiment:
         reference: Mapping[str, float] | None = None,
     ) -> str:
         return "\n".join(findings(trends_table, outcomes, scaling_trends, reference))
+
+
+def with_seed(spec: PretrainSpec, offset: int) -> PretrainSpec:
+    """``spec`` with its training seed moved by ``offset``: another pretraining run of the same model."""
+    return spec if offset == 0 else dataclasses.replace(spec, train=spec.train.replace(seed=spec.train.seed + offset))
+
+
+def pool_runs(frames: list[pd.DataFrame], by: Sequence[str]) -> pd.DataFrame:
+    """Per-example outcomes of several pretraining runs averaged per example within each group of
+    ``by``: ``correct`` becomes the share of runs that got the example right, and ``score`` and the
+    other numbers (``val_loss``, a chosen ``step``) their mean, so the statistics stay paired by
+    example. One run's frame is returned as it is."""
+    if len(frames) == 1:
+        return frames[0]
+    frame = pd.concat(frames, ignore_index=True)
+    keys = [*by, "model", "task", "heuristic", "readout", "metric", "example", "label"]
+    keys = list(dict.fromkeys(k for k in keys if k in frame))
+    values = [c for c in frame.columns if c not in keys]
+    return frame.groupby(keys, sort=False, as_index=False)[values].mean()[list(frame.columns)]
 
 
 def tokens_seen(spec: PretrainSpec, step: int) -> int:
@@ -708,6 +745,7 @@ __all__ = [
     "ZeroShotExperiment",
     "add_relative",
     "checkpoint_val_loss",
+    "pool_runs",
     "evaluate_checkpoint",
     "findings",
     "reference_accuracy",
@@ -718,5 +756,6 @@ __all__ = [
     "supervised_reference",
     "tokens_seen",
     "trends",
+    "with_seed",
     "zero_shot_outcomes",
 ]

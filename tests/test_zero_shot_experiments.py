@@ -69,6 +69,12 @@ def test_outcomes_cover_every_checkpoint_of_both_models_and_are_cached(runs, mon
     expected = (accuracy["accuracy"] - accuracy["random"]) / (accuracy["task"].map(REFERENCE) - accuracy["random"])
     assert accuracy["relative"].tolist() == pytest.approx(expected.tolist())
     assert curve.loc[curve["metric"] == "auc", "relative"].isna().all()
+    table = zs.accuracy_table(curve, ["model", "step"])
+    assert table.shape == (2 * len(gpt_run.steps), READOUTS)
+    first = curve.iloc[0]
+    band = (first["ci_high"] - first["ci_low"]) / 2
+    cell = table.loc[(first["model"], first["step"]), (first["heuristic"], first["readout"])]
+    assert cell == f"{first['accuracy']:.3f} ±{band:.3f}"
     trends = experiment.trends(outcomes)
     assert list(trends.columns) == zs.TREND_COLUMNS and len(trends) == 2 * READOUTS
     assert set(trends["verdict"]) <= {"rises", "falls", "flat"}

@@ -250,10 +250,15 @@ def open_tokens(path: str | os.PathLike[str], tokenizer: Tokenizer | None = None
     return np.memmap(path, dtype=np.dtype(manifest["dtype"]), mode="r", shape=(manifest["tokens"],))
 
 
+def token_counts(tokens: np.ndarray, vocab_size: int) -> np.ndarray:
+    """How often each token id occurs in ``tokens`` (float64, one entry per id of the vocabulary)."""
+    return np.bincount(np.asarray(tokens, dtype=np.int64), minlength=vocab_size).astype(np.float64)
+
+
 def unigram_entropy(tokens: np.ndarray, vocab_size: int) -> float:
     """Entropy in nats of the token frequencies of ``tokens``: the loss of a model that knows only them
     (the plateau a language model must leave to have learned anything about context)."""
-    counts = np.bincount(np.asarray(tokens, dtype=np.int64), minlength=vocab_size).astype(np.float64)
+    counts = token_counts(tokens, vocab_size)
     p = counts[counts > 0] / counts.sum()
     return float(-(p * np.log(p)).sum())
 
@@ -261,5 +266,5 @@ def unigram_entropy(tokens: np.ndarray, vocab_size: int) -> float:
 def unigram_log_probs(tokens: np.ndarray, vocab_size: int) -> np.ndarray:
     """Log-probability of each token id under the token frequencies of ``tokens``, add-one smoothed
     (so that a token never seen has a finite one): the unigram model SLOR subtracts."""
-    counts = np.bincount(np.asarray(tokens, dtype=np.int64), minlength=vocab_size).astype(np.float64) + 1
+    counts = token_counts(tokens, vocab_size) + 1
     return np.log(counts / counts.sum())

@@ -16,6 +16,7 @@ from .transfer import VARIANTS, TransferExperiment, ablation, finetune_task, lay
 from .zero_shot import (
     PROTOCOL,
     ZeroShotExperiment,
+    accuracy_table,
     reference_accuracy,
     relative_performance,
     scaling_outcomes,
@@ -24,6 +25,7 @@ from .zero_shot import (
 
 __all__ = [
     "PROTOCOL",
+    "accuracy_table",
     "RECIPES",
     "VARIANTS",
     "EvaluationSettings",

@@ -590,6 +590,20 @@ def summarize_readouts(
     return add_relative(pd.concat(frames, ignore_index=True), reference)
 
 
+def accuracy_table(table: pd.DataFrame, index: Sequence[str]) -> pd.DataFrame:
+    """A :func:`summarize_readouts` table with one column per ``(heuristic, readout)`` and each value
+    written beside its band, the half-width of its 95% interval ("0.575 ±0.028")."""
+    cells = table.assign(
+        value=[
+            f"{a:.3f} ±{(high - low) / 2:.3f}"
+            for a, low, high in zip(table["accuracy"], table["ci_low"], table["ci_high"])
+        ]
+    )
+    return cells.pivot_table(
+        index=list(index), columns=["heuristic", "readout"], values="value", aggfunc="first", sort=False
+    )
+
+
 def trends(outcomes: pd.DataFrame, group: str, order: str, x: str) -> pd.DataFrame:
     """Per ``group`` (a model) and readout: the value at the first and last ``order`` (checkpoint,
     size), the paired change between them and the slope against log10(``x``), each with its
@@ -743,6 +757,7 @@ __all__ = [
     "SCALING_COLUMNS",
     "TREND_COLUMNS",
     "ZeroShotExperiment",
+    "accuracy_table",
     "add_relative",
     "checkpoint_val_loss",
     "pool_runs",

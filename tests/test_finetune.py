@@ -1,9 +1,11 @@
+import numpy as np
 import pytest
 import torch
 
 from workbench import GPT, GPTConfig
-from workbench.data.transforms import collate
-from workbench.training.finetuning import TaskModel, check_labels, task_loss
+from workbench.data.transforms import collate, lm_targets
+from workbench.models.lstm import LSTMConfig, LSTMLanguageModel
+from workbench.training.finetuning import TaskModel, check_labels, make_batch, task_loss
 from workbench.training.surgery import extend_vocabulary, transfer
 
 
@@ -57,7 +59,7 @@ def test_l3_objective_adds_lambda_times_lm_loss():
     assert torch.isclose(l3, l2 + 0.5 * m5["lm_loss"], atol=1e-5)
     assert torch.isclose(m5["task_loss"], l2)
     l3.backward()
-    assert model.head.weight.grad is not None and model.gpt.wte.weight.grad is not None
+    assert model.head.weight.grad is not None and model.body.wte.weight.grad is not None
 
 
 def test_bad_labels_and_kinds_are_named():
@@ -68,6 +70,115 @@ def test_bad_labels_and_kinds_are_named():
         TaskModel(_gpt(0), "regression")
     with pytest.raises(ValueError, match=r"multiple_choice inputs must be \[batch, group, time\]"):
         TaskModel(_gpt(0), "multiple_choice")(torch.zeros(2, 5, dtype=torch.long), torch.zeros(2, dtype=torch.long))
+
+
+# GPT-1 Table 5's LSTM row: the same heads and input transformations on an LSTM body.
+
+
+def _lstm(seed=0, vocab=512, **changes):
+    torch.manual_seed(seed)
+    options = dict(vocab_size=vocab, d_model=16, hidden=24, n_layer=2, n_ctx=16, dropout=0.0)
+    config = LSTMConfig(**{**options, **changes})
+    return LSTMLanguageModel(config)
+
+
+@pytest.mark.parametrize("kind", ["classification", "multiple_choice"])
+def test_lstm_body_heads_and_lm_loss(kind):
+    model = TaskModel(_lstm(), kind, n_classes=2).eval()
+    batch = _batch(kind)
+    logits, lm = model(batch["input_ids"], batch["extract"], with_lm=True)
+    assert logits.shape == ((3, 4) if kind == "multiple_choice" else (3, 2))
+    assert lm.shape == (*batch["input_ids"].shape, 512)
+    l2, _ = task_loss(model, batch, lm_weight=0.0)
+    l3, metrics = task_loss(model, batch, lm_weight=0.5)
+    # L1 is the LSTM's own LM loss on the same inputs, computed by its forward.
+    flat_ids = batch["input_ids"].reshape(-1, batch["input_ids"].size(-1))
+    targets = lm_targets(flat_ids, batch["extract"].reshape(-1))
+    own = model.body(flat_ids, targets=targets).loss
+    assert torch.allclose(metrics["lm_loss"], own, atol=1e-6)
+    assert torch.allclose(l3, l2 + 0.5 * own, atol=1e-6)
+    l3.backward()
+    assert model.head.weight.grad is not None and model.body.wte.weight.grad is not None
+
+
+@pytest.mark.parametrize("kind", ["classification", "multiple_choice"])
+def test_lstm_body_reads_its_state_at_extract(kind):
+    model = TaskModel(_lstm(), kind).eval()
+    sequences = [[1, 5, 6, 7, 2], [1, 8, 2], [1, 9, 10, 2], [1, 3, 4, 11, 12, 13, 2], [1, 14, 2], [1, 15, 16, 2]]
+    ids, extract = collate(sequences, pad_id=0)
+    if kind == "multiple_choice":
+        ids, extract = ids.view(3, 2, -1), extract.view(3, 2)
+    base = model(ids, extract)[0]
+    positions = torch.arange(ids.size(-1))
+    after = positions > extract.unsqueeze(-1)  # the padding: never read
+    assert after.any()
+    padded = torch.where(after, torch.full_like(ids, 100), ids)
+    assert torch.allclose(model(padded, extract)[0], base, atol=1e-6)
+    before = ids.clone()
+    before[..., 1] = 200  # a real token before [extract]: the state there reads it
+    changed = (model(before, extract)[0] - base).abs()
+    per_sequence = changed.amax(-1) if kind == "classification" else changed  # MC: one score per sequence
+    assert (per_sequence > 1e-4).all()
+
+
+def test_wrong_body_type_is_named():
+    with pytest.raises(ValueError, match="TaskModel needs a GPT body or an LSTMLanguageModel body, got Linear"):
+        TaskModel(torch.nn.Linear(2, 2), "classification")
+
+
+def _toy_task(n=32):
+    """Separable token ids: the label is which of two tokens follows [start]; [extract] comes 3 tokens later."""
+    g = torch.Generator().manual_seed(0)
+    noise = torch.randint(5, 20, (n, 2), generator=g).tolist()
+    return [([[1, 3 + i % 2, *noise[i], 2]], i % 2) for i in range(n)]
+
+
+def _finetune_config(**changes):
+    from workbench.training.config import TrainConfig
+
+    options = dict(
+        batch_size=8,
+        lr=1e-2,
+        schedule="constant",
+        eval_every=0,
+        checkpoint_every=0,
+        log_every=1,
+        progress=False,
+        device="cpu",
+        precision="fp32",
+    )
+    return TrainConfig(**{**options, **changes})
+
+
+def test_lstm_body_finetunes_on_a_toy_task():
+    from workbench.training.finetuning import finetune
+
+    train = _toy_task()
+    model = TaskModel(_lstm(vocab=20, n_layer=1), "classification")
+    batch = make_batch(train, "classification", pad_id=0)
+
+    def loss():
+        with torch.no_grad():
+            return task_loss(model.eval(), batch, lm_weight=0.0)[0].item()
+
+    first = loss()
+    finetune(model, train, _finetune_config(steps=30), pad_id=0, lm_weight=0.5)
+    assert loss() < 0.5 * first
+
+
+def test_trainer_handles_an_lstm_body(tmp_path):
+    """find_gpt finds no GPT: FLOPs per token fall back to 6N, and the checkpoint records the LSTM's config."""
+    from workbench.training.finetuning import finetune
+    from workbench.training.trainer import find_gpt
+
+    model = TaskModel(_lstm(vocab=20, n_layer=1), "classification")
+    assert find_gpt(model) is None
+    trainer = finetune(model, _toy_task(), _finetune_config(steps=2), pad_id=0, run_dir=tmp_path)
+    assert trainer.step == 2
+    assert trainer.flops_per_token == 6.0 * sum(p.numel() for p in model.parameters())
+    assert trainer.model_config == model.body.config.to_dict()
+    assert {"task_loss", "lm_loss", "mfu"} <= set(trainer.history.columns)
+    assert (tmp_path / "history.csv").exists()
 
 
 @pytest.mark.parametrize("n_layers", [0, 1, 2])
@@ -144,6 +255,33 @@ def test_task_batches_shard_by_rank_and_resume():
     restored = TaskBatches(encoded, "classification", 0, BatchPlan(4, 1, None, seed=3))
     restored.load_state_dict(state)
     assert torch.equal(restored.next_batch()["input_ids"], expected)
+
+
+def test_batches_grouped_by_length_pad_less_and_keep_every_example_once_per_epoch():
+    from workbench.training.config import BatchPlan
+    from workbench.training.finetuning import LENGTH_GROUP_BATCHES, TaskBatches
+
+    rng = np.random.default_rng(0)
+    n, size = 4 * 8 * LENGTH_GROUP_BATCHES + 5, 8  # four groups of batches and a ragged end
+    encoded = [([[1] + [7] * int(length) + [2]], i) for i, length in enumerate(rng.integers(1, 60, n))]
+    plan = BatchPlan(size, 1, None, seed=3)
+    grouped, plain = (TaskBatches(encoded, "classification", 0, plan, group) for group in (True, False))
+    per_epoch = n // size
+    seen, grouped_padding, plain_padding = [], 0, 0
+    for _ in range(per_epoch):
+        batch, other = grouped.next_batch(), plain.next_batch()
+        seen += batch["labels"].tolist()
+        grouped_padding += int((batch["input_ids"] == 0).sum())
+        plain_padding += int((other["input_ids"] == 0).sum())
+    assert len(seen) == len(set(seen)) == per_epoch * size  # each example at most once, the ragged end dropped
+    assert grouped_padding < plain_padding / 4
+    first_lengths = [len(encoded[i][0][0]) for i in seen[:size]]
+    assert max(first_lengths) - min(first_lengths) < 59  # a batch holds neighbours in length, not a random draw
+    assert grouped.next_batch()["labels"].tolist() != seen[:size]  # the next epoch is another order
+    again = TaskBatches(encoded, "classification", 0, plan, True)
+    assert [again.next_batch()["labels"].tolist() for _ in range(per_epoch)] == [
+        seen[i : i + size] for i in range(0, len(seen), size)
+    ]  # the order is a function of the seed
 
 
 @pytest.mark.data

@@ -38,6 +38,19 @@ def test_forward_loss_and_causality():
         model(torch.tensor([[50]]))
 
 
+def test_hidden_states_are_what_the_tied_head_reads():
+    torch.manual_seed(0)
+    model = LSTMLanguageModel(LSTMConfig(vocab_size=50, d_model=16, hidden=24, n_layer=2, n_ctx=8)).eval()
+    idx = torch.randint(0, 50, (2, 8))
+    state = model.hidden_states(idx)
+    assert state.shape == (2, 8, 16)
+    hidden, _ = model.lstm(model.drop(model.ln_in(model.wte(idx))))
+    assert torch.equal(state, model.ln_out(model.proj(model.drop(hidden))))
+    assert torch.equal(model(idx).logits, model.lm_head(state))
+    with pytest.raises(ValueError, match=r"expected token ids \[batch, time\], got shape \(8,\)"):
+        model.hidden_states(idx[0])
+
+
 def test_scores_through_the_generic_path():
     torch.manual_seed(0)
     model = LSTMLanguageModel(LSTMConfig(vocab_size=50, d_model=16, hidden=24, n_layer=1, n_ctx=8, dropout=0.0))

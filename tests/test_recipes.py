@@ -55,7 +55,8 @@ def test_the_three_recipes_validate():
     for name, recipe in RECIPES.items():
         assert recipe.name == name and _rebuilt(recipe) == recipe
         assert recipe.pretraining.model == "gpt" and recipe.pretraining.train.checkpoint_steps == ()
-        assert set(recipe.labelled) == {"sentiment", "next_line"} and recipe.ladder
+        assert {"sentiment", "next_line"} <= set(recipe.labelled) and recipe.ladder
+        assert set(recipe.transfer_checkpoints) < set(recipe.pretraining.checkpoint_steps())
         assert load_recipe(name) is recipe and load_recipe(recipe) is recipe
         # the experiments accept every recipe as it stands (layers, ladder, ...)
         assert TransferExperiment.from_params(name).recipe == recipe
@@ -162,6 +163,14 @@ def test_yaml_file_round_trips_and_edits_are_read_back(tmp_path, capsys):
     assert load_recipe(edited) == expected
     # the commands and the experiments read the file the same way
     assert _pretrain_spec(["--recipe-file", str(edited)]) == expected.pretraining
+    # the layer-transfer checkpoints must be kept steps of the edited run: the experiment says which are
+    with pytest.raises(
+        ValueError, match=r"steps \[177\] are not kept checkpoints .* kept steps: \[1, 3, 8, 21, 57, 158"
+    ):
+        TransferExperiment.from_params(edited)
+    data["transfer_checkpoints"] = [1, 158]
+    edited.write_text(yaml.safe_dump(data, sort_keys=False))
+    expected = apply_overrides(expected, {"transfer_checkpoints": (1, 158)})
     assert TransferExperiment.from_params(edited).recipe == expected
     assert ZeroShotExperiment.from_params(edited).recipe.ladder == ("gpt2-nano", "gpt2-slim")
 

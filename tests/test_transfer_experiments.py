@@ -5,15 +5,16 @@ import pytest
 import torch
 
 from workbench.core.options import apply_overrides
-from workbench.experiments import RECIPES, TransferExperiment, pretrain
+from workbench.experiments import RECIPES, TransferExperiment, pretrain, transfer_statistics
 from workbench.experiments import transfer as transfer_module
 from workbench.experiments.transfer import (
     ABLATION_COLUMNS,
+    PROBE_COLUMNS,
     SWEEP_COLUMNS,
     ablation,
     finetune_task,
+    layer_probes,
     layer_transfer_sweep,
-    summarize,
 )
 from workbench.ui import plots
 
@@ -48,11 +49,21 @@ FAST = apply_overrides(
 
 
 @pytest.fixture(scope="module")
-def run(tmp_path_factory):
-    """One tiny pretraining run shared by the module, in a cache of its own."""
+def cache(tmp_path_factory):
+    """A cache of the module's own, for its tiny pretraining runs."""
     with pytest.MonkeyPatch.context() as patch:
         patch.setenv("WORKBENCH_CACHE_DIR", str(tmp_path_factory.mktemp("cache")))
-        yield pretrain(TINY, progress=False)
+        yield
+
+
+@pytest.fixture(scope="module")
+def run(cache):
+    return pretrain(TINY, progress=False)
+
+
+@pytest.fixture(scope="module")
+def lstm_run(cache):
+    return pretrain(dataclasses.replace(TINY, model="lstm"), progress=False)
 
 
 @pytest.fixture
@@ -61,9 +72,9 @@ def count_runs(monkeypatch):
     calls = []
     real = transfer_module._finetune
 
-    def counting(*args, **kwargs):
-        calls.append(args[2:4])  # task, layers
-        return real(*args, **kwargs)
+    def counting(job):
+        calls.append((job.task, job.n_layers, job.checkpoint_step))
+        return real(job)
 
     monkeypatch.setattr(transfer_module, "_finetune", counting)
     return calls
@@ -71,9 +82,12 @@ def count_runs(monkeypatch):
 
 def test_finetune_task_reports_accuracies_and_settings(run):
     result = finetune_task(run, "sentiment", n_layers=1, n_labelled=6, settings=FAST)
-    for split in ("train", "dev", "test"):
+    for split in ("dev", "test"):
         assert 0.0 <= result[f"{split}_accuracy"] <= 1.0
-    assert result["train_examples"] == 6 and result["dev_examples"] == 8
+        correct = result[f"{split}_correct"]
+        assert len(correct) == result[f"{split}_examples"] == 8 and set(correct) <= {"0", "1"}
+        assert result[f"{split}_accuracy"] == correct.count("1") / 8
+    assert result["n_labelled"] == 6 and result["checkpoint_step"] == run.steps[-1]
     assert result["layers_transferred"] == 1 and result["pretrained"] and result["lm_weight"] == 0.5
     assert result["settings"] == FAST.key() and result["steps"] == 2
     assert result["pretraining"] == TINY.key()
@@ -81,39 +95,99 @@ def test_finetune_task_reports_accuracies_and_settings(run):
     assert not fresh["pretrained"] and fresh["layers_transferred"] is None
 
 
-def test_sweep_rows_columns_and_cache(run, count_runs):
+def test_sweep_rows_columns_and_cache(run, lstm_run, count_runs):
+    first, last = run.steps[0], run.steps[-1]
     sweep = layer_transfer_sweep(
-        run, "sentiment", layers=[0, 2], seeds=(0, 1), n_labelled=8, settings=FAST, progress=False
+        run,
+        "sentiment",
+        layers=[0, 2],
+        seeds=(0, 1),
+        n_labelled=8,
+        settings=FAST,
+        checkpoints=[first, last],
+        progress=False,
     )
-    assert list(sweep.columns) == SWEEP_COLUMNS
-    assert len(sweep) == (2 + 1) * 2 * 3  # (layer counts + baseline) x seeds x splits
+    assert list(sweep.columns) == [*SWEEP_COLUMNS, "correct"]
+    assert len(sweep) == (2 * 2 + 1) * 2 * 2  # (layer counts x checkpoints + baseline) x seeds x splits
     curve = sweep[sweep["variant"] == "transfer"]
     assert sorted(curve["layers_transferred"].unique()) == [0, 2]
+    assert sorted(curve["checkpoint_step"].unique()) == [first, last]
+    assert set(curve["tokens"]) == {TINY.tokens_seen(first), TINY.tokens_seen(last)}
     baseline = sweep[sweep["variant"] == "no_pretraining"]
-    assert len(baseline) == 2 * 3 and baseline["layers_transferred"].isna().all()
-    assert set(sweep["split"]) == {"train", "dev", "test"} and sweep["accuracy"].between(0, 1).all()
+    assert len(baseline) == 2 * 2 and baseline["layers_transferred"].isna().all()
+    assert baseline["checkpoint_step"].isna().all() and (baseline["tokens"] == 0).all()
+    assert set(sweep["split"]) == {"dev", "test"} and sweep["accuracy"].between(0, 1).all()
+    assert (sweep["n"] == sweep["correct"].str.len()).all()
     trained = len(count_runs)
-    assert trained == 6
+    assert trained == 10
 
     again = layer_transfer_sweep(
-        run, "sentiment", layers=[0, 2], seeds=(0, 1), n_labelled=8, settings=FAST, progress=False
+        run,
+        "sentiment",
+        layers=[0, 2],
+        seeds=(0, 1),
+        n_labelled=8,
+        settings=FAST,
+        checkpoints=[first, last],
+        progress=False,
     )
     assert len(count_runs) == trained  # every run read from the cache
     pd.testing.assert_frame_equal(again, sweep)
 
-    # The ablation shares the sweep's runs with all layers and without pretraining.
-    table = ablation(run, ["sentiment"], seeds=(0, 1), n_labelled=8, settings=FAST, progress=False)
-    assert list(table.columns) == ABLATION_COLUMNS
-    assert len(table) == 3 * 2 * 3
-    assert list(dict.fromkeys(table["variant"])) == ["full", "no_aux_lm", "no_pretraining"]
-    assert len(count_runs) == trained + 2  # no_aux_lm, one per seed
-    summary = summarize(table, ["task", "variant", "split"])
-    assert (summary["seeds"] == 2).all() and len(summary) == 9
+    # The ablation shares the sweep's runs with all layers at the last checkpoint and without pretraining.
+    table = ablation(run, ["sentiment"], seeds=(0, 1), n_labelled=8, settings=FAST, lstm_run=lstm_run, progress=False)
+    assert list(table.columns) == [*ABLATION_COLUMNS, "correct"]
+    assert len(table) == 4 * 2 * 2
+    assert list(dict.fromkeys(table["variant"])) == ["full", "no_aux_lm", "no_pretraining", "lstm"]
+    expected = [("sentiment", 2, last)] * 2 + [("sentiment", None, lstm_run.steps[-1])] * 2  # no_aux_lm, lstm
+    assert sorted(count_runs[trained:], key=str) == sorted(expected, key=str)
+    summary = transfer_statistics.summary(table, ["task", "variant", "split"])
+    assert (summary["seeds"] == 2).all() and len(summary) == 8 and (summary["band"] > 0).all()
+    with pytest.raises(ValueError, match="lstm_run must be an LSTM run pretrained with the transformer's"):
+        ablation(run, ["sentiment"], settings=FAST, lstm_run=run, progress=False)
+
+
+def test_head_and_fresh_layers_depend_on_the_seed_alone(run, monkeypatch):
+    """Paired by seed: the task head starts the same for every layer count and checkpoint, and
+    differs between seeds (loading a checkpoint reseeds the global generator, so it must come first)."""
+    heads = {}
+    real = transfer_module.TaskModel
+
+    def recording(body, *args, **kwargs):
+        model = real(body, *args, **kwargs)
+        heads[len(heads)] = model.head.weight.detach().clone()
+        return model
+
+    monkeypatch.setattr(transfer_module, "TaskModel", recording)
+    monkeypatch.setenv("WORKBENCH_CACHE_DIR", str(run.run_dir.parent / "head-check"))
+    settings = apply_overrides(FAST, {"train": {"steps": 1}})
+    finetune_task(run, "sentiment", 0, seed=5, n_labelled=8, settings=settings, checkpoint_step=run.steps[0])
+    finetune_task(run, "sentiment", 2, seed=5, n_labelled=8, settings=settings)
+    finetune_task(None, "sentiment", None, seed=5, n_labelled=8, settings=settings, spec=TINY)
+    finetune_task(run, "sentiment", 2, seed=6, n_labelled=8, settings=settings)
+    assert torch.equal(heads[0], heads[1]) and torch.equal(heads[0], heads[2])
+    assert not torch.equal(heads[0], heads[3])
+
+
+def test_probes_per_layer_on_pretrained_and_untrained_features(run):
+    pretrained = layer_probes(run, "sentiment", run.steps[-1], FAST)
+    untrained = layer_probes(run, "sentiment", 0, FAST)
+    assert list(pretrained.columns) == [*PROBE_COLUMNS, "correct"]
+    assert sorted(pretrained["layer"].unique()) == [0, 1, 2] and set(pretrained["split"]) == {"dev", "test"}
+    assert set(pretrained["features"]) == {"pretrained"} and set(untrained["features"]) == {"untrained"}
+    assert (untrained["tokens"] == 0).all() and (pretrained["checkpoint_step"] == run.steps[-1]).all()
+    assert (pretrained["n"] == pretrained["correct"].str.len()).all()
+    with pytest.raises(
+        ValueError, match=r"step=2 is neither 0 \(untrained\) nor a kept checkpoint; kept steps: \[1, 4\]"
+    ):
+        layer_probes(run, "sentiment", 2, FAST)
+    with pytest.raises(ValueError, match="task 'next_line' is a multiple_choice task; probes need one of"):
+        layer_probes(run, "next_line", 0, FAST)
 
 
 def test_sweep_on_a_multiple_choice_task(run):
     sweep = layer_transfer_sweep(run, "next_line", layers=[2], seeds=(0,), n_labelled=8, settings=FAST, progress=False)
-    assert len(sweep) == 2 * 3 and sweep["accuracy"].between(0, 1).all()
+    assert len(sweep) == 2 * 2 and sweep["accuracy"].between(0, 1).all()
 
 
 def test_parallel_runs_match_serial_ones(run, tmp_path, monkeypatch):
@@ -126,7 +200,7 @@ def test_parallel_runs_match_serial_ones(run, tmp_path, monkeypatch):
     monkeypatch.setenv("WORKBENCH_CACHE_DIR", str(tmp_path / "serial"))
     alone = finetune_task(run, "sentiment", 1, seed=3, n_labelled=8, settings=settings)
     transfer = parallel[parallel["variant"] == "transfer"].set_index("split")["accuracy"]
-    assert transfer.to_dict() == {split: alone[f"{split}_accuracy"] for split in ("train", "dev", "test")}
+    assert transfer.to_dict() == {split: alone[f"{split}_accuracy"] for split in ("dev", "test")}
 
 
 def test_transferred_layers_change_the_result(run):
@@ -148,6 +222,10 @@ def test_bad_input_is_named(run):
         ablation(run, ["sentiment", "nli"], settings=FAST, progress=False)
     with pytest.raises(ValueError, match="nothing is transferred; n_layers must be None, got 1"):
         finetune_task(None, "sentiment", n_layers=1, settings=FAST)
+    with pytest.raises(ValueError, match=r"checkpoint_step=2 is not a kept checkpoint; kept steps: \[1, 4\]"):
+        finetune_task(run, "sentiment", checkpoint_step=2, settings=FAST)
+    with pytest.raises(ValueError, match="checkpoint_step must be None, got 4"):
+        finetune_task(None, "sentiment", checkpoint_step=4, settings=FAST)
     with pytest.raises(ValueError, match=r"seeds must be a non-empty list of items each an integer >= 0, got \(\)"):
         layer_transfer_sweep(run, "sentiment", seeds=[], settings=FAST, progress=False)
     with pytest.raises(ValueError, match="n_labelled of task 'sentiment' must be None or a positive integer, got 0"):
@@ -169,6 +247,7 @@ def test_experiment_parameters_are_validated_before_any_work():
     experiment = TransferExperiment.from_params(
         "cpu",
         tasks=["sentiment"],
+        control_tasks=[],
         seeds=[2, 0],
         layers=[0, 4],
         n_labelled=64,
@@ -181,12 +260,15 @@ def test_experiment_parameters_are_validated_before_any_work():
     recipe = experiment.recipe
     assert recipe.finetuning.epochs is None and recipe.finetuning.train.steps == 5
     assert recipe.pretraining.train.steps == 300
+    assert experiment.checkpoints == (1, 300)  # the first and last kept steps of the shorter run
     assert recipe.pretraining.train.device == "cpu" and recipe.finetuning.train.device == "cpu"
-    assert experiment.setup().loc["sentiment"].to_dict() == {
+    setup = experiment.setup().loc["sentiment"].to_dict()
+    assert {k: setup[k] for k in ("kind", "labelled", "updates_per_run")} == {
         "kind": "classification",
         "labelled": 64,
         "updates_per_run": 5,
     }
+    assert setup["dev_band"] == round(1.96 * (0.25 / setup["dev_examples"]) ** 0.5, 3)
     # everything else is the recipe's
     cpu = RECIPES["cpu"]
     assert (
@@ -194,8 +276,9 @@ def test_experiment_parameters_are_validated_before_any_work():
             recipe,
             {
                 "pretraining": {"train": {"steps": 1400, "device": "auto"}},
-                "finetuning": {"epochs": 3.0, "train": {"steps": 100, "device": "auto"}},
+                "finetuning": {"epochs": 1.0, "train": {"steps": 100, "device": "auto"}},
                 "labelled": cpu.labelled,
+                "transfer_checkpoints": cpu.transfer_checkpoints,
             },
         )
         == cpu
@@ -203,7 +286,10 @@ def test_experiment_parameters_are_validated_before_any_work():
     default = TransferExperiment.from_params("cpu")
     assert default.recipe.pretraining == cpu.pretraining and default.recipe.finetuning == cpu.finetuning
     assert default.layers == (0, 1, 2, 3, 4) and default.seeds == (0, 1, 2)
-    assert default.n_labelled("sentiment") == cpu.labelled["sentiment"]
+    assert default.tasks == ("corrupted_sentence", "line_order") and default.control_tasks == ("sentiment",)
+    assert default.checkpoints == (1, 177, 1400)
+    assert default.n_labelled("line_order") == cpu.labelled["line_order"]
+    assert TransferExperiment.from_params("cpu", checkpoints=[22]).checkpoints == (22, 1400)
     with pytest.raises(ValueError, match=r"unknown recipe 'laptop': expected one of \['cpu', 'gpu', 'paper'\]"):
         TransferExperiment.from_params("laptop")
     with pytest.raises(ValueError, match=r"layers must be .* in 0\.\.4 \(the model has 4 layers\), got \(5,\)"):
@@ -212,66 +298,50 @@ def test_experiment_parameters_are_validated_before_any_work():
         TransferExperiment.from_params("cpu", tasks=["sentiment"], n_labelled={"next_line": 10})
     with pytest.raises(ValueError, match=r"TransferExperiment.tasks must be .* one of \[.*\], got \('rte',\)"):
         TransferExperiment.from_params("cpu", tasks=["rte"])
+    with pytest.raises(ValueError, match="task 'next_line' is a multiple_choice task; probes need one of"):
+        TransferExperiment.from_params("cpu", tasks=["next_line"])
     with pytest.raises(ValueError, match=r"TransferExperiment.seeds must be a non-empty list .*, got \(\)"):
         TransferExperiment.from_params("cpu", seeds=[])
     with pytest.raises(ValueError, match="TrainConfig.steps must be a positive integer, got 0"):
         TransferExperiment.from_params("cpu", finetune_steps=0)
-    with pytest.raises(ValueError, match=r"Recipe.labelled must be a mapping from tasks .*, got \{'sentiment': 0"):
+    with pytest.raises(
+        ValueError, match=r"Recipe.labelled must be a mapping from tasks .*, got \{'corrupted_sentence': 0"
+    ):
         TransferExperiment.from_params("cpu", n_labelled=0)
+    with pytest.raises(ValueError, match=r"Recipe.transfer_checkpoints \[5\]: steps \[5\] are not kept checkpoints"):
+        TransferExperiment.from_params("cpu", checkpoints=[5])
     if not torch.cuda.is_available():
         with pytest.raises(ValueError, match="device='cuda' was requested but CUDA is not available"):
             TransferExperiment.from_params("cpu", device="cuda")
 
 
-def test_plots_draw_the_experiment_frames(run, tmp_path):
+def test_plots_draw_the_experiment_frames(run, lstm_run, tmp_path):
     sweep = layer_transfer_sweep(
-        run, "sentiment", layers=[0, 2], seeds=(0, 1), n_labelled=8, settings=FAST, progress=False
+        run,
+        "sentiment",
+        layers=[0, 2],
+        seeds=(0, 1),
+        n_labelled=8,
+        settings=FAST,
+        checkpoints=run.steps,
+        progress=False,
     )
-    table = ablation(run, ["sentiment"], seeds=(0, 1), n_labelled=8, settings=FAST, progress=False)
+    table = ablation(run, ["sentiment"], seeds=(0, 1), n_labelled=8, settings=FAST, lstm_run=lstm_run, progress=False)
+    probes = pd.concat([layer_probes(run, "sentiment", step, FAST) for step in (0, *run.steps)])
     loss = plots.pretraining_loss_data(run.history)
     assert set(loss["split"]) == {"train", "val"} and list(loss.columns) == ["step", "tokens", "split", "loss"]
+    by = ["task", "variant", "checkpoint_step", "tokens", "layers_transferred"]
+    summary = transfer_statistics.summary(sweep[sweep["split"] == "dev"], by)
+    gains = transfer_statistics.transfer_gains(sweep)
+    assert len(gains) == 2 and set(gains["tokens"]) == {TINY.tokens_seen(s) for s in run.steps}
+    ablation_summary = transfer_statistics.summary(table[table["split"] == "dev"], ["task", "variant"])
+    probe_summary = transfer_statistics.probe_table(probes)
+    assert len(probe_summary) == 3 * 3  # layers x (untrained + 2 checkpoints)
     for name, fig, data in [
         ("loss", plots.plot_pretraining_loss(loss), loss),
-        ("transfer", plots.plot_layer_transfer(sweep), sweep),
-        ("ablation", plots.plot_ablation(table), table),
+        ("transfer", plots.plot_layer_transfer(summary, gains), sweep[SWEEP_COLUMNS]),
+        ("probes", plots.plot_layer_probes(probe_summary), probes[PROBE_COLUMNS]),
+        ("ablation", plots.plot_ablation(ablation_summary), table[ABLATION_COLUMNS]),
     ]:
         png, csv = plots.save_figure(fig, data, name, tmp_path)
         assert png.stat().st_size > 0 and len(pd.read_csv(csv)) == len(data)
-
-
-def test_findings_name_only_differences_beyond_two_standard_errors():
-    def rows(variant, layers, accuracies, task="sentiment"):
-        return [
-            dict(task=task, variant=variant, layers_transferred=layers, seed=seed, split="dev", accuracy=a)
-            for seed, a in enumerate(accuracies)
-        ]
-
-    sweep = pd.DataFrame(
-        rows("no_pretraining", pd.NA, [0.50, 0.51, 0.49])
-        + rows("transfer", 0, [0.60, 0.61, 0.59])
-        + rows("transfer", 2, [0.58, 0.66, 0.62]),
-        columns=SWEEP_COLUMNS,
-    )
-    ablation_table = pd.DataFrame(
-        [
-            dict(r, variant=v)
-            for v, accs in [
-                ("full", [0.60, 0.61, 0.59]),
-                ("no_aux_lm", [0.60, 0.62, 0.58]),
-                ("no_pretraining", [0.50, 0.51, 0.49]),
-            ]
-            for r in rows(v, None, accs)
-        ],
-        columns=SWEEP_COLUMNS,
-    ).drop(columns="layers_transferred")
-    lines = transfer_module.findings(sweep, ablation_table)
-    assert lines[0].startswith(
-        "sentiment (dev, chance 0.50, 3 seeds): no pretraining 0.500; by layers transferred 0: 0.600, 2: 0.620."
-    )
-    # 2 layers: mean 0.62 against 0.60 with a seed spread of 0.04: within noise; both far above 0.50.
-    assert lines[1] == (
-        "  - all 2 layers are above no pretraining, and level with 0 layers; 0 layers are above no pretraining."
-    )
-    assert lines[2] == (
-        "ablation, sentiment: full 0.600 is level with no auxiliary LM (0.600) and above no pretraining (0.500)."
-    )

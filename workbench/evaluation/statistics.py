@@ -11,6 +11,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import numpy as np
+from scipy import stats
 
 BOOTSTRAP_REPLICATES = 1000
 CONFIDENCE = 0.95
@@ -134,3 +135,52 @@ def paired_difference(
         raise ValueError(f"paired outcomes must cover the same examples, got {len(a.correct)} and {len(b.correct)}")
     indices = replicates(len(a.correct), count, seed)
     return (b.value() - a.value(), *interval(b.values(indices) - a.values(indices)))
+
+
+def bootstrap_mean(values: np.ndarray, count: int = BOOTSTRAP_REPLICATES, seed: int = 0) -> tuple[float, float, float]:
+    """The mean of per-example ``values`` with its bootstrap interval: for a paired difference of
+    outcomes on the same examples (``b - a`` per example), or any contrast of several."""
+    values = np.asarray(values, dtype=float)
+    if values.ndim != 1 or len(values) == 0:
+        raise ValueError(f"expected a non-empty 1-D array of per-example values, got shape {values.shape}")
+    samples = values[replicates(len(values), count, seed)].mean(axis=1)
+    return (float(values.mean()), *interval(samples))
+
+
+@dataclass(frozen=True)
+class Slope:
+    """A least-squares slope with its standard error and ``confidence`` t interval (``df`` residual
+    degrees of freedom)."""
+
+    slope: float
+    se: float
+    low: float
+    high: float
+    df: int
+
+    @property
+    def verdict(self) -> str:
+        """ "rises" when the interval lies above 0, "falls" when below, else "flat"."""
+        return "rises" if self.low > 0 else "falls" if self.high < 0 else "flat"
+
+
+def fixed_effects_slope(x, y, groups, confidence: float = CONFIDENCE) -> Slope:
+    """The slope of ``y`` on ``x`` with one intercept per group (seed fixed effects: each seed may sit
+    higher or lower, the slope is shared), by ordinary least squares."""
+    x, y, groups = np.asarray(x, dtype=float), np.asarray(y, dtype=float), np.asarray(groups)
+    if not len(x) == len(y) == len(groups):
+        raise ValueError(f"x, y and groups need one value per observation, got {len(x)}, {len(y)}, {len(groups)}")
+    levels = np.unique(groups)
+    design = np.column_stack([x, *(groups == level for level in levels)]).astype(float)
+    df = len(y) - design.shape[1]
+    if df < 1 or np.linalg.matrix_rank(design) < design.shape[1]:
+        raise ValueError(
+            f"a slope with {len(levels)} group intercepts needs x to vary within groups and more than "
+            f"{design.shape[1]} observations, got {len(y)}"
+        )
+    coef, *_ = np.linalg.lstsq(design, y, rcond=None)
+    residuals = y - design @ coef
+    covariance = residuals @ residuals / df * np.linalg.inv(design.T @ design)
+    se = float(np.sqrt(covariance[0, 0]))
+    half = float(stats.t.ppf((1 + confidence) / 2, df)) * se
+    return Slope(float(coef[0]), se, float(coef[0] - half), float(coef[0] + half), int(df))

@@ -3,7 +3,8 @@
 - :mod:`.recipes`: :class:`Recipe` per scale (``cpu``, ``gpu``, ``paper``), the one source of truth.
 - :mod:`.cache`: where results live, keyed by a hash of their full config.
 - :mod:`.pretraining`: cached language-model pretraining runs with log-spaced checkpoints.
-- :mod:`.transfer`: fine-tuning, the layer-transfer sweep and GPT-1 Table 5 (:class:`TransferExperiment`).
+- :mod:`.transfer`: fine-tuning, the layer-transfer sweep, probes and GPT-1 Table 5 (:class:`TransferExperiment`).
+- :mod:`.transfer_statistics`: what they show, paired by seed and example, against GPT-1.
 - :mod:`.zero_shot`: GPT-1 Figure 2 (right) and GPT-2's scaling claim (:class:`ZeroShotExperiment`).
 - :mod:`.explorer`: which model the explorer notebook shows (:class:`Explorer`).
 """
@@ -12,7 +13,7 @@ from .cache import cache_root, config_key
 from .explorer import Explorer
 from .pretraining import PretrainingExperiment, PretrainRun, cached_pretraining_runs, pretrain
 from .recipes import RECIPES, EvaluationSettings, FinetuneSettings, PretrainSpec, Recipe, load_recipe, recipes_table
-from .transfer import VARIANTS, TransferExperiment, ablation, finetune_task, layer_transfer_sweep, summarize
+from .transfer import VARIANTS, TransferExperiment, ablation, finetune_task, layer_probes, layer_transfer_sweep
 from .zero_shot import (
     PROTOCOL,
     ZeroShotExperiment,
@@ -42,6 +43,7 @@ __all__ = [
     "cached_pretraining_runs",
     "config_key",
     "finetune_task",
+    "layer_probes",
     "layer_transfer_sweep",
     "load_recipe",
     "pretrain",
@@ -49,6 +51,5 @@ __all__ = [
     "reference_accuracy",
     "relative_performance",
     "scaling_outcomes",
-    "summarize",
     "zero_shot_outcomes",
 ]

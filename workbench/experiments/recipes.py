@@ -88,6 +88,10 @@ class PretrainSpec:
     def checkpoint_steps(self) -> tuple[int, ...]:
         return log_spaced_steps(self.train.steps, self.n_checkpoints)
 
+    def tokens_seen(self, step: int) -> int:
+        """Training tokens a run of this spec has seen after ``step`` updates."""
+        return step * self.train.batch_size * (self.train.seq_len or self.gpt_config.n_ctx)
+
     def train_config(self, progress: bool = True) -> TrainConfig:
         """``train`` with the kept checkpoint steps filled in."""
         return self.train.replace(checkpoint_steps=self.checkpoint_steps(), progress=progress)
@@ -129,6 +133,16 @@ class FinetuneSettings:
         "examples evaluated per dev / test split; None: all", check=optional(POSITIVE_INT)
     )
     threads: int | None = option("torch threads per run; None: torch's default", check=optional(POSITIVE_INT))
+    warmup_fraction: float | None = option(
+        "linear warmup over this fraction of each run's updates; None: the schedule's own (GPT-1: 0.2%)",
+        default=None,
+        check=optional(in_range(0, 1)),
+    )
+    group_by_length: bool = option(
+        "batch training examples of similar lengths together (less padding; see TaskBatches)",
+        default=False,
+        check=Check("True or False", lambda v: isinstance(v, bool)),
+    )
 
     def __post_init__(self) -> None:
         check_fields(self)
@@ -138,6 +152,19 @@ class FinetuneSettings:
         if self.epochs is None:
             return self.train.steps
         return max(1, math.ceil(self.epochs * n_train / self.train.batch_size))
+
+    def train_config(self, n_train: int, seed: int) -> TrainConfig:
+        """The optimisation of one run on ``n_train`` labelled examples with ``seed``."""
+        steps = self.updates(n_train)
+        warmup = None if self.warmup_fraction is None else math.ceil(self.warmup_fraction * steps)
+        return self.train.replace(
+            steps=steps,
+            batch_size=min(self.train.batch_size, n_train),
+            warmup_steps=warmup if warmup is not None else self.train.warmup_steps,
+            seed=seed,
+            log_every=steps,
+            progress=False,
+        )
 
     def key(self) -> dict:
         data = to_dict(self)
@@ -191,6 +218,12 @@ class Recipe:
         "pretraining runs per model for the zero-shot readouts (train.seed, train.seed + 1, ...), averaged per example",
         default=1,
         check=POSITIVE_INT,
+    )
+    transfer_checkpoints: tuple[int, ...] = option(
+        "kept pretraining steps the layer-transfer sweep and the probes start from, besides the last "
+        "(checked by the experiment: a command line may change the pretraining steps)",
+        default=(),
+        check=sequence_of(POSITIVE_INT, non_empty=False),
     )
 
     def __post_init__(self) -> None:
@@ -250,6 +283,7 @@ PAPER = Recipe(
     labelled={"sentiment": None, "next_line": None},
     ladder=("gpt1-nano", "gpt1-tiny", "gpt1-slim", "gpt1-mini"),
     evaluation=EvaluationSettings(split="test", max_examples=None, batch_size=32),
+    transfer_checkpoints=(1, 785),
 )
 """GPT-1's published recipe (Radford et al. 2018, section 4.1), the one place it is written:
 
@@ -302,17 +336,26 @@ def _recipes() -> dict[str, Recipe]:
         ),
         finetuning=FinetuneSettings(
             train=TrainConfig(
-                steps=100, batch_size=32, lr=1e-3, schedule="gpt1-finetune", eval_every=0, checkpoint_every=0
+                steps=100, batch_size=16, lr=1e-3, schedule="gpt1-finetune", eval_every=0, checkpoint_every=0
             ),
-            epochs=3.0,
+            epochs=1.0,
             head_dropout=0.1,
             n_ctx=64,
-            max_eval_examples=200,
+            max_eval_examples=None,
             threads=1,
+            warmup_fraction=0.1,
+            group_by_length=True,
         ),
-        labelled={"sentiment": 300, "next_line": 150},
+        labelled={
+            "corrupted_sentence": 2560,
+            "line_order": 2560,
+            "sentiment": 2560,
+            "next_line": 2560,
+            "name_substitution": None,
+        },
         ladder=("gpt2-nano", "gpt2-tiny", "gpt2-slim"),
         evaluation=EvaluationSettings(split="test", max_examples=None, batch_size=32),
+        transfer_checkpoints=(1, 177),
     )
     # GPU: sized to the data, not to the GPU. The corpus has about 3M training tokens: GPT-1's 117M
     # parameters would memorise it, so the GPU buys epochs, labels and sizes instead: the 5.3M
@@ -337,8 +380,9 @@ def _recipes() -> dict[str, Recipe]:
                     "eval_every": 175,
                 },
             },
-            "finetuning": {"n_ctx": None, "max_eval_examples": None, "threads": None},
-            "labelled": {"sentiment": 4000, "next_line": 4000},
+            "finetuning": {"n_ctx": None, "threads": None, "epochs": 3.0},
+            "labelled": {task: None for task in TASKS},
+            "transfer_checkpoints": (1, 273),
             "ladder": ("gpt2-nano", "gpt2-tiny", "gpt2-slim", "gpt2-mini"),
             "evaluation": {"checkpoint": "best"},
             "pretraining_runs": 3,

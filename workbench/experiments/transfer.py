@@ -1,14 +1,17 @@
 """Fine-tuning a pretrained run on a task, and the experiments built on it: the layer-transfer
-sweep (GPT-1 Figure 2, left) and the ablation of GPT-1 Table 5.
+sweep over pretraining checkpoints (GPT-1 Figure 2, left) and the ablation of GPT-1 Table 5.
 
-Every fine-tuning run is cached by everything that made it (the pretraining run, task, layers,
-seed, labels, lambda, settings), so a sweep and an ablation that share runs train them once and a
-notebook re-run reads them back. Tasks are split with the pretraining run's ``data_seed``: their
-examples come from the documents that run held out.
+Every fine-tuning run is cached by everything that made it (the pretraining run and checkpoint,
+task, layers, seed, labels, lambda, settings), so a sweep and an ablation that share runs train
+them once and a notebook re-run reads them back. Each run keeps its per-example outcomes on the
+dev and test splits, so that conditions are compared paired by seed and by example. Tasks are
+split with the pretraining run's ``data_seed``: their examples come from the documents that run
+held out.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import math
 import multiprocessing
@@ -19,6 +22,7 @@ from concurrent.futures import ProcessPoolExecutor, as_completed
 from dataclasses import dataclass
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
 import torch
 from tqdm.auto import tqdm
@@ -37,25 +41,100 @@ from ..core.checks import (
 from ..core.device import autocast, resolve_device
 from ..core.io import write_text_atomic
 from ..core.options import apply_overrides, option, to_flat_dict
-from ..data.tasks import TASK_SPLITS, TASKS, load_task
+from ..data.tasks import TASKS, TASKS_VERSION, load_task
 from ..data.transforms import encode_examples
-from ..evaluation.heuristics import random_accuracy
+from ..evaluation.probes import PROBED_KINDS, layer_features, probe_layers
 from ..models.gpt import GPT
-from ..training.finetuning import TaskModel, accuracy, finetune, model_kind
+from ..training.finetuning import TaskModel, correct_predictions, finetune, model_kind
 from ..training.surgery import transfer
 from .cache import entry_dir, entry_lock, is_done, mark_done
 from .pretraining import PretrainRun, pretrain
 from .recipes import RECIPES, FinetuneSettings, PretrainSpec, Recipe, load_recipe
+from .transfer_statistics import findings
 
 VARIANTS = {
     "full": "all pretrained layers transferred, auxiliary LM objective (lambda = 0.5)",
     "no_aux_lm": "all pretrained layers transferred, no auxiliary LM objective (lambda = 0)",
-    "no_pretraining": "the same model freshly initialised, lambda = 0.5",
+    "no_pretraining": "the same transformer freshly initialised, lambda = 0.5",
+    "lstm": "the LSTM language model pretrained on the same tokens, its final state at [extract] "
+    "read by the same head, lambda = 0.5",
 }
-"""GPT-1 Table 5's transformer rows (its LSTM row needs an LSTM task head, which is not built)."""
+"""GPT-1 Table 5's four rows."""
 
-SWEEP_COLUMNS = ["task", "variant", "layers_transferred", "seed", "split", "accuracy"]
-ABLATION_COLUMNS = ["task", "variant", "seed", "split", "accuracy"]
+EVAL_SPLITS = ("dev", "test")
+SWEEP_COLUMNS = [
+    "task",
+    "variant",
+    "checkpoint_step",
+    "tokens",
+    "layers_transferred",
+    "seed",
+    "split",
+    "n",
+    "accuracy",
+]
+ABLATION_COLUMNS = ["task", "variant", "seed", "split", "n", "accuracy"]
+PROBE_COLUMNS = ["task", "checkpoint_step", "tokens", "layer", "features", "split", "n", "accuracy"]
+"""The columns written to CSV; the frames also carry ``correct``, each example's 0/1 outcome as a
+string, for the paired statistics of :mod:`workbench.experiments.transfer_statistics`."""
+
+
+def _threaded_probes(run: PretrainRun, task: str, step: int, settings: FinetuneSettings) -> pd.DataFrame:
+    """:func:`layer_probes` with ``settings.threads`` torch threads (a worker process's share)."""
+    threads = torch.get_num_threads()
+    if settings.threads is not None:
+        torch.set_num_threads(settings.threads)
+    try:
+        return layer_probes(run, task, step, settings)
+    finally:
+        torch.set_num_threads(threads)
+
+
+def _probes_entry(run: PretrainRun, task: str, step: int, settings: FinetuneSettings) -> Path:
+    if TASKS[check_task(task)].kind not in PROBED_KINDS:
+        raise ValueError(f"task {task!r} is a {TASKS[task].kind} task; probes need one of {PROBED_KINDS}")
+    if step != 0 and step not in run.steps:
+        raise ValueError(f"step={step!r} is neither 0 (untrained) nor a kept checkpoint; kept steps: {run.steps}")
+    n_ctx = settings.n_ctx or run.spec.gpt_config.n_ctx
+    return entry_dir(
+        "probes",
+        dict(pretraining=run.run_dir.name, spec=run.spec.key(), step=step, task=task, n_ctx=n_ctx, tasks=TASKS_VERSION),
+    )
+
+
+def layer_probes(run: PretrainRun, task: str, step: int, settings: FinetuneSettings | None = None) -> pd.DataFrame:
+    """Linear probes (:func:`workbench.evaluation.probes.probe_layers`) on the frozen ``[extract]``
+    state after every layer of ``run`` at kept ``step``, fit on every labelled train example of
+    ``task`` and scored on its dev and test splits (cached).
+
+    ``step=0`` probes the untrained model: the run's own initial weights. Examples are encoded as
+    fine-tuning encodes them (``settings.n_ctx``). Rows: :data:`PROBE_COLUMNS` and ``correct``,
+    with ``features`` "pretrained" or "untrained".
+    """
+    settings = settings or RECIPES["cpu"].finetuning
+    path = _probes_entry(run, task, step, settings)
+    n_ctx = settings.n_ctx or run.spec.gpt_config.n_ctx
+    with entry_lock(path):
+        if not is_done(path):
+            tokenizer = run.spec.tokenizer()
+            model = run.load(step) if step else run.spec.build_model()
+            features, labels = {}, {}
+            for split in ("train", *EVAL_SPLITS):
+                encoded = encode_examples(
+                    TASKS[task].kind, load_task(task, split, seed=run.spec.data_seed), tokenizer, n_ctx
+                )
+                features[split] = layer_features(model, encoded, tokenizer.pad_id)
+                labels[split] = np.array([label for _, label in encoded])
+            table = probe_layers(features, labels)
+            write_text_atomic(path / "probes.json", table.to_json(orient="records"))
+            mark_done(path)
+    table = pd.DataFrame(json.loads((path / "probes.json").read_text()))
+    return table.assign(
+        task=task,
+        checkpoint_step=step,
+        tokens=run.spec.tokens_seen(step),
+        features="pretrained" if step else "untrained",
+    )[[*PROBE_COLUMNS, "correct"]]
 
 
 def check_task(task: str) -> str:
@@ -76,14 +155,19 @@ def in_layers(n_layer: int) -> Check:
 
 @dataclass(frozen=True)
 class TransferExperiment:
-    """The layer-transfer notebook's experiment: a recipe, the tasks, seeds and layer counts.
+    """The layer-transfer notebook's experiment: a recipe, the tasks, seeds, layer counts and the
+    pretraining checkpoints fine-tuned from.
 
     Build it with :meth:`from_params` (the notebook's parameters, checked before any work); its
-    methods do the work: :meth:`pretraining`, :meth:`sweep`, :meth:`ablation`, :meth:`findings`.
+    methods do the work: :meth:`pretraining`, :meth:`probes`, :meth:`sweep`, :meth:`ablation`,
+    :meth:`findings`.
     """
 
     recipe: Recipe = option("the recipe of the scale, with the notebook's overrides")
     tasks: tuple[str, ...] = option("tasks fine-tuned on", check=sequence_of(one_of(TASKS)))
+    control_tasks: tuple[str, ...] = option(
+        "out-of-domain controls, probed but not fine-tuned", check=sequence_of(one_of(TASKS), non_empty=False)
+    )
     seeds: tuple[int, ...] = option(
         "fine-tuning seeds (head, fresh layers, data order, dropout)", check=sequence_of(NON_NEGATIVE_INT)
     )
@@ -96,15 +180,27 @@ class TransferExperiment:
         check_layers(self.layers, self.recipe.pretraining.gpt_config.n_layer)
         if self.recipe.pretraining.model != "gpt":
             raise ValueError(f"fine-tuning needs a GPT run, got model={self.recipe.pretraining.model!r}")
+        kept = self.recipe.pretraining.checkpoint_steps()
+        unknown = [s for s in self.recipe.transfer_checkpoints if s not in kept]
+        if unknown:
+            raise ValueError(
+                f"Recipe.transfer_checkpoints {list(self.recipe.transfer_checkpoints)}: steps {unknown} are not "
+                f"kept checkpoints of the pretraining run; kept steps: {list(kept)}"
+            )
+        for task in (*self.tasks, *self.control_tasks):
+            if TASKS[task].kind not in PROBED_KINDS:
+                raise ValueError(f"task {task!r} is a {TASKS[task].kind} task; probes need one of {PROBED_KINDS}")
 
     @classmethod
     def from_params(
         cls,
         scale: str | Path | Recipe = "cpu",
         *,
-        tasks: Iterable[str] = ("sentiment", "next_line"),
+        tasks: Iterable[str] = ("corrupted_sentence", "line_order"),
+        control_tasks: Iterable[str] = ("sentiment",),
         seeds: Iterable[int] = (0, 1, 2),
         layers: Iterable[int] | None = None,
+        checkpoints: Iterable[int] | None = None,
         n_labelled: int | Mapping[str, int | None] | None = None,
         pretrain_steps: int | None = None,
         finetune_steps: int | None = None,
@@ -114,13 +210,20 @@ class TransferExperiment:
         """The recipe of ``scale`` (a name, a YAML file or a Recipe) with the notebook's overrides.
 
         None keeps the recipe's value: ``n_labelled`` is one count for every task or ``{task: count}``;
-        ``finetune_steps`` trains every run for that many updates instead of the recipe's epochs.
+        ``finetune_steps`` trains every run for that many updates instead of the recipe's epochs;
+        ``checkpoints`` are kept pretraining steps to fine-tune from (with ``pretrain_steps`` and no
+        ``checkpoints``, the first and the last kept steps of that run).
         """
         recipe = load_recipe(scale).with_device(device, precision)
         tasks = distinct([tasks] if isinstance(tasks, str) else tasks)
+        control_tasks = distinct([control_tasks] if isinstance(control_tasks, str) else control_tasks)
         overrides: dict = {}
         if pretrain_steps is not None:
             overrides["pretraining"] = {"train": {"steps": pretrain_steps}}
+            kept = apply_overrides(recipe.pretraining, overrides["pretraining"]).checkpoint_steps()
+            overrides["transfer_checkpoints"] = tuple(dict.fromkeys((kept[0], kept[-1])))
+        if checkpoints is not None:
+            overrides["transfer_checkpoints"] = tuple(checkpoints)
         if finetune_steps is not None:
             overrides["finetuning"] = {"epochs": None, "train": {"steps": finetune_steps}}
         if n_labelled is not None:
@@ -128,27 +231,46 @@ class TransferExperiment:
         recipe = apply_overrides(recipe, overrides)
         n_layer = recipe.pretraining.gpt_config.n_layer
         layers = range(n_layer + 1) if layers is None else layers
-        return cls(recipe, tasks, distinct(seeds), check_layers(layers, n_layer))
+        return cls(recipe, tasks, control_tasks, distinct(seeds), check_layers(layers, n_layer))
+
+    @property
+    def checkpoints(self) -> tuple[int, ...]:
+        """The pretraining steps fine-tuned and probed from, the last one included."""
+        last = self.recipe.pretraining.train.steps
+        return tuple(sorted({*self.recipe.transfer_checkpoints, last}))
+
+    @property
+    def lstm_spec(self) -> PretrainSpec:
+        """The LSTM of Table 5: the zero-shot notebook's, pretrained on the same tokens."""
+        return dataclasses.replace(self.recipe.pretraining, model="lstm")
 
     def n_labelled(self, task: str) -> int | None:
         return self.recipe.n_labelled(task)
 
     def setup(self) -> pd.DataFrame:
-        """What will run, one row per task: its kind, labelled examples, updates per run."""
+        """What will run, one row per task: its kind, labelled examples, updates per run, and the
+        examples evaluated with the half-width of a 95% interval at 50% accuracy."""
         settings = self.recipe.finetuning
-        return pd.DataFrame(
-            [
+        rows = []
+        for task in (*self.tasks, *self.control_tasks):
+            labelled = self.n_labelled(task)
+            sizes = {
+                split: len(load_task(task, split, seed=self.recipe.pretraining.data_seed)) for split in EVAL_SPLITS
+            }
+            rows.append(
                 dict(
-                    task=t,
-                    kind=TASKS[t].kind,
-                    labelled=self.n_labelled(t),
-                    updates_per_run=settings.updates(self.n_labelled(t))
-                    if self.n_labelled(t) is not None or settings.epochs is None
+                    task=task,
+                    role="fine-tuned and probed" if task in self.tasks else "out-of-domain control (probed)",
+                    kind=TASKS[task].kind,
+                    labelled=labelled,
+                    updates_per_run=settings.updates(labelled)
+                    if labelled is not None
                     else f"{settings.epochs:g} epochs",
+                    **{f"{split}_examples": n for split, n in sizes.items()},
+                    **{f"{split}_band": round(1.96 * math.sqrt(0.25 / n), 3) for split, n in sizes.items()},
                 )
-                for t in self.tasks
-            ]
-        ).set_index("task")
+            )
+        return pd.DataFrame(rows).set_index("task")
 
     def finetuning_table(self) -> pd.DataFrame:
         """The fine-tuning settings every run shares (device and precision aside)."""
@@ -160,35 +282,70 @@ class TransferExperiment:
         """The shared pretraining run (cached; 02_pretraining trains the same one)."""
         return pretrain(self.recipe.pretraining, progress=progress)
 
-    def sweep(self, progress: bool = True) -> pd.DataFrame:
-        """GPT-1 Figure 2 (left) for every task: :func:`layer_transfer_sweep` rows."""
-        run = self.pretraining(progress)
-        return pd.concat(
-            [
-                layer_transfer_sweep(
-                    run, task, self.layers, self.seeds, self.n_labelled(task), self.recipe.finetuning, progress=progress
-                )
-                for task in self.tasks
-            ],
-            ignore_index=True,
-        )
+    def lstm_pretraining(self, progress: bool = True) -> PretrainRun:
+        """The LSTM run of Table 5 (cached; 04_zero_shot trains the same one)."""
+        return pretrain(self.lstm_spec, progress=progress)
 
-    def ablation(self, progress: bool = True) -> pd.DataFrame:
-        """GPT-1 Table 5's transformer rows for every task: :func:`ablation` rows."""
+    def checkpoints_table(self, run: PretrainRun) -> pd.DataFrame:
+        """The checkpoints fine-tuned from: step, tokens seen and the run's validation loss there."""
+        history = run.history.dropna(subset=["val_loss"]).set_index("step")["val_loss"]
+        return pd.DataFrame(
+            [
+                dict(
+                    step=step,
+                    tokens=run.spec.tokens_seen(step),
+                    val_loss_nearest_eval=float(history.iloc[abs(history.index - step).argmin()]),
+                )
+                for step in self.checkpoints
+            ]
+        ).set_index("step")
+
+    def probes(self, run: PretrainRun, progress: bool = True) -> pd.DataFrame:
+        """:func:`layer_probes` for every task and control at every checkpoint, and on the
+        untrained model (``checkpoint_step`` 0: the run's own initial weights), as many probe sets
+        at once as the fine-tuning settings run fine-tuning runs."""
+        settings = self.recipe.finetuning
+        calls = [
+            (run, task, step, settings)
+            for task in (*self.tasks, *self.control_tasks)
+            for step in (0, *self.checkpoints)
+        ]
+        frames = _in_pool(_threaded_probes, calls, _workers(settings), "probe sets", progress, len(calls))
+        return pd.concat(frames, ignore_index=True)
+
+    def sweep(self, run: PretrainRun, progress: bool = True) -> pd.DataFrame:
+        """GPT-1 Figure 2 (left) at every checkpoint, for every task, in one pool of runs:
+        :func:`layer_transfer_sweep` rows."""
+        labelled = [
+            (job, variant, layers)
+            for task in self.tasks
+            for job, variant, layers in _sweep_jobs(
+                run, task, self.layers, self.seeds, self.n_labelled(task), self.recipe.finetuning, 0.5, self.checkpoints
+            )
+        ]
+        return _frame(labelled, "fine-tuning runs (layer transfer)", progress)
+
+    def ablation(self, run: PretrainRun, lstm_run: PretrainRun | None, progress: bool = True) -> pd.DataFrame:
+        """GPT-1 Table 5 for every task: :func:`ablation` rows."""
         return ablation(
-            self.pretraining(progress),
+            run,
             self.tasks,
             self.seeds,
             {t: self.n_labelled(t) for t in self.tasks},
             self.recipe.finetuning,
+            lstm_run=lstm_run,
             progress=progress,
         )
 
     def findings(
-        self, sweep: pd.DataFrame, ablation_table: pd.DataFrame | None = None, splits: Iterable[str] = ("dev", "test")
+        self,
+        sweep: pd.DataFrame,
+        ablation_table: pd.DataFrame | None = None,
+        probes: pd.DataFrame | None = None,
+        splits: Iterable[str] = EVAL_SPLITS,
     ) -> str:
-        """The computed sentences of :func:`findings` for each split."""
-        return "\n\n".join("\n".join(findings(sweep, ablation_table, split)) for split in splits)
+        """The computed sentences of :func:`workbench.experiments.transfer_statistics.findings` per split."""
+        return "\n\n".join("\n".join(findings(sweep, ablation_table, probes, split)) for split in splits)
 
 
 def _labelled_overrides(n_labelled: int | Mapping[str, int | None], tasks: tuple[str, ...]) -> dict:
@@ -203,7 +360,8 @@ def _labelled_overrides(n_labelled: int | Mapping[str, int | None], tasks: tuple
 @dataclass(frozen=True)
 class _Job:
     """One validated fine-tuning run: what :func:`finetune_task` was asked for, picklable for a
-    worker process."""
+    worker process. ``checkpoint_step`` is the pretraining step it starts from (None without
+    pretraining)."""
 
     run: PretrainRun | None
     spec: PretrainSpec
@@ -213,6 +371,7 @@ class _Job:
     n_labelled: int | None
     lm_weight: float
     settings: FinetuneSettings
+    checkpoint_step: int | None
 
     def entry(self) -> Path:
         return entry_dir(
@@ -220,6 +379,7 @@ class _Job:
             dict(
                 pretraining=self.run.run_dir.name if self.run is not None else None,
                 spec=self.spec.key(),
+                checkpoint_step=self.checkpoint_step,
                 task=self.task,
                 layers_transferred=self.n_layers,
                 seed=self.seed,
@@ -239,28 +399,40 @@ def _job(
     lm_weight: float,
     settings: FinetuneSettings | None,
     spec: PretrainSpec | None,
+    checkpoint_step: int | None = None,
 ) -> _Job:
     settings = settings or RECIPES["cpu"].finetuning
     if run is not None:
         if spec is not None and spec != run.spec:
             raise ValueError("pass spec only with run=None: a run fixes its own architecture")
         spec = run.spec
+        steps = run.steps
+        checkpoint_step = steps[-1] if checkpoint_step is None else checkpoint_step
+        if checkpoint_step not in steps:
+            raise ValueError(f"checkpoint_step={checkpoint_step!r} is not a kept checkpoint; kept steps: {steps}")
+    elif checkpoint_step is not None:
+        raise ValueError(
+            f"run=None fine-tunes without pretraining; checkpoint_step must be None, got {checkpoint_step!r}"
+        )
     spec = spec or RECIPES["cpu"].pretraining
-    if spec.model != "gpt":
-        raise ValueError(f"fine-tuning needs a GPT run, got a {spec.model!r} run")
     check_task(task)
-    if run is None and n_layers is not None:
+    if spec.model == "lstm":
+        if run is None:
+            raise ValueError("an LSTM fine-tunes from its pretraining run; run=None trains a fresh transformer")
+        if n_layers is not None:
+            raise ValueError(f"an LSTM run transfers as a whole; n_layers must be None, got {n_layers!r}")
+    elif run is None and n_layers is not None:
         raise ValueError(
             f"run=None fine-tunes without pretraining, so nothing is transferred; "
             f"n_layers must be None, got {n_layers!r}"
         )
-    n_layer = spec.gpt_config.n_layer
-    if run is not None:
+    elif run is not None:
+        n_layer = spec.gpt_config.n_layer
         n_layers = n_layer if n_layers is None else check_layers([n_layers], n_layer)[0]
     NON_NEGATIVE_INT(seed, "seed")
     optional(POSITIVE_INT)(n_labelled, f"n_labelled of task {task!r}")
     NON_NEGATIVE_NUMBER(lm_weight, "lm_weight (lambda)")
-    return _Job(run, spec, task, n_layers, seed, n_labelled, float(lm_weight), settings)
+    return _Job(run, spec, task, n_layers, seed, n_labelled, float(lm_weight), settings, checkpoint_step)
 
 
 def finetune_task(
@@ -273,15 +445,18 @@ def finetune_task(
     settings: FinetuneSettings | None = None,
     *,
     spec: PretrainSpec | None = None,
+    checkpoint_step: int | None = None,
 ) -> dict:
-    """Fine-tune on ``task`` from ``run``'s last checkpoint (cached); return accuracies and settings.
+    """Fine-tune on ``task`` from a checkpoint of ``run`` (cached); return accuracies and settings.
 
-    ``n_layers`` pretrained blocks are transferred with the embeddings (None: all; 0: embeddings
-    only). ``run=None`` fine-tunes the same architecture freshly initialised (no pretraining):
-    that of ``spec``, default the CPU recipe's. ``n_labelled`` keeps the first labelled
-    examples of the train split (None: all). ``lm_weight`` is lambda in L3 = L2 + lambda L1.
+    ``checkpoint_step`` is a kept step of ``run`` (None: its last). ``n_layers`` pretrained blocks
+    are transferred with the embeddings (None: all; 0: embeddings only); an LSTM run transfers as a
+    whole. ``run=None`` fine-tunes the same transformer freshly initialised (no pretraining): that
+    of ``spec``, default the CPU recipe's. ``n_labelled`` keeps the first labelled examples of the
+    train split (None: all). ``lm_weight`` is lambda in L3 = L2 + lambda L1. The result holds each
+    evaluated split's accuracy, size and per-example outcomes (``{split}_correct``, a 0/1 string).
     """
-    job = _job(run, task, n_layers, seed, n_labelled, lm_weight, settings, spec)
+    job = _job(run, task, n_layers, seed, n_labelled, lm_weight, settings, spec, checkpoint_step)
     return _cached(job) or _compute(job)
 
 
@@ -314,9 +489,7 @@ def _compute(job: _Job) -> dict:
         if job.settings.threads is not None:
             torch.set_num_threads(job.settings.threads)
         try:
-            result = _finetune(
-                job.run, job.spec, job.task, job.n_layers, job.seed, job.n_labelled, job.lm_weight, job.settings
-            )
+            result = _finetune(job)
         finally:
             torch.set_num_threads(threads)
         write_text_atomic(path / "result.json", json.dumps(result, indent=1))
@@ -326,22 +499,37 @@ def _compute(job: _Job) -> dict:
 
 def _run_jobs(jobs: list[_Job], desc: str, progress: bool) -> list[dict]:
     """Every job's result, read from the cache or computed; on a CPU with ``settings.threads``
-    set, as many runs at once as the cores allow (each in its own process)."""
+    set, as many runs at once as the cores allow (each in its own process), longest first."""
     results = [_cached(job) for job in jobs]
-    todo = [i for i, result in enumerate(results) if result is None]
-    with tqdm(total=len(jobs), initial=len(jobs) - len(todo), desc=desc, unit="run", disable=not progress) as bar:
-        workers = min(len(todo), _workers(jobs[0].settings)) if todo else 0
-        if workers <= 1:
-            for i in todo:
-                results[i] = _compute(jobs[i])
+    todo = sorted((i for i, result in enumerate(results) if result is None), key=lambda i: -_cost(jobs[i]))
+    computed = _in_pool(_compute, [(jobs[i],) for i in todo], _workers(jobs[0].settings), desc, progress, len(jobs))
+    for i, result in zip(todo, computed):
+        results[i] = result
+    return results
+
+
+def _in_pool(function, calls: list[tuple], workers: int, desc: str, progress: bool, total: int) -> list:
+    """``function(*call)`` for every call, in ``workers`` spawned processes when more than one
+    (results in the order of ``calls``); the progress bar counts ``total``, the rest being cached."""
+    results: list = [None] * len(calls)
+    with tqdm(total=total, initial=total - len(calls), desc=desc, unit="run", disable=not progress) as bar:
+        if min(workers, len(calls)) <= 1:
+            for i, call in enumerate(calls):
+                results[i] = function(*call)
                 bar.update()
         else:
             with ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context("spawn")) as pool:
-                futures = {pool.submit(_compute, jobs[i]): i for i in todo}
+                futures = {pool.submit(function, *call): i for i, call in enumerate(calls)}
                 for future in as_completed(futures):
                     results[futures[future]] = future.result()
                     bar.update()
     return results
+
+
+def _cost(job: _Job) -> float:
+    """A rough relative cost, to start the longest runs first: sequences per example and the LM head."""
+    sequences = {"multiple_choice": 4, "substitution": 2, "similarity": 2}.get(TASKS[job.task].kind, 1)
+    return sequences * (1 + (job.lm_weight > 0))
 
 
 def _workers(settings: FinetuneSettings) -> int:
@@ -351,64 +539,115 @@ def _workers(settings: FinetuneSettings) -> int:
     return max(1, cores // settings.threads)
 
 
-def _finetune(run, spec, task, n_layers, seed, n_labelled, lm_weight, settings) -> dict:
+def _finetune(job: _Job) -> dict:
     start = time.perf_counter()
-    task_spec = TASKS[task]
+    spec, settings, task_spec = job.spec, job.settings, TASKS[job.task]
     tokenizer = spec.tokenizer()
-    model_config = spec.gpt_config
-    n_ctx = settings.n_ctx or model_config.n_ctx
-    if n_ctx > model_config.n_ctx:
-        raise ValueError(f"settings.n_ctx={n_ctx} exceeds the model's context {model_config.n_ctx}")
-    model_config = model_config.replace(n_ctx=n_ctx)
+    n_ctx = settings.n_ctx or spec.gpt_config.n_ctx
+    if n_ctx > spec.gpt_config.n_ctx:
+        raise ValueError(f"settings.n_ctx={n_ctx} exceeds the model's context {spec.gpt_config.n_ctx}")
     encoded = {}
-    for split in TASK_SPLITS:
-        examples = load_task(task, split, seed=spec.data_seed, n_train=n_labelled if split == "train" else None)
+    for split in ("train", *EVAL_SPLITS):
+        examples = load_task(job.task, split, seed=spec.data_seed, n_train=job.n_labelled if split == "train" else None)
         if split != "train":
             examples = examples[: settings.max_eval_examples]
         encoded[split] = encode_examples(task_spec.kind, examples, tokenizer, n_ctx)
-    torch.manual_seed(seed)  # the fresh layers and the head: the same for every layer count
-    gpt = GPT(model_config)
-    if run is not None:
-        transfer(run.load(), gpt, n_layers)
+    # Loading a checkpoint seeds the global generator with the pretraining seed, so it comes first:
+    # the fresh layers and the head then depend on the fine-tuning seed alone, the same for every
+    # layer count and checkpoint (paired by seed).
+    pretrained = job.run.load(job.checkpoint_step) if job.run is not None else None
+    torch.manual_seed(job.seed)
+    if spec.model == "lstm":
+        body = pretrained
+    else:
+        body = GPT(spec.gpt_config.replace(n_ctx=n_ctx))
+        if pretrained is not None:
+            transfer(pretrained, body, job.n_layers)
     model = TaskModel(
-        gpt, model_kind(task_spec.kind), n_classes=max(2, len(task_spec.labels)), dropout=settings.head_dropout
+        body, model_kind(task_spec.kind), n_classes=max(2, len(task_spec.labels)), dropout=settings.head_dropout
     )
-    steps = settings.updates(len(encoded["train"]))
-    train_config = settings.train.replace(
-        steps=steps,
-        batch_size=min(settings.train.batch_size, len(encoded["train"])),
-        seed=seed,
-        log_every=steps,
-        progress=False,
+    train_config = settings.train_config(len(encoded["train"]), job.seed)
+    trainer = finetune(
+        model,
+        encoded["train"],
+        train_config,
+        tokenizer.pad_id,
+        lm_weight=job.lm_weight,
+        group_by_length=settings.group_by_length,
     )
-    trainer = finetune(model, encoded["train"], train_config, tokenizer.pad_id, lm_weight=lm_weight)
     last = trainer.history.dropna(subset=["loss"]).iloc[-1]
     result = dict(
-        task=task,
+        task=job.task,
         kind=task_spec.kind,
-        pretrained=run is not None,
-        layers_transferred=n_layers,
-        seed=seed,
+        model=spec.model,
+        pretrained=job.run is not None,
+        checkpoint_step=job.checkpoint_step,
+        layers_transferred=job.n_layers,
+        seed=job.seed,
         n_labelled=len(encoded["train"]),
-        lm_weight=lm_weight,
-        steps=steps,
+        lm_weight=job.lm_weight,
+        steps=train_config.steps,
         final_task_loss=float(last["task_loss"]),
     )
     with autocast(trainer.device, trainer.dtype):
-        for split in TASK_SPLITS:
-            evaluated = encoded[split][: settings.max_eval_examples]
-            by_length = sorted(evaluated, key=lambda example: max(map(len, example[0])))  # less padding
-            result[f"{split}_accuracy"] = accuracy(model, by_length, tokenizer.pad_id)
-            result[f"{split}_examples"] = len(evaluated)
+        for split in EVAL_SPLITS:
+            correct = correct_predictions(model, encoded[split], tokenizer.pad_id)
+            result[f"{split}_accuracy"] = float(correct.mean())
+            result[f"{split}_examples"] = len(correct)
+            result[f"{split}_correct"] = "".join("01"[int(c)] for c in correct)
     result.update(seconds=round(time.perf_counter() - start, 2), settings=settings.key(), pretraining=spec.key())
     return result
 
 
-def _long_rows(result: dict, **keys) -> list[dict]:
+def _long_rows(job: _Job, result: dict, **keys) -> list[dict]:
+    """One row per evaluated split of a run: the CSV columns and the per-example outcomes."""
+    step = job.checkpoint_step
     return [
-        dict(task=result["task"], **keys, seed=result["seed"], split=split, accuracy=result[f"{split}_accuracy"])
-        for split in TASK_SPLITS
+        dict(
+            task=job.task,
+            **keys,
+            checkpoint_step=step,
+            tokens=job.spec.tokens_seen(step) if step is not None else 0,
+            seed=job.seed,
+            split=split,
+            n=result[f"{split}_examples"],
+            accuracy=result[f"{split}_accuracy"],
+            correct=result[f"{split}_correct"],
+        )
+        for split in EVAL_SPLITS
     ]
+
+
+def _sweep_jobs(run, task, layers, seeds, n_labelled, settings, lm_weight, checkpoints):
+    """``(job, variant, layers_transferred)`` for every checkpoint, seed and layer count, and the
+    no-pretraining run of every seed."""
+    n_layer = run.spec.gpt_config.n_layer
+    layers = check_layers(range(n_layer + 1) if layers is None else layers, n_layer)
+    seeds = sequence_of(NON_NEGATIVE_INT)(distinct(seeds), "seeds")
+    checkpoints = (None,) if checkpoints is None else tuple(checkpoints)
+    jobs = [
+        (_job(run, task, n, seed, n_labelled, lm_weight, settings, None, step), "transfer", n)
+        for step in checkpoints
+        for seed in seeds
+        for n in layers
+    ]
+    jobs += [
+        (_job(None, task, None, seed, n_labelled, lm_weight, settings, run.spec), "no_pretraining", pd.NA)
+        for seed in seeds
+    ]
+    return jobs
+
+
+def _frame(labelled_jobs: list, desc: str, progress: bool) -> pd.DataFrame:
+    """The long frame (:data:`SWEEP_COLUMNS` and ``correct``) of ``(job, variant, layers)`` runs."""
+    results = _run_jobs([job for job, _, _ in labelled_jobs], desc, progress)
+    rows = []
+    for (job, variant, layers), result in zip(labelled_jobs, results):
+        rows += _long_rows(job, result, variant=variant, layers_transferred=layers)
+    frame = pd.DataFrame(rows, columns=[*SWEEP_COLUMNS, "correct"])
+    frame["layers_transferred"] = frame["layers_transferred"].astype("Int64")
+    frame["checkpoint_step"] = frame["checkpoint_step"].astype("Int64")
+    return frame
 
 
 def layer_transfer_sweep(
@@ -419,32 +658,23 @@ def layer_transfer_sweep(
     n_labelled: int | None = None,
     settings: FinetuneSettings | None = None,
     lm_weight: float = 0.5,
+    checkpoints: Iterable[int] | None = None,
     *,
     progress: bool = True,
 ) -> pd.DataFrame:
-    """Accuracy against the number of pretrained layers transferred (GPT-1 Figure 2, left).
+    """Accuracy against the number of pretrained layers transferred (GPT-1 Figure 2, left), from
+    each kept checkpoint step of ``checkpoints`` (None: the last).
 
-    One row per run and split: ``variant`` is ``"transfer"`` (``layers_transferred`` 0..L, 0 =
-    embeddings only) or ``"no_pretraining"`` (the reference line: nothing transferred, not even
-    the embeddings; ``layers_transferred`` empty).
+    One row per run and split (:data:`SWEEP_COLUMNS`, plus ``correct``): ``variant`` is
+    ``"transfer"`` (``layers_transferred`` 0..L, 0 = embeddings only) or ``"no_pretraining"`` (the
+    reference: nothing transferred, not even the embeddings; ``layers_transferred`` and
+    ``checkpoint_step`` empty, ``tokens`` 0).
     """
     if run is None:
         raise ValueError("layer_transfer_sweep needs a pretraining run to transfer layers from")
     check_task(task)
-    n_layer = run.spec.gpt_config.n_layer
-    layers = check_layers(range(n_layer + 1) if layers is None else layers, n_layer)
-    seeds = sequence_of(NON_NEGATIVE_INT)(distinct(seeds), "seeds")
-    jobs = [_job(run, task, n, seed, n_labelled, lm_weight, settings, None) for seed in seeds for n in layers]
-    jobs += [_job(None, task, None, seed, n_labelled, lm_weight, settings, run.spec) for seed in seeds]
-    rows = []
-    for job, result in zip(jobs, _run_jobs(jobs, f"{task}: fine-tuning runs", progress)):
-        if job.run is None:
-            rows += _long_rows(result, variant="no_pretraining", layers_transferred=pd.NA)
-        else:
-            rows += _long_rows(result, variant="transfer", layers_transferred=job.n_layers)
-    frame = pd.DataFrame(rows, columns=SWEEP_COLUMNS)
-    frame["layers_transferred"] = frame["layers_transferred"].astype("Int64")
-    return frame
+    jobs = _sweep_jobs(run, task, layers, seeds, n_labelled, settings, lm_weight, checkpoints)
+    return _frame(jobs, f"{task}: fine-tuning runs", progress)
 
 
 def ablation(
@@ -454,83 +684,37 @@ def ablation(
     n_labelled: int | Mapping[str, int | None] | None = None,
     settings: FinetuneSettings | None = None,
     *,
+    lstm_run: PretrainRun | None = None,
     progress: bool = True,
 ) -> pd.DataFrame:
-    """GPT-1 Table 5's transformer rows (see :data:`VARIANTS`) for each task and seed.
+    """GPT-1 Table 5 (see :data:`VARIANTS`) for each task and seed, from the last checkpoints.
 
-    ``n_labelled`` is one count for every task or a ``{task: count}`` mapping. Runs shared with a
-    layer-transfer sweep of the same settings (all layers, lambda 0.5; no pretraining) are read
-    from the cache.
+    ``n_labelled`` is one count for every task or a ``{task: count}`` mapping. The ``lstm`` row
+    needs ``lstm_run``, an LSTM pretrained on the same tokens (left out without it). Runs shared
+    with a layer-transfer sweep of the same settings (all layers, lambda 0.5; no pretraining) are
+    read from the cache.
     """
     if run is None:
         raise ValueError("ablation needs a pretraining run: its variants are measured against it")
+    if lstm_run is not None and (lstm_run.spec.model != "lstm" or lstm_run.spec.train != run.spec.train):
+        raise ValueError("lstm_run must be an LSTM run pretrained with the transformer's training settings")
     tasks = tuple(check_task(t) for t in dict.fromkeys([tasks] if isinstance(tasks, str) else tasks))
     labelled = {t: None for t in tasks} if n_labelled is None else _labelled_overrides(n_labelled, tasks)
     labelled = {t: labelled.get(t) for t in tasks}
     seeds = sequence_of(NON_NEGATIVE_INT)(distinct(seeds), "seeds")
-    keys = [(task, variant, seed) for task in labelled for variant in VARIANTS for seed in seeds]
-    jobs = [
-        _job(None, task, None, seed, labelled[task], 0.5, settings, run.spec)
-        if variant == "no_pretraining"
-        else _job(run, task, None, seed, labelled[task], 0.0 if variant == "no_aux_lm" else 0.5, settings, None)
-        for task, variant, seed in keys
-    ]
-    rows = []
-    for (_, variant, _), result in zip(keys, _run_jobs(jobs, "ablation runs", progress)):
-        rows += _long_rows(result, variant=variant)
-    return pd.DataFrame(rows, columns=ABLATION_COLUMNS)
-
-
-def summarize(frame: pd.DataFrame, by: Iterable[str]) -> pd.DataFrame:
-    """Mean, standard deviation, min and max of ``accuracy`` over seeds, per group of ``by``."""
-    by = list(by)
-    table = (
-        frame.groupby(by, sort=False, dropna=False)["accuracy"]
-        .agg(["mean", "std", "min", "max", "count"])
-        .rename(columns={"count": "seeds"})
-    )
-    return table.reset_index()
-
-
-def _differs(a: pd.Series, b: pd.Series) -> str:
-    """ "above" / "below" when the means of two sets of seeds differ by more than two standard
-    errors of the difference, else "level with" (the spread between seeds is the noise)."""
-    error = 2 * math.sqrt(a.var(ddof=1) / len(a) + b.var(ddof=1) / len(b)) if len(a) > 1 and len(b) > 1 else 0.0
-    change = a.mean() - b.mean()
-    return "above" if change > error else "below" if change < -error else "level with"
-
-
-def findings(sweep: pd.DataFrame, ablation_table: pd.DataFrame | None = None, split: str = "dev") -> list[str]:
-    """What the sweep and the ablation say on ``split``, in sentences computed from them.
-
-    A difference counts only when it exceeds two standard errors of the difference of the means
-    over seeds; the chance level is one over the number of labels or choices.
-    """
-    lines = []
-    rows = sweep[sweep["split"] == split]
-    for task, group in rows.groupby("task", sort=False):
-        transfer_rows = group[group["variant"] == "transfer"]
-        by_layers = {int(n): g["accuracy"] for n, g in transfer_rows.groupby("layers_transferred")}
-        baseline = group[group["variant"] == "no_pretraining"]["accuracy"]
-        means = ", ".join(f"{n}: {a.mean():.3f}" for n, a in by_layers.items())
-        fewest, most = min(by_layers), max(by_layers)
-        lines.append(
-            f"{task} ({split}, chance {random_accuracy(task):.2f}, {len(baseline)} seeds): no pretraining "
-            f"{baseline.mean():.3f}; by layers transferred {means}."
-        )
-        lines.append(
-            f"  - all {most} layers are {_differs(by_layers[most], baseline)} no pretraining, and "
-            f"{_differs(by_layers[most], by_layers[fewest])} {fewest} layers; "
-            f"{fewest} layers are {_differs(by_layers[fewest], baseline)} no pretraining."
-        )
-    if ablation_table is not None and len(ablation_table):
-        rows = ablation_table[ablation_table["split"] == split]
-        for task, group in rows.groupby("task", sort=False):
-            variant = {v: g["accuracy"] for v, g in group.groupby("variant", sort=False)}
-            lines.append(
-                f"ablation, {task}: full {variant['full'].mean():.3f} is "
-                f"{_differs(variant['full'], variant['no_aux_lm'])} no auxiliary LM "
-                f"({variant['no_aux_lm'].mean():.3f}) and {_differs(variant['full'], variant['no_pretraining'])} "
-                f"no pretraining ({variant['no_pretraining'].mean():.3f})."
-            )
-    return lines
+    variants = [v for v in VARIANTS if v != "lstm" or lstm_run is not None]
+    jobs = []
+    for task in labelled:
+        for variant in variants:
+            for seed in seeds:
+                if variant == "no_pretraining":
+                    job = _job(None, task, None, seed, labelled[task], 0.5, settings, run.spec)
+                elif variant == "lstm":
+                    job = _job(lstm_run, task, None, seed, labelled[task], 0.5, settings, None)
+                else:
+                    job = _job(
+                        run, task, None, seed, labelled[task], 0.0 if variant == "no_aux_lm" else 0.5, settings, None
+                    )
+                jobs.append((job, variant, pd.NA))
+    frame = _frame(jobs, "ablation runs", progress)
+    return frame[[*ABLATION_COLUMNS, "correct"]]

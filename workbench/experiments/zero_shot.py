@@ -229,7 +229,7 @@ class ZeroShotExperiment:
         train_tokens = len(self._train_tokens())
         rows = []
         for label, run in (("transformer", gpt_run), ("lstm", lstm_run)):
-            tokens = tokens_seen(run.spec, run.spec.train.steps)
+            tokens = run.spec.tokens_seen(run.spec.train.steps)
             rows.append(
                 dict(
                     model=label,
@@ -358,11 +358,6 @@ def pool_runs(frames: list[pd.DataFrame], by: Sequence[str]) -> pd.DataFrame:
     return frame.groupby(keys, sort=False, as_index=False)[values].mean()[list(frame.columns)]
 
 
-def tokens_seen(spec: PretrainSpec, step: int) -> int:
-    """Training tokens a run of ``spec`` has seen after ``step`` updates."""
-    return step * spec.train.batch_size * (spec.train.seq_len or spec.gpt_config.n_ctx)
-
-
 def checkpoint_val_loss(run: PretrainRun, step: int, device: str = "cpu") -> float:
     """Validation loss of one kept checkpoint on the windows the trainer evaluates (float32), cached."""
     target = resolve_device(device)
@@ -428,7 +423,7 @@ def evaluate_checkpoint(
             )
 
     frame = cached_frame("zero_shot", config, compute)
-    return frame.assign(step=step, tokens=tokens_seen(run.spec, step), val_loss=checkpoint_val_loss(run, step, device))
+    return frame.assign(step=step, tokens=run.spec.tokens_seen(step), val_loss=checkpoint_val_loss(run, step, device))
 
 
 def _check_same_tokens(gpt_run: PretrainRun, lstm_run: PretrainRun) -> None:
@@ -769,7 +764,6 @@ __all__ = [
     "scaling_specs",
     "summarize_readouts",
     "supervised_reference",
-    "tokens_seen",
     "trends",
     "with_seed",
     "zero_shot_outcomes",

@@ -93,7 +93,12 @@ class LSTMLanguageModel(nn.Module):
     def num_parameters(self) -> int:
         return sum(p.numel() for p in self.parameters())
 
-    def forward(self, idx: torch.Tensor, targets: torch.Tensor | None = None) -> GPTOutput:
+    def hidden_states(self, idx: torch.Tensor) -> torch.Tensor:
+        """The final state read by the tied head, ``[batch, time, d_model]``: the LSTM's output,
+        projected to the embedding width and normalised (the role of GPT's ``transformer(idx)[0]``).
+
+        Position ``t`` has read tokens ``0..t`` only, left to right.
+        """
         if idx.dim() != 2:
             raise ValueError(f"expected token ids [batch, time], got shape {tuple(idx.shape)}")
         if idx.numel() and (int(idx.min()) < 0 or int(idx.max()) >= self.config.vocab_size):
@@ -101,7 +106,10 @@ class LSTMLanguageModel(nn.Module):
                 f"token ids must be in [0, {self.config.vocab_size}), got {int(idx.min())}..{int(idx.max())}"
             )
         hidden, _ = self.lstm(self.drop(self.ln_in(self.wte(idx))))
-        logits = self.lm_head(self.ln_out(self.proj(self.drop(hidden))))
+        return self.ln_out(self.proj(self.drop(hidden)))
+
+    def forward(self, idx: torch.Tensor, targets: torch.Tensor | None = None) -> GPTOutput:
+        logits = self.lm_head(self.hidden_states(idx))
         loss = None
         if targets is not None:
             targets = check_targets(targets, idx, self.config.vocab_size)

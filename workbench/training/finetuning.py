@@ -16,6 +16,7 @@ from torch import nn
 from ..core.checks import NON_NEGATIVE_NUMBER, POSITIVE_INT, in_range
 from ..data.transforms import KINDS, collate, lm_targets
 from ..models.gpt import GPT, IGNORE_INDEX
+from ..models.lstm import LSTMLanguageModel
 from .config import BatchPlan, TrainConfig
 from .trainer import Trainer
 
@@ -27,7 +28,15 @@ Encoded = Sequence[tuple[list[list[int]], int]]
 
 
 class TaskModel(nn.Module):
-    """A GPT body plus a linear head on the final hidden state at ``[extract]``.
+    """A pretrained body plus a linear head on its final hidden state at ``[extract]``.
+
+    The body (``self.body``) is a :class:`~workbench.models.gpt.GPT`, whose final state is
+    ``transformer(ids)[0]`` (after ``ln_f``), or a :class:`~workbench.models.lstm.LSTMLanguageModel`
+    (GPT-1 Table 5's LSTM row), whose final state is ``hidden_states(ids)`` (the projected, normalised
+    state its tied head reads). Either way the state is ``[batch, time, config.d_model]`` and the
+    auxiliary LM logits are ``body.lm_head(state)``. An LSTM reads left to right, so its state at
+    ``[extract]`` (the last real token; the padding after it is never read by either causal body) is
+    "its final state at [extract]": the same input transformations serve both bodies.
 
     - classification / entailment: ``[batch, time]`` inputs, one state each, ``n_classes`` logits;
     - similarity: ``[batch, 2, time]`` (both orderings), the two states are added, then the head;
@@ -35,21 +44,32 @@ class TaskModel(nn.Module):
     The head has dropout 0.1 before it, as in GPT-1.
     """
 
-    def __init__(self, gpt: GPT, kind: str, n_classes: int = 2, dropout: float = 0.1) -> None:
+    def __init__(self, body: GPT | LSTMLanguageModel, kind: str, n_classes: int = 2, dropout: float = 0.1) -> None:
         super().__init__()
-        if not isinstance(gpt, GPT):
-            raise ValueError(f"TaskModel needs a GPT body, got {type(gpt).__name__}")
+        if not isinstance(body, (GPT, LSTMLanguageModel)):
+            raise ValueError(f"TaskModel needs a GPT body or an LSTMLanguageModel body, got {type(body).__name__}")
         if kind not in KINDS:
             raise ValueError(f"unknown task kind {kind!r}; expected one of {KINDS}")
         POSITIVE_INT(n_classes, "n_classes")
         if kind != "multiple_choice" and n_classes < 2:
             raise ValueError(f"a {kind} head needs n_classes >= 2, got {n_classes}")
         in_range(0, 1)(dropout, "dropout")
-        self.gpt, self.kind, self.n_classes = gpt, kind, n_classes
+        self.body, self.kind, self.n_classes = body, kind, n_classes
         self.dropout = nn.Dropout(dropout)
-        self.head = nn.Linear(gpt.config.d_model, 1 if kind == "multiple_choice" else n_classes)
+        self.head = nn.Linear(body.config.d_model, 1 if kind == "multiple_choice" else n_classes)
         nn.init.normal_(self.head.weight, std=0.02)
         nn.init.zeros_(self.head.bias)
+
+    @property
+    def config(self):
+        """The body's config (a GPTConfig or an LSTMConfig): what the Trainer records in checkpoints."""
+        return self.body.config
+
+    def hidden_states(self, ids: torch.Tensor) -> torch.Tensor:
+        """The body's final hidden state ``[batch, time, d_model]`` for token ids ``[batch, time]``."""
+        if isinstance(self.body, GPT):
+            return self.body.transformer(ids)[0]
+        return self.body.hidden_states(ids)
 
     def forward(self, input_ids: torch.Tensor, extract: torch.Tensor, with_lm: bool = False):
         """Return ``(task_logits, lm_logits or None)``; ``lm_logits`` has the shape of the inputs + vocab."""
@@ -61,14 +81,14 @@ class TaskModel(nn.Module):
                 f"[batch{', group' if grouped else ''}], got {tuple(input_ids.shape)} and {tuple(extract.shape)}"
             )
         flat = input_ids.reshape(-1, input_ids.size(-1))
-        hidden = self.gpt.transformer(flat)[0]
+        hidden = self.hidden_states(flat)
         state = hidden[torch.arange(flat.size(0), device=flat.device), extract.reshape(-1)]
         if self.kind == "similarity":
             state = state.view(*input_ids.shape[:2], -1).sum(dim=1)
         logits = self.head(self.dropout(state))
         if self.kind == "multiple_choice":
             logits = logits.view(input_ids.shape[:2])
-        lm_logits = self.gpt.lm_head(hidden).view(*input_ids.shape, -1) if with_lm else None
+        lm_logits = self.body.lm_head(hidden).view(*input_ids.shape, -1) if with_lm else None
         return logits, lm_logits
 
 
@@ -124,23 +144,53 @@ def make_batch(items: Encoded, kind: str, pad_id: int) -> dict[str, torch.Tensor
     return dict(input_ids=ids, extract=extract, labels=labels)
 
 
+LENGTH_GROUP_BATCHES = 32
+"""Global micro-batches per group sorted by length when batches are grouped by length."""
+
+
 class TaskBatches:
     """Shuffled epochs over encoded examples, sharded by rank, resumable (the Trainer's BatchSource).
 
     Epoch ``e`` visits the examples in the order of a permutation seeded by ``(seed, e)``; global
     micro-batch ``c`` takes the next ``micro_batch_size x world_size`` of them and rank ``r`` its
     ``r``-th share, so one process and several see the same examples per update.
+
+    With ``group_by_length``, each run of :data:`LENGTH_GROUP_BATCHES` global micro-batches of the
+    permutation is sorted by example length, cut into micro-batches, and those are shuffled (the
+    "megabatch" grouping of Hugging Face's ``group_by_length``): a batch pads to lengths close to its
+    own instead of the longest of a random draw. Each epoch still sees every example at most once
+    (the ragged end is dropped, as without grouping).
     """
 
-    def __init__(self, encoded: Encoded, kind: str, pad_id: int, plan: BatchPlan) -> None:
+    def __init__(
+        self, encoded: Encoded, kind: str, pad_id: int, plan: BatchPlan, group_by_length: bool = False
+    ) -> None:
         per_step = plan.micro_batch_size * plan.world_size
         if len(encoded) < per_step:
             raise ValueError(f"{len(encoded)} training examples are fewer than one global micro-batch ({per_step})")
         self.encoded, self.kind, self.pad_id, self.plan = encoded, kind, pad_id, plan
+        self.group_by_length = group_by_length
+        self.lengths = np.array([max(map(len, sequences)) for sequences, _ in encoded])
         self.epoch, self.position = 0, 0
+        self._epoch_order: tuple[int, np.ndarray] | None = None
 
     def _order(self) -> np.ndarray:
-        return np.random.default_rng([self.plan.seed, self.epoch]).permutation(len(self.encoded))
+        if self._epoch_order is not None and self._epoch_order[0] == self.epoch:
+            return self._epoch_order[1]
+        rng = np.random.default_rng([self.plan.seed, self.epoch])
+        order = rng.permutation(len(self.encoded))
+        if self.group_by_length:
+            per_step = self.plan.micro_batch_size * self.plan.world_size
+            order = order[: len(order) - len(order) % per_step]
+            group = per_step * LENGTH_GROUP_BATCHES
+            batches = []
+            for start in range(0, len(order), group):
+                chunk = order[start : start + group]
+                chunk = chunk[np.argsort(self.lengths[chunk], kind="stable")]
+                batches += [chunk[i : i + per_step] for i in rng.permutation(np.arange(0, len(chunk), per_step))]
+            order = np.concatenate(batches)
+        self._epoch_order = (self.epoch, order)
+        return order
 
     def next_batch(self) -> dict[str, torch.Tensor]:
         plan = self.plan
@@ -160,8 +210,9 @@ class TaskBatches:
 
 
 @torch.no_grad()
-def accuracy(model: TaskModel, encoded: Encoded, pad_id: int, batch_size: int = 64) -> float:
-    """Fraction of examples whose highest-scoring label is the true one (eval mode, no dropout)."""
+def correct_predictions(model: TaskModel, encoded: Encoded, pad_id: int, batch_size: int = 64) -> np.ndarray:
+    """Per example, in the order given, whether its highest-scoring label is the true one (eval mode,
+    no dropout). Examples are batched by length, so that a batch pads little."""
     if not encoded:
         raise ValueError("no examples to evaluate")
     POSITIVE_INT(batch_size, "batch_size")
@@ -169,15 +220,22 @@ def accuracy(model: TaskModel, encoded: Encoded, pad_id: int, batch_size: int = 
     was_training = model.training
     model.eval()
     device = next(model.parameters()).device
-    correct = 0
+    order = np.argsort([max(map(len, sequences)) for sequences, _ in encoded], kind="stable")
+    correct = np.zeros(len(encoded), dtype=bool)
     try:
         for start in range(0, len(encoded), batch_size):
-            batch = make_batch(encoded[start : start + batch_size], model.kind, pad_id)
+            chosen = order[start : start + batch_size]
+            batch = make_batch([encoded[i] for i in chosen], model.kind, pad_id)
             logits, _ = model(batch["input_ids"].to(device), batch["extract"].to(device))
-            correct += int((logits.argmax(-1).cpu() == batch["labels"]).sum())
+            correct[chosen] = (logits.argmax(-1).cpu() == batch["labels"]).numpy()
     finally:
         model.train(was_training)
-    return correct / len(encoded)
+    return correct
+
+
+def accuracy(model: TaskModel, encoded: Encoded, pad_id: int, batch_size: int = 64) -> float:
+    """Fraction of examples whose highest-scoring label is the true one (see :func:`correct_predictions`)."""
+    return float(correct_predictions(model, encoded, pad_id, batch_size).mean())
 
 
 def finetune(
@@ -188,12 +246,14 @@ def finetune(
     *,
     dev: Encoded | None = None,
     lm_weight: float = 0.5,
+    group_by_length: bool = False,
     run_dir: str | os.PathLike[str] | None = None,
     metadata: dict | None = None,
 ) -> Trainer:
     """Train ``model`` on encoded examples with L3 = L2 + lm_weight * L1; returns the Trainer.
 
-    With ``dev``, dev accuracy is logged every ``config.eval_every`` updates.
+    With ``dev``, dev accuracy is logged every ``config.eval_every`` updates; ``group_by_length``
+    batches examples of similar lengths together (see :class:`TaskBatches`).
     """
     LM_WEIGHT(lm_weight, "lm_weight (lambda)")
     if not train:
@@ -204,7 +264,7 @@ def finetune(
     evaluate = (lambda m: {"dev_accuracy": accuracy(m, dev, pad_id)}) if dev else None
     trainer = Trainer(
         model,
-        lambda plan: TaskBatches(train, model.kind, pad_id, plan),
+        lambda plan: TaskBatches(train, model.kind, pad_id, plan, group_by_length),
         config,
         evaluate=evaluate,
         loss_fn=lambda m, batch: task_loss(m, batch, lm_weight),

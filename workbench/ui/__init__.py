@@ -3,6 +3,7 @@
 from .plots import (
     parameter_count_data,
     plot_ablation,
+    plot_layer_probes,
     plot_layer_transfer,
     plot_parameter_count,
     plot_pretraining_loss,
@@ -43,6 +44,7 @@ __all__ = [
     "parameter_count_data",
     "parameter_explorer",
     "plot_ablation",
+    "plot_layer_probes",
     "plot_layer_transfer",
     "plot_parameter_count",
     "plot_pretraining_loss",

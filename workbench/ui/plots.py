@@ -175,72 +175,106 @@ def plot_validation_loss(data: pd.DataFrame, unigram_entropy: float, title: str 
     return fig
 
 
-_SPLIT_STYLES = {
-    "dev": dict(color="tab:blue", linestyle="-", marker="o"),
-    "train": dict(color="tab:orange", linestyle="--", marker="s"),
-}
+def plot_layer_transfer(table: pd.DataFrame, gains: pd.DataFrame) -> plt.Figure:
+    """GPT-1 Figure 2 (left) per task, and how its gain grows with pretraining.
 
-
-def plot_layer_transfer(sweep: pd.DataFrame, splits: tuple[str, ...] = ("dev", "train")) -> plt.Figure:
-    """GPT-1 Figure 2 (left): accuracy against pretrained layers transferred, one panel per task.
-
-    Points are the mean over seeds, error bars the min-max spread; the grey line and band are the
-    dev accuracy without pretraining (mean and min-max), the reference the curve must beat.
+    Top row: accuracy against pretrained layers transferred, one line per checkpoint (the last
+    one bold: GPT-1's panel), with 95% bands; no pretraining in grey with its band. Bottom row:
+    all layers minus embeddings only against tokens seen, with its paired 95% interval.
+    ``table`` is :func:`workbench.experiments.transfer_statistics.summary` of the sweep by task,
+    variant, checkpoint_step, tokens and layers_transferred; ``gains`` is ``transfer_gains``.
     """
-    tasks = list(dict.fromkeys(sweep["task"]))
-    fig, axes = plt.subplots(1, len(tasks), figsize=(5.2 * len(tasks), 4), squeeze=False)
-    for ax, task in zip(axes[0], tasks):
-        rows = sweep[sweep["task"] == task]
+    tasks = list(dict.fromkeys(table["task"]))
+    fig, axes = plt.subplots(2, len(tasks), figsize=(5.2 * len(tasks), 7.5), squeeze=False)
+    for column, task in enumerate(tasks):
+        ax = axes[0][column]
+        rows = table[table["task"] == task]
         curve = rows[rows["variant"] == "transfer"]
-        for split in splits:
-            stats = (
-                curve[curve["split"] == split]
-                .groupby("layers_transferred")["accuracy"]
-                .agg(["mean", "min", "max", "count"])
+        steps = sorted(curve["checkpoint_step"].unique())
+        for index, step in enumerate(steps):
+            line = curve[curve["checkpoint_step"] == step].sort_values("layers_transferred")
+            x = line["layers_transferred"].astype(int)
+            last = step == steps[-1]
+            label = f"step {step} ({int(line['tokens'].iloc[0]):,} tokens)"
+            ax.plot(x, line["accuracy"], marker="o", linewidth=2.2 if last else 1, label=label, color=f"C{index}")
+            ax.fill_between(
+                x, line["accuracy"] - line["band"], line["accuracy"] + line["band"], color=f"C{index}", alpha=0.12
             )
-            x = stats.index.astype(int)
-            ax.errorbar(
-                x,
-                stats["mean"],
-                yerr=[stats["mean"] - stats["min"], stats["max"] - stats["mean"]],
-                capsize=3,
-                label=f"{split} (pretrained)",
-                **_SPLIT_STYLES.get(split, {}),
-            )
-        base = rows[(rows["variant"] == "no_pretraining") & (rows["split"] == "dev")]["accuracy"]
+        base = rows[rows["variant"] == "no_pretraining"]
         if len(base):
-            ax.axhline(base.mean(), color="grey", linestyle=":", label="dev, no pretraining")
-            ax.axhspan(base.min(), base.max(), color="grey", alpha=0.15)
-        n_seeds = curve["seed"].nunique()
-        ax.set_title(f"{task} ({n_seeds} seeds)")
+            mean, band = float(base["accuracy"].iloc[0]), float(base["band"].iloc[0])
+            ax.axhline(mean, color="grey", linestyle=":", label="no pretraining")
+            ax.axhspan(mean - band, mean + band, color="grey", alpha=0.12)
+        ax.set_title(f"{task} ({int(curve['seeds'].max())} seeds, n={int(curve['n'].iloc[0])})")
         ax.set_xlabel("# of layers transferred")
-        ax.set_xticks(sorted(curve["layers_transferred"].dropna().astype(int).unique()))
+        ax.set_xticks(sorted(curve["layers_transferred"].astype(int).unique()))
         ax.set_ylabel("accuracy")
+        ax.grid(alpha=0.3)
+        ax.legend(fontsize="small")
+        ax = axes[1][column]
+        gain = gains[gains["task"] == task].sort_values("tokens")
+        ax.errorbar(
+            gain["tokens"],
+            gain["gain"],
+            yerr=[gain["gain"] - gain["gain_low"], gain["gain_high"] - gain["gain"]],
+            marker="o",
+            capsize=3,
+        )
+        ax.axhline(0, color="grey", linewidth=0.8)
+        ax.set_xscale("log")
+        ax.set_xlabel("pretraining tokens seen (log)")
+        ax.set_ylabel(f"accuracy gain: {gain['comparison'].iloc[0]}")
+        ax.grid(alpha=0.3)
+    fig.tight_layout()
+    return fig
+
+
+def plot_layer_probes(table: pd.DataFrame) -> plt.Figure:
+    """Linear-probe accuracy against layer, one panel per task: a line per checkpoint's pretrained
+    features and the untrained model's dashed, each with its 95% band. ``table`` is
+    :func:`workbench.experiments.transfer_statistics.probe_table`."""
+    tasks = list(dict.fromkeys(table["task"]))
+    fig, axes = plt.subplots(1, len(tasks), figsize=(4.8 * len(tasks), 4), squeeze=False)
+    for ax, task in zip(axes[0], tasks):
+        rows = table[table["task"] == task]
+        for index, ((features, step), line) in enumerate(rows.groupby(["features", "checkpoint_step"], sort=True)):
+            line = line.sort_values("layer")
+            untrained = features == "untrained"
+            colour = "black" if untrained else f"C{index}"
+            label = "untrained" if untrained else f"step {step}"
+            ax.plot(line["layer"], line["accuracy"], "--" if untrained else "-", marker="o", color=colour, label=label)
+            ax.fill_between(
+                line["layer"], line["accuracy"] - line["band"], line["accuracy"] + line["band"], color=colour, alpha=0.1
+            )
+        ax.set_title(f"{task} (n={int(rows['n'].iloc[0])})")
+        ax.set_xlabel("layer (0 = embeddings)")
+        ax.set_xticks(sorted(rows["layer"].unique()))
+        ax.set_ylabel("probe accuracy")
         ax.grid(alpha=0.3)
         ax.legend(fontsize="small")
     fig.tight_layout()
     return fig
 
 
-def plot_ablation(table: pd.DataFrame, split: str = "dev") -> plt.Figure:
-    """GPT-1 Table 5 as bars: ``split`` accuracy per task and variant, mean over seeds with each
-    seed as a dot."""
-    rows = table[table["split"] == split]
-    tasks = list(dict.fromkeys(rows["task"]))
-    variants = list(dict.fromkeys(rows["variant"]))
+def plot_ablation(table: pd.DataFrame) -> plt.Figure:
+    """GPT-1 Table 5 as bars: accuracy per task and variant (mean over seeds) with its 95% band.
+    ``table`` is :func:`workbench.experiments.transfer_statistics.summary` by task and variant."""
+    tasks = list(dict.fromkeys(table["task"]))
+    variants = list(dict.fromkeys(table["variant"]))
     width = 0.8 / len(variants)
-    fig, ax = plt.subplots(figsize=(2.2 + 2.2 * len(tasks), 4))
+    fig, ax = plt.subplots(figsize=(2.2 + 2.4 * len(tasks), 4))
     for i, variant in enumerate(variants):
         for j, task in enumerate(tasks):
-            values = rows[(rows["task"] == task) & (rows["variant"] == variant)]["accuracy"]
+            row = table[(table["task"] == task) & (table["variant"] == variant)]
             x = j + (i - (len(variants) - 1) / 2) * width
-            ax.bar(x, values.mean(), width, color=f"C{i}", label=variant if j == 0 else None)
-            ax.plot([x] * len(values), values, "k.", markersize=4)
+            ax.bar(
+                x, row["accuracy"], width, yerr=row["band"], capsize=3, color=f"C{i}", label=variant if j == 0 else None
+            )
     ax.set_xticks(range(len(tasks)), tasks)
-    ax.set_ylabel(f"{split} accuracy")
-    ax.set_title(f"Ablation ({split} accuracy; dots: seeds)")
-    low = rows["accuracy"].min()
-    ax.set_ylim(max(0.0, low - 0.1), min(1.0, rows["accuracy"].max() + 0.05))
+    ax.set_ylabel("accuracy")
+    ax.set_title(f"GPT-1 Table 5 ({int(table['seeds'].max())} seeds; bars: 95% intervals)")
+    low = (table["accuracy"] - table["band"]).min()
+    ax.set_ylim(max(0.0, low - 0.05), min(1.0, (table["accuracy"] + table["band"]).max() + 0.05))
     ax.legend(fontsize="small", loc="lower right")
     ax.grid(axis="y", alpha=0.3)
     fig.tight_layout()

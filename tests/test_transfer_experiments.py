@@ -141,7 +141,7 @@ def test_sweep_rows_columns_and_cache(run, lstm_run, count_runs):
     assert list(dict.fromkeys(table["variant"])) == ["full", "no_aux_lm", "no_pretraining", "lstm"]
     expected = [("sentiment", 2, last)] * 2 + [("sentiment", None, lstm_run.steps[-1])] * 2  # no_aux_lm, lstm
     assert sorted(count_runs[trained:], key=str) == sorted(expected, key=str)
-    summary = transfer_statistics.summary(table, ["task", "variant", "split"])
+    summary = transfer_statistics.seed_summary(table, ["task", "variant", "split"])
     assert (summary["seeds"] == 2).all() and len(summary) == 8 and (summary["band"] > 0).all()
     with pytest.raises(ValueError, match="lstm_run must be an LSTM run pretrained with the transformer's"):
         ablation(run, ["sentiment"], settings=FAST, lstm_run=run, progress=False)
@@ -331,10 +331,10 @@ def test_plots_draw_the_experiment_frames(run, lstm_run, tmp_path):
     loss = plots.pretraining_loss_data(run.history)
     assert set(loss["split"]) == {"train", "val"} and list(loss.columns) == ["step", "tokens", "split", "loss"]
     by = ["task", "variant", "checkpoint_step", "tokens", "layers_transferred"]
-    summary = transfer_statistics.summary(sweep[sweep["split"] == "dev"], by)
+    summary = transfer_statistics.seed_summary(sweep[sweep["split"] == "dev"], by)
     gains = transfer_statistics.transfer_gains(sweep)
     assert len(gains) == 2 and set(gains["tokens"]) == {TINY.tokens_seen(s) for s in run.steps}
-    ablation_summary = transfer_statistics.summary(table[table["split"] == "dev"], ["task", "variant"])
+    ablation_summary = transfer_statistics.seed_summary(table[table["split"] == "dev"], ["task", "variant"])
     probe_summary = transfer_statistics.probe_table(probes)
     assert len(probe_summary) == 3 * 3  # layers x (untrained + 2 checkpoints)
     for name, fig, data in [

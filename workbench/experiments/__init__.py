@@ -13,7 +13,27 @@ from .cache import cache_root, config_key
 from .explorer import Explorer
 from .pretraining import PretrainingExperiment, PretrainRun, cached_pretraining_runs, pretrain
 from .recipes import RECIPES, EvaluationSettings, FinetuneSettings, PretrainSpec, Recipe, load_recipe, recipes_table
-from .transfer import VARIANTS, TransferExperiment, ablation, finetune_task, layer_probes, layer_transfer_sweep
+from .transfer import (
+    ABLATION_COLUMNS,
+    PROBE_COLUMNS,
+    SWEEP_COLUMNS,
+    VARIANTS,
+    TransferExperiment,
+    ablation,
+    finetune_task,
+    layer_probes,
+    layer_transfer_sweep,
+)
+from .transfer_statistics import (
+    TRANSFER_PROTOCOL,
+    ablation_differences,
+    gain_growth,
+    layer_slopes,
+    probe_gaps,
+    probe_table,
+    seed_summary,
+    transfer_gains,
+)
 from .zero_shot import (
     PROTOCOL,
     ZeroShotExperiment,
@@ -25,6 +45,17 @@ from .zero_shot import (
 )
 
 __all__ = [
+    "ABLATION_COLUMNS",
+    "PROBE_COLUMNS",
+    "SWEEP_COLUMNS",
+    "TRANSFER_PROTOCOL",
+    "ablation_differences",
+    "gain_growth",
+    "layer_slopes",
+    "probe_gaps",
+    "probe_table",
+    "seed_summary",
+    "transfer_gains",
     "PROTOCOL",
     "accuracy_table",
     "RECIPES",

@@ -25,6 +25,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import torch
+from threadpoolctl import threadpool_limits
 from tqdm.auto import tqdm
 
 from ..core.checks import (
@@ -43,7 +44,7 @@ from ..core.io import write_text_atomic
 from ..core.options import apply_overrides, option, to_flat_dict
 from ..data.tasks import TASKS, TASKS_VERSION, load_task
 from ..data.transforms import encode_examples
-from ..evaluation.probes import PROBED_KINDS, layer_features, probe_layers
+from ..evaluation.probes import PROBED_KINDS, SOLVER, layer_features, probe_layers
 from ..models.gpt import GPT
 from ..training.finetuning import TaskModel, correct_predictions, finetune, model_kind
 from ..training.surgery import transfer
@@ -80,12 +81,14 @@ string, for the paired statistics of :mod:`workbench.experiments.transfer_statis
 
 
 def _threaded_probes(run: PretrainRun, task: str, step: int, settings: FinetuneSettings) -> pd.DataFrame:
-    """:func:`layer_probes` with ``settings.threads`` torch threads (a worker process's share)."""
+    """:func:`layer_probes` with ``settings.threads`` torch and BLAS threads (a worker process's share:
+    scikit-learn's BLAS spinning on more threads than the process has cores made its fits 25x slower)."""
     threads = torch.get_num_threads()
     if settings.threads is not None:
         torch.set_num_threads(settings.threads)
     try:
-        return layer_probes(run, task, step, settings)
+        with threadpool_limits(settings.threads):
+            return layer_probes(run, task, step, settings)
     finally:
         torch.set_num_threads(threads)
 
@@ -98,7 +101,15 @@ def _probes_entry(run: PretrainRun, task: str, step: int, settings: FinetuneSett
     n_ctx = settings.n_ctx or run.spec.gpt_config.n_ctx
     return entry_dir(
         "probes",
-        dict(pretraining=run.run_dir.name, spec=run.spec.key(), step=step, task=task, n_ctx=n_ctx, tasks=TASKS_VERSION),
+        dict(
+            pretraining=run.run_dir.name,
+            spec=run.spec.key(),
+            step=step,
+            task=task,
+            n_ctx=n_ctx,
+            tasks=TASKS_VERSION,
+            probe=dict(model="logistic regression", solver=SOLVER, C=1.0),
+        ),
     )
 
 

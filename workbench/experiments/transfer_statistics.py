@@ -4,7 +4,7 @@ the computed comparison with GPT-1.
 Every condition of the sweep is evaluated on the same examples and, for each seed, starts from the
 same head and sees the same data order, so comparisons are paired: by seed for the per-layer slope
 (seed fixed effects), and by example for differences (each example's outcome averaged over the
-seeds, then a bootstrap over examples). :data:`PROTOCOL` says what counts before any result.
+seeds, then a bootstrap over examples). :data:`TRANSFER_PROTOCOL` says what counts before any result.
 """
 
 from __future__ import annotations
@@ -15,7 +15,7 @@ import pandas as pd
 from ..evaluation.heuristics import random_accuracy
 from ..evaluation.statistics import BOOTSTRAP_REPLICATES, CONFIDENCE, bootstrap_mean, fixed_effects_slope
 
-PROTOCOL = f"""\
+TRANSFER_PROTOCOL = f"""\
 Protocol (fixed before any result was computed):
 - Figure 2 (left) "rises" with layers transferred when the least-squares slope of accuracy on the
   number of layers (0..L), with one intercept per fine-tuning seed, has a {CONFIDENCE:.0%} t interval above 0.
@@ -58,7 +58,7 @@ def _verdict(low: float, high: float, above: str = "above", below: str = "below"
     return above if low > 0 else below if high < 0 else level
 
 
-def summary(frame: pd.DataFrame, by: list[str]) -> pd.DataFrame:
+def seed_summary(frame: pd.DataFrame, by: list[str]) -> pd.DataFrame:
     """Accuracy per group of ``by``: the mean over seeds, the half-width of its 95% interval (bootstrap
     over examples of the seed-averaged outcomes), the spread over seeds, and the seeds run."""
     rows = []
@@ -218,7 +218,7 @@ def findings(
     split: str = "dev",
 ) -> list[str]:
     """What the sweep, the ablation and the probes say on ``split``, point by point against GPT-1,
-    in sentences computed from them (the rules are :data:`PROTOCOL`'s)."""
+    in sentences computed from them (the rules are :data:`TRANSFER_PROTOCOL`'s)."""
     lines = [f"On the {split} split ({CONFIDENCE:.0%} intervals):"]
     slopes = layer_slopes(sweep, split)
     gains = transfer_gains(sweep, split)
@@ -263,8 +263,9 @@ def findings(
         }
         for task, group in differences.groupby("task", sort=False):
             parts = [
-                f"{r['variant']} {_verdict(r['low'], r['high'], 'below', 'above', 'level with')} full by "
-                f"{r['full_minus_variant']:+.3f} [{r['low']:+.3f}, {r['high']:+.3f}] ({paper.get(r['variant'], '')})"
+                f"{r['variant']} is {_verdict(r['low'], r['high'], 'below', 'above', 'level with')} full "
+                f"(full minus {r['variant']}: {r['full_minus_variant']:+.3f} [{r['low']:+.3f}, {r['high']:+.3f}]; "
+                f"{paper[r['variant']]})"
                 for _, r in group.iterrows()
             ]
             lines.append(f"- Table 5, {task}: " + "; ".join(parts) + ".")

@@ -181,7 +181,7 @@ def plot_layer_transfer(table: pd.DataFrame, gains: pd.DataFrame) -> plt.Figure:
     Top row: accuracy against pretrained layers transferred, one line per checkpoint (the last
     one bold: GPT-1's panel), with 95% bands; no pretraining in grey with its band. Bottom row:
     all layers minus embeddings only against tokens seen, with its paired 95% interval.
-    ``table`` is :func:`workbench.experiments.transfer_statistics.summary` of the sweep by task,
+    ``table`` is :func:`workbench.experiments.transfer_statistics.seed_summary` of the sweep by task,
     variant, checkpoint_step, tokens and layers_transferred; ``gains`` is ``transfer_gains``.
     """
     tasks = list(dict.fromkeys(table["task"]))
@@ -258,7 +258,7 @@ def plot_layer_probes(table: pd.DataFrame) -> plt.Figure:
 
 def plot_ablation(table: pd.DataFrame) -> plt.Figure:
     """GPT-1 Table 5 as bars: accuracy per task and variant (mean over seeds) with its 95% band.
-    ``table`` is :func:`workbench.experiments.transfer_statistics.summary` by task and variant."""
+    ``table`` is :func:`workbench.experiments.transfer_statistics.seed_summary` by task and variant."""
     tasks = list(dict.fromkeys(table["task"]))
     variants = list(dict.fromkeys(table["variant"]))
     width = 0.8 / len(variants)
@@ -275,7 +275,7 @@ def plot_ablation(table: pd.DataFrame) -> plt.Figure:
     ax.set_title(f"GPT-1 Table 5 ({int(table['seeds'].max())} seeds; bars: 95% intervals)")
     low = (table["accuracy"] - table["band"]).min()
     ax.set_ylim(max(0.0, low - 0.05), min(1.0, (table["accuracy"] + table["band"]).max() + 0.05))
-    ax.legend(fontsize="small", loc="lower right")
+    ax.legend(fontsize="small", loc="upper left", bbox_to_anchor=(1.0, 1.0))
     ax.grid(axis="y", alpha=0.3)
     fig.tight_layout()
     return fig

@@ -15,10 +15,12 @@ Contenders (alternating rounds, ``harness.compare``), in runs per minute:
   batches drawn at random, so each pads to the longest of a random draw.
 - ``one process, two threads, grouped``: one run at a time with both cores.
 
-Precision is the recipe's (``auto``: bf16 on a CPU with native bf16, as here). Not contenders:
-training several runs as one batched model (``torch.func`` + ``vmap``) was not built; these runs are
-compute-bound in the LM head and its softmax (the auxiliary objective over 8192 tokens), which
-batching models does not shrink.
+Precision is the recipe's (``auto``: bf16 on a CPU with native bf16, as here). Not a contender:
+training several runs as one batched model (``torch.func`` + ``vmap``) was not built. ``torch.profiler``
+on one update of 32 x 24 tokens put about 40% of the time in the LM head's matrix multiply and the
+8192-way log-softmax of the auxiliary objective (the log-softmax and its backward alone 23%), and a
+fifth in casts, fills and dropout masks: work that stacking models does not shrink on two cores
+(it would pay on a GPU, where small runs leave the device idle).
 
     .venv/bin/python bench/bench_sweep.py [--rounds 2] [--csv out.csv]
 """

@@ -310,9 +310,11 @@ def _recipes() -> dict[str, Recipe]:
     # (4 layers of width 128), measured at about 10,000 tokens/s here.
     # It uses GPT-2's pre-LN block: GPT-1's post-LN block stays on the unigram plateau at this
     # budget (measured with 4 x 256 at lr 1e-3: validation loss 6.75 after 600 updates, against
-    # 5.23 for pre-LN; 6.66 at lr 3e-4). Fine-tuning: few updates (15-30 per run) need more than
-    # GPT-1's quarter of the pretraining lr; 64 tokens hold a sentence, or two lines and a choice;
-    # one thread per run, two runs at once, is how two cores train these small models best.
+    # 5.23 for pre-LN; 6.66 at lr 3e-4). Fine-tuning (issue 14's pilot, in 03's history cell):
+    # 2560 labels, one epoch of batch 16 (160 updates) with a 10% warmup, lr 1e-3 (the best mean dev
+    # accuracy of 3e-4 / 1e-3 / 3e-3); batches grouped by length; 64 tokens hold a sentence, or two
+    # lines and a choice; one thread per run, two runs at once. The layer-transfer sweep starts from
+    # updates 1 (untrained), 177 (past the unigram plateau) and 1400 (the end).
     # The zero-shot ladder is nano, tiny and slim (0.05M, 0.4M and 0.8M non-embedding
     # parameters): each rung sees the same epoch, and mini (3.2M, 400 s an epoch) would take
     # 04 past its 15 minutes. Zero-shot evaluation uses every example of each test split.
@@ -360,9 +362,10 @@ def _recipes() -> dict[str, Recipe]:
     # GPU: sized to the data, not to the GPU. The corpus has about 3M training tokens: GPT-1's 117M
     # parameters would memorise it, so the GPU buys epochs, labels and sizes instead: the 5.3M
     # gpt2-mini for 6 epochs (2100 updates of 64 x 128 tokens), a ladder of four sizes on the same
-    # tokens, every label of the recipe's counts, and the checkpoint of lowest validation loss
-    # (early stopping, read off the kept checkpoints) for each size of the ladder, with three
-    # pretraining runs (seeds) per model, their readouts averaged per example. Not yet run on
+    # tokens, every labelled example with three epochs of fine-tuning, the layer-transfer sweep
+    # from updates 1, 273 and 2100, and the checkpoint of lowest validation loss (early stopping,
+    # read off the kept checkpoints) for each size of the ladder, with three pretraining runs
+    # (seeds) per model, their readouts averaged per example. Not yet run on
     # a GPU; at the CPU's measured speed for gpt2-mini it would take about 40 minutes per run.
     gpu = apply_overrides(
         cpu,

@@ -11,13 +11,14 @@ held out.
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import json
 import math
 import multiprocessing
 import os
 import time
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from concurrent.futures import ProcessPoolExecutor, as_completed
 from dataclasses import dataclass
 from pathlib import Path
@@ -80,17 +81,25 @@ PROBE_COLUMNS = ["task", "checkpoint_step", "tokens", "layer", "features", "spli
 string, for the paired statistics of :mod:`workbench.experiments.transfer_statistics`."""
 
 
-def _threaded_probes(run: PretrainRun, task: str, step: int, settings: FinetuneSettings) -> pd.DataFrame:
-    """:func:`layer_probes` with ``settings.threads`` torch and BLAS threads (a worker process's share:
-    scikit-learn's BLAS spinning on more threads than the process has cores made its fits 25x slower)."""
-    threads = torch.get_num_threads()
-    if settings.threads is not None:
-        torch.set_num_threads(settings.threads)
+@contextlib.contextmanager
+def _threads(count: int | None) -> Iterator[None]:
+    """``count`` torch and BLAS threads inside the block (None: as they are), a worker process's
+    share of the cores: scikit-learn's BLAS spinning on more threads than the process had cores made
+    the probes' fits 25x slower."""
+    previous = torch.get_num_threads()
+    if count is not None:
+        torch.set_num_threads(count)
     try:
-        with threadpool_limits(settings.threads):
-            return layer_probes(run, task, step, settings)
+        with threadpool_limits(count):
+            yield
     finally:
-        torch.set_num_threads(threads)
+        torch.set_num_threads(previous)
+
+
+def _threaded_probes(run: PretrainRun, task: str, step: int, settings: FinetuneSettings) -> pd.DataFrame:
+    """:func:`layer_probes` with ``settings.threads`` threads (run in a worker process)."""
+    with _threads(settings.threads):
+        return layer_probes(run, task, step, settings)
 
 
 def _probes_entry(run: PretrainRun, task: str, step: int, settings: FinetuneSettings) -> Path:
@@ -496,13 +505,8 @@ def _compute(job: _Job) -> dict:
     with entry_lock(path):
         if (cached := _cached(job)) is not None:
             return cached
-        threads = torch.get_num_threads()
-        if job.settings.threads is not None:
-            torch.set_num_threads(job.settings.threads)
-        try:
+        with _threads(job.settings.threads):
             result = _finetune(job)
-        finally:
-            torch.set_num_threads(threads)
         write_text_atomic(path / "result.json", json.dumps(result, indent=1))
         mark_done(path)
     return result

@@ -345,3 +345,27 @@ def test_plots_draw_the_experiment_frames(run, lstm_run, tmp_path):
     ]:
         png, csv = plots.save_figure(fig, data, name, tmp_path)
         assert png.stat().st_size > 0 and len(pd.read_csv(csv)) == len(data)
+
+
+def test_the_gpu_recipe_runs_end_to_end_at_a_tiny_size(cache):
+    """The GPU recipe's design (gpt2-mini, every label, three epochs, the sweep from several
+    checkpoints, Table 5 with the LSTM) runs on the CPU when cut to a few updates and examples."""
+    recipe = apply_overrides(RECIPES["gpu"], {"finetuning": {"max_eval_examples": 4}})
+    experiment = TransferExperiment.from_params(
+        recipe,
+        tasks=["corrupted_sentence"],
+        control_tasks=[],
+        seeds=[0],
+        layers=[0, 4],
+        n_labelled=8,
+        pretrain_steps=3,
+        finetune_steps=1,
+        device="cpu",
+    )
+    assert experiment.recipe.pretraining.preset == "gpt2-mini" and experiment.checkpoints == (1, 3)
+    run, lstm_run = experiment.pretraining(progress=False), experiment.lstm_pretraining(progress=False)
+    sweep = experiment.sweep(run, progress=False)
+    assert len(sweep) == (2 * 2 + 1) * 2 and (sweep["n"] == 4).all()
+    table = experiment.ablation(run, lstm_run, progress=False)
+    assert list(dict.fromkeys(table["variant"])) == ["full", "no_aux_lm", "no_pretraining", "lstm"]
+    assert "Table 5, corrupted_sentence" in experiment.findings(sweep, table, splits=["dev"])

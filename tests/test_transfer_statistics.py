@@ -92,6 +92,8 @@ def test_a_real_rise_is_found_and_a_null_is_not():
     assert slopes.loc[100, "verdict"] == "rises" and slopes.loc[1, "verdict"] == "flat"
     assert slopes.loc[100, "low"] < 0.04 < slopes.loc[100, "high"]
     assert set(stats.layer_slopes(null)["verdict"]) == {"flat"}
+    one_seed = rising[(rising["seed"] == 0) & rising["layers_transferred"].isin([0, 4]).fillna(True)]
+    assert set(stats.layer_slopes(one_seed)["verdict"]) == {"not estimable"}  # 2 runs, 2 parameters
     gains = stats.transfer_gains(rising).set_index("checkpoint_step")
     assert gains.loc[100, "gain_low"] > 0 and gains.loc[1, "gain_low"] < 0 < gains.loc[1, "gain_high"]
     assert gains.loc[100, "comparison"] == "4 layers - 0 layers"

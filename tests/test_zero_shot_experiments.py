@@ -106,7 +106,8 @@ def test_supervised_reference_comes_from_the_layer_transfer_runs(runs, monkeypat
 
     monkeypatch.setattr(zs, "finetune_all", finetune_all)
     gpt_run, _ = runs
-    cpu = RECIPES["cpu"].with_device("cpu")
+    # label counts for two tasks only, so that a task the recipe does not list takes the largest count
+    cpu = dataclasses.replace(RECIPES["cpu"].with_device("cpu"), labelled={"sentiment": 300, "next_line": 150})
     table = zs.supervised_reference(gpt_run, ["sentiment", "next_line"], cpu, seeds=(0, 1), progress=False)
     assert table[["task", "seed"]].values.tolist() == [
         ["sentiment", 0],
@@ -128,7 +129,7 @@ def test_supervised_reference_comes_from_the_layer_transfer_runs(runs, monkeypat
     experiment = ZeroShotExperiment.from_params("cpu", heuristics=["sentiment"], supervised_seeds=[1], device="cpu")
     calls.clear()
     assert experiment.supervised_reference(gpt_run, progress=False)["dev_accuracy"].tolist() == pytest.approx([0.6])
-    assert calls == [("sentiment", 1, 300, "cpu")]
+    assert calls == [("sentiment", 1, RECIPES["cpu"].labelled["sentiment"], "cpu")]
     table = zs.supervised_reference(gpt_run, ["sentiment"], seeds=(0, 1), progress=False)
     assert zs.reference_accuracy(table) == pytest.approx({"sentiment": 0.65})
 

@@ -91,23 +91,18 @@ def probe_table(probes: pd.DataFrame, split: str = "dev") -> pd.DataFrame:
 
 def layer_slopes(sweep: pd.DataFrame, split: str = "dev") -> pd.DataFrame:
     """Per task and checkpoint: the per-layer slope of accuracy with seed fixed effects (points per
-    layer), its standard error and interval, and the verdict."""
+    layer), its standard error and interval, and the verdict ("not estimable" when the runs leave no
+    residual degree of freedom, e.g. one seed and two layer counts)."""
     rows = []
     transfer = sweep[(sweep["variant"] == "transfer") & (sweep["split"] == split)]
     for (task, step), group in transfer.groupby(["task", "checkpoint_step"], sort=False):
-        fit = fixed_effects_slope(group["layers_transferred"].astype(float), group["accuracy"], group["seed"])
-        rows.append(
-            dict(
-                task=task,
-                checkpoint_step=int(step),
-                tokens=int(group["tokens"].iloc[0]),
-                slope_per_layer=fit.slope,
-                se=fit.se,
-                low=fit.low,
-                high=fit.high,
-                verdict=fit.verdict,
-            )
-        )
+        row = dict(task=task, checkpoint_step=int(step), tokens=int(group["tokens"].iloc[0]))
+        if len(group) <= group["seed"].nunique() + 1:  # no residual degree of freedom: no interval
+            row.update(slope_per_layer=np.nan, se=np.nan, low=np.nan, high=np.nan, verdict="not estimable")
+        else:
+            fit = fixed_effects_slope(group["layers_transferred"].astype(float), group["accuracy"], group["seed"])
+            row.update(slope_per_layer=fit.slope, se=fit.se, low=fit.low, high=fit.high, verdict=fit.verdict)
+        rows.append(row)
     return pd.DataFrame(rows)
 
 

@@ -135,3 +135,5 @@ def test_ablation_and_probe_differences_are_paired_by_example():
     assert gap["low"] > 0 and gap["gap"] == pytest.approx(better.count("1") / N - base.count("1") / N)
     table = stats.probe_table(probes)
     assert list(table["features"]) == ["untrained", "pretrained"] and (table["band"] > 0).all()
+    cells = stats.banded(table, ["task"], ["features"])
+    assert cells.loc["t", "untrained"] == f"{table['accuracy'].iloc[0]:.3f} ±{table['band'].iloc[0]:.3f}"

@@ -27,6 +27,7 @@ from .transfer import (
 from .transfer_statistics import (
     TRANSFER_PROTOCOL,
     ablation_differences,
+    banded,
     gain_growth,
     layer_slopes,
     probe_gaps,
@@ -50,6 +51,7 @@ __all__ = [
     "SWEEP_COLUMNS",
     "TRANSFER_PROTOCOL",
     "ablation_differences",
+    "banded",
     "gain_growth",
     "layer_slopes",
     "probe_gaps",

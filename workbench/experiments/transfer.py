@@ -330,8 +330,9 @@ class TransferExperiment:
             for task in (*self.tasks, *self.control_tasks)
             for step in (0, *self.checkpoints)
         ]
-        frames = _in_pool(_threaded_probes, calls, _workers(settings), "probe sets", progress, len(calls))
-        return pd.concat(frames, ignore_index=True)
+        todo = [call for call in calls if not is_done(_probes_entry(*call))]  # a warm re-run spawns no workers
+        _in_pool(_threaded_probes, todo, _workers(settings), "probe sets", progress, len(calls))
+        return pd.concat([layer_probes(*call) for call in calls], ignore_index=True)
 
     def sweep(self, run: PretrainRun, progress: bool = True) -> pd.DataFrame:
         """GPT-1 Figure 2 (left) at every checkpoint, for every task, in one pool of runs:

@@ -78,6 +78,13 @@ def seed_summary(frame: pd.DataFrame, by: list[str]) -> pd.DataFrame:
     return pd.DataFrame(rows)
 
 
+def banded(table: pd.DataFrame, index: list[str], columns: list[str]) -> pd.DataFrame:
+    """A :func:`seed_summary` or :func:`probe_table` pivoted, each accuracy written beside its band
+    (the half-width of its 95% interval): "0.538 ±0.021"."""
+    cells = table.assign(value=[f"{a:.3f} ±{b:.3f}" for a, b in zip(table["accuracy"], table["band"])])
+    return cells.pivot_table(index=index, columns=columns, values="value", aggfunc="first", sort=False)
+
+
 def probe_table(probes: pd.DataFrame, split: str = "dev") -> pd.DataFrame:
     """Probe accuracy per task, features, checkpoint and layer on ``split``, with the half-width of
     its 95% bootstrap interval over examples."""

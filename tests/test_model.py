@@ -4,6 +4,7 @@ import pytest
 import torch
 
 from workbench import GPT, GPTConfig
+from workbench.models.kv_cache import KVCache
 from workbench.models.weights import load_state_checked, tied_parameters
 
 
@@ -75,6 +76,32 @@ def test_kv_cache_matches_full_forward(model):
     step = model(idx[:, 9:10], past_key_values=chunk.past_key_values, use_cache=True)
     assert torch.allclose(chunk.logits, full[:, 5:9], atol=1e-5)
     assert torch.allclose(step.logits, full[:, 9:10], atol=1e-5)
+
+
+def test_in_place_cache_matches_the_concatenated_one_and_the_full_forward(model):
+    idx = torch.randint(0, model.config.vocab_size, (2, 12))
+    full = model(idx).logits
+    cache = KVCache(model.config.n_layer, model.config.n_ctx)
+    first = model(idx[:, :5], past_key_values=cache, use_cache=True)
+    chunk = model(idx[:, 5:9], past_key_values=cache, use_cache=True)
+    step = model(idx[:, 9:10], past_key_values=cache, use_cache=True)
+    assert first.past_key_values is cache and cache.length == 10
+    torch.testing.assert_close(chunk.logits, full[:, 5:9], atol=1e-5, rtol=0)
+    torch.testing.assert_close(step.logits, full[:, 9:10], atol=1e-5, rtol=0)
+    legacy = model(idx[:, :10], use_cache=True).past_key_values
+    for layer, (keys, values) in zip(cache.layers, legacy):
+        torch.testing.assert_close(layer.keys[:, :, :10], keys)
+        torch.testing.assert_close(layer.values[:, :, :10], values)
+
+
+def test_in_place_cache_refuses_overflow_and_use_cache_false(model):
+    n_ctx = model.config.n_ctx
+    cache = KVCache(model.config.n_layer, n_ctx)
+    with pytest.raises(ValueError, match="needs use_cache=True"):
+        model(torch.zeros(1, 2, dtype=torch.long), past_key_values=cache)
+    model(torch.zeros(1, n_ctx - 1, dtype=torch.long), past_key_values=cache, use_cache=True)
+    with pytest.raises(ValueError, match="exceeds the context"):
+        model(torch.zeros(1, 2, dtype=torch.long), past_key_values=cache, use_cache=True)
 
 
 def test_generate_cache_and_no_cache_agree_and_crop_at_context(model):

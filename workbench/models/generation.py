@@ -15,6 +15,7 @@ import torch
 import torch.nn.functional as F
 
 from ..core.checks import NON_NEGATIVE_INT, POSITIVE_INT, Check, optional
+from .kv_cache import KVCache
 
 if TYPE_CHECKING:
     from ..data.tokenizer import Tokenizer
@@ -135,15 +136,19 @@ def stream(
 def _steps(model, idx, attention_mask, max_new_tokens, choose, eos_token_id, use_cache):
     """The decoding loop, as a generator so that tokens can be handed out as they come."""
     n_ctx = model.config.n_ctx
-    sequence, mask, past = idx, attention_mask, None
+    sequence, mask = idx, attention_mask
+    cache = KVCache(model.config.n_layer, n_ctx) if use_cache else None
+    past = None
     finished = torch.zeros(idx.size(0), dtype=torch.bool, device=idx.device)
     for _ in range(max_new_tokens):
         if past is None:  # the prompt, or a refill after the window moved past the context
             model_input = sequence[:, -n_ctx:]
+            if cache is not None:
+                cache.reset()
         window = None
         if mask is not None:
-            window = mask[:, -(model_input.size(1) + (past[0][0].size(2) if past else 0)) :]
-        hidden, _, _, present = model.transformer(model_input, past, use_cache=use_cache, attention_mask=window)
+            window = mask[:, -(model_input.size(1) + (past.length if past else 0)) :]
+        hidden, _, _, present = model.transformer(model_input, cache, use_cache=use_cache, attention_mask=window)
         token = choose(model.lm_head(hidden[:, -1]).float())
         if eos_token_id is not None:
             token = torch.where(finished, torch.full_like(token, eos_token_id), token)
@@ -154,7 +159,7 @@ def _steps(model, idx, attention_mask, max_new_tokens, choose, eos_token_id, use
         yield token
         if eos_token_id is not None and bool(finished.all()):
             return
-        if use_cache and present[0][0].size(2) < n_ctx:
+        if use_cache and present.length < n_ctx:
             past, model_input = present, token[:, None]
         else:
             past = None

@@ -13,32 +13,32 @@ from typing import TYPE_CHECKING
 
 import torch
 import torch.nn.functional as F
-from einops import rearrange
 from torch import nn
 
 from . import generation, huggingface
 from .config import GPTConfig
+from .kv_cache import KVCache, LayerCache
+from .linear_cross_entropy import IGNORE_INDEX, linear_cross_entropy
 from .weights import load_state_checked
 
 if TYPE_CHECKING:
     from os import PathLike
 
-KVCache = list[tuple[torch.Tensor, torch.Tensor]]
-"""One ``(key, value)`` pair per layer, each ``[batch, heads, time, head_dim]``."""
-
-IGNORE_INDEX = -100
-"""Targets equal to this are left out of the loss (padding, prompt positions)."""
+PastKeyValues = list[tuple[torch.Tensor, torch.Tensor]] | KVCache
+"""One ``(key, value)`` pair per layer, each ``[batch, heads, time, head_dim]`` (Hugging Face's
+legacy format, grown by concatenation), or a :class:`KVCache` written in place (what decoding uses)."""
 
 
 @dataclass
 class GPTOutput:
-    """What :meth:`GPT.forward` returns; optional fields are ``None`` unless requested."""
+    """What :meth:`GPT.forward` returns; optional fields are ``None`` unless requested (``logits``
+    too, with ``return_logits=False``)."""
 
-    logits: torch.Tensor
+    logits: torch.Tensor | None
     loss: torch.Tensor | None = None
     hidden_states: tuple[torch.Tensor, ...] | None = None
     attentions: tuple[torch.Tensor, ...] | None = None
-    past_key_values: KVCache | None = None
+    past_key_values: PastKeyValues | None = None
 
 
 def check_targets(targets: torch.Tensor, idx: torch.Tensor, vocab_size: int) -> torch.Tensor:
@@ -89,27 +89,33 @@ class CausalSelfAttention(nn.Module):
     def forward(
         self,
         x: torch.Tensor,
-        past: tuple[torch.Tensor, torch.Tensor] | None = None,
+        past: tuple[torch.Tensor, torch.Tensor] | LayerCache | None = None,
         need_weights: bool = False,
         mask: torch.Tensor | None = None,
     ) -> tuple[torch.Tensor, tuple[torch.Tensor, torch.Tensor], torch.Tensor | None]:
         """``mask`` (True = attend, ``[batch, 1, query, key]``, causality included) is only given
         for padded batches; without it the causal structure alone decides."""
-        q, k, v = rearrange(self.qkv(x), "b t (three h d) -> three b h t d", three=3, h=self.n_head)
-        if past is not None:
+        n_batch, n_time, width = x.shape
+        # "b t (three h d) -> three b h t d" (views only; einops' own overhead showed in decoding)
+        q, k, v = self.qkv(x).view(n_batch, n_time, 3, self.n_head, -1).permute(2, 0, 3, 1, 4).unbind(0)
+        if isinstance(past, LayerCache):
+            k, v = past.update(k, v)
+        elif past is not None:
             k = torch.cat([past[0], k], dim=2)
             v = torch.cat([past[1], v], dim=2)
         n_query, n_key = q.size(2), k.size(2)
         dropout = self.dropout if self.training else 0.0
         weights = None
-        if need_weights:
-            # The explicit path, only when attention maps are asked for: the default path below
-            # stays on the fused SDPA kernel.
+        if need_weights or (dropout and q.device.type == "cpu"):
+            # The explicit path: when attention maps are asked for, and for attention dropout on a
+            # CPU, where SDPA falls back to its math path and that path's extra masking and checks
+            # cost a quarter of attention's time in bf16. It draws the same dropout mask as SDPA.
             scores = (q @ k.transpose(-2, -1)) / math.sqrt(q.size(-1))
             allowed = _causal_mask(n_query, n_key, q.device) if mask is None else mask
             scores = scores.masked_fill(~allowed, float("-inf"))
-            weights = scores.softmax(dim=-1)
-            y = F.dropout(weights, dropout, self.training) @ v
+            attention = scores.softmax(dim=-1)
+            weights = attention if need_weights else None
+            y = F.dropout(attention, dropout, self.training) @ v
         elif mask is not None:
             y = F.scaled_dot_product_attention(q, k, v, attn_mask=mask, dropout_p=dropout)
         elif n_query == n_key:
@@ -120,7 +126,7 @@ class CausalSelfAttention(nn.Module):
         else:
             causal = _causal_mask(n_query, n_key, q.device)
             y = F.scaled_dot_product_attention(q, k, v, attn_mask=causal, dropout_p=dropout)
-        y = rearrange(y, "b h t d -> b t (h d)")
+        y = y.transpose(1, 2).reshape(n_batch, n_time, width)  # "b h t d -> b t (h d)"
         return self.resid_dropout(self.proj(y)), (k, v), weights
 
 
@@ -261,11 +267,16 @@ class GPT(nn.Module):
         *,
         output_hidden_states: bool = False,
         output_attentions: bool = False,
-        past_key_values: KVCache | None = None,
+        past_key_values: PastKeyValues | None = None,
         use_cache: bool = False,
         attention_mask: torch.Tensor | None = None,
+        return_logits: bool = True,
     ) -> GPTOutput:
         """Logits for every position and, with ``targets``, the mean next-token cross-entropy.
+
+        ``return_logits=False`` (with ``targets``) returns the loss alone, computed by
+        :func:`~workbench.models.linear_cross_entropy.linear_cross_entropy` without the
+        ``[batch, time, vocab]`` logits: what a training step wants (faster, less memory).
 
         ``targets`` has the shape of ``idx`` (already shifted: ``targets[:, t]`` is the token after
         ``idx[:, t]``); positions equal to ``IGNORE_INDEX`` are skipped. ``hidden_states`` follows
@@ -281,9 +292,15 @@ class GPT(nn.Module):
                 self.check_input(idx, 0)  # refuses it, naming what it is
             # before the body, so that its read-back to the host never waits for the forward pass
             targets = check_targets(targets, idx, self.config.vocab_size)
+        elif not return_logits:
+            raise ValueError("return_logits=False returns the loss alone, so it needs targets; got targets=None")
         hidden, hidden_states, attentions, presents = self.transformer(
             idx, past_key_values, output_hidden_states, output_attentions, use_cache, attention_mask
         )
+        if not return_logits:
+            return GPTOutput(
+                None, linear_cross_entropy(hidden, self.lm_head.weight, targets), hidden_states, attentions, presents
+            )
         logits = self.lm_head(hidden)
         loss = None
         if targets is not None:
@@ -293,14 +310,23 @@ class GPT(nn.Module):
     def transformer(
         self,
         idx: torch.Tensor,
-        past_key_values: KVCache | None = None,
+        past_key_values: PastKeyValues | None = None,
         output_hidden_states: bool = False,
         output_attentions: bool = False,
         use_cache: bool = False,
         attention_mask: torch.Tensor | None = None,
     ):
-        """The body without the LM head: final hidden state ``[batch, time, d_model]`` and extras."""
-        past_length = past_key_values[0][0].size(2) if past_key_values else 0
+        """The body without the LM head: final hidden state ``[batch, time, d_model]`` and extras.
+
+        With a :class:`KVCache` as ``past_key_values`` (and ``use_cache``), the new positions are
+        written into it and the cache itself is returned as the presents."""
+        in_place = isinstance(past_key_values, KVCache)
+        if in_place and not use_cache:
+            raise ValueError("a KVCache is written in place, so it needs use_cache=True")
+        if in_place:
+            past_length = past_key_values.length
+        else:
+            past_length = past_key_values[0][0].size(2) if past_key_values else 0
         self.check_input(idx, past_length)
         mask = None
         if attention_mask is None:
@@ -312,14 +338,20 @@ class GPT(nn.Module):
         attentions = [] if output_attentions else None
         presents = [] if use_cache else None
         for i, block in enumerate(self.blocks):
-            past = past_key_values[i] if past_key_values else None
+            if in_place:
+                past = past_key_values.layers[i]
+            else:
+                past = past_key_values[i] if past_key_values else None
             x, present, weights = block(x, past, output_attentions, mask)
-            if use_cache:
+            if use_cache and not in_place:
                 presents.append(present)
             if output_attentions:
                 attentions.append(weights)
             if output_hidden_states and i < len(self.blocks) - 1:
                 hidden_states.append(x)
+        if in_place:
+            past_key_values.advance(idx.size(1))
+            presents = past_key_values
         if self.ln_f is not None:
             x = self.ln_f(x)
         if output_hidden_states:

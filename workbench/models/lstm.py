@@ -27,6 +27,7 @@ from torch import nn
 from ..core.checks import POSITIVE_INT, in_range
 from .config import GPTConfig
 from .gpt import IGNORE_INDEX, GPTOutput, check_targets
+from .linear_cross_entropy import linear_cross_entropy
 from .params import count_parameters
 
 
@@ -108,10 +109,18 @@ class LSTMLanguageModel(nn.Module):
         hidden, _ = self.lstm(self.drop(self.ln_in(self.wte(idx))))
         return self.ln_out(self.proj(self.drop(hidden)))
 
-    def forward(self, idx: torch.Tensor, targets: torch.Tensor | None = None) -> GPTOutput:
-        logits = self.lm_head(self.hidden_states(idx))
-        loss = None
+    def forward(self, idx: torch.Tensor, targets: torch.Tensor | None = None, return_logits: bool = True) -> GPTOutput:
+        """As :meth:`GPT.forward`: logits, the mean next-token loss with ``targets``, and the loss
+        alone, without the logits, with ``return_logits=False``."""
         if targets is not None:
             targets = check_targets(targets, idx, self.config.vocab_size)
+        elif not return_logits:
+            raise ValueError("return_logits=False returns the loss alone, so it needs targets; got targets=None")
+        hidden = self.hidden_states(idx)
+        if not return_logits:
+            return GPTOutput(None, linear_cross_entropy(hidden, self.lm_head.weight, targets))
+        logits = self.lm_head(hidden)
+        loss = None
+        if targets is not None:
             loss = F.cross_entropy(logits.flatten(0, 1).float(), targets.flatten(), ignore_index=IGNORE_INDEX)
         return GPTOutput(logits, loss)

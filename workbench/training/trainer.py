@@ -55,9 +55,10 @@ LossFn = Callable[[nn.Module, Any], "tuple[torch.Tensor, dict[str, Any]]"]
 
 
 def lm_loss(model: nn.Module, batch: tuple[torch.Tensor, torch.Tensor]):
-    """Next-token cross-entropy of an ``(inputs, targets)`` batch: the pretraining objective."""
+    """Next-token cross-entropy of an ``(inputs, targets)`` batch: the pretraining objective,
+    computed without the logits (the model's ``return_logits=False``)."""
     inputs, targets = batch
-    return model(inputs, targets).loss, {}
+    return model(inputs, targets, return_logits=False).loss, {}
 
 
 def find_gpt(model: nn.Module) -> GPT | None:

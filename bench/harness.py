@@ -32,8 +32,9 @@ import torch
 from workbench.core.device import resolve_precision
 
 RESULT_COLUMNS = ["benchmark", "contender", "unit", "median", "spread", "rounds", "ratio", "baseline"]
-# Optional: only some benchmarks measure them; blank (NaN) in the others' rows.
-EXTRA_COLUMNS = ["precision", "mfu", "peak_memory_mb"]
+# Optional: only some benchmarks measure them; blank (NaN) in the others' rows. ratio_low and
+# ratio_high are the smallest and largest ratio of one round (contender / its baseline in that round).
+EXTRA_COLUMNS = ["ratio_low", "ratio_high", "precision", "mfu", "peak_memory_mb"]
 
 
 def compare(
@@ -43,10 +44,15 @@ def compare(
     baseline: str,
     rounds: int = 5,
     warmup: int = 1,
+    baselines: dict[str, str] | None = None,
 ) -> pd.DataFrame:
-    """Throughput of each contender (work / second): median, spread (max - min), ratio to ``baseline``."""
-    if baseline not in contenders:
-        raise ValueError(f"baseline {baseline!r} is not one of the contenders {list(contenders)}")
+    """Throughput of each contender (work / second): median, spread (max - min), and the ratio of
+    medians to ``baseline``, or to ``baselines[contender]`` where given (e.g. the peer at the same
+    precision), with the lowest and highest ratio of a single round beside it."""
+    baselines = {name: (baselines or {}).get(name, baseline) for name in contenders}
+    unknown = sorted({b for b in baselines.values() if b not in contenders})
+    if unknown:
+        raise ValueError(f"baselines {unknown} are not among the contenders {list(contenders)}")
     if rounds < 1 or warmup < 0:
         raise ValueError(f"rounds must be >= 1 and warmup >= 0, got {rounds} and {warmup}")
     samples: dict[str, list[float]] = {name: [] for name in contenders}
@@ -58,8 +64,10 @@ def compare(
             if round_index >= warmup:
                 samples[name].append(amount / elapsed)
     medians = {name: statistics.median(values) for name, values in samples.items()}
-    return pd.DataFrame(
-        [
+    rows = []
+    for name, values in samples.items():
+        per_round = [mine / theirs for mine, theirs in zip(values, samples[baselines[name]])]
+        rows.append(
             dict(
                 benchmark=benchmark,
                 contender=name,
@@ -67,13 +75,13 @@ def compare(
                 median=medians[name],
                 spread=max(values) - min(values),
                 rounds=rounds,
-                ratio=medians[name] / medians[baseline],
-                baseline=baseline,
+                ratio=medians[name] / medians[baselines[name]],
+                baseline=baselines[name],
+                ratio_low=min(per_round),
+                ratio_high=max(per_round),
             )
-            for name, values in samples.items()
-        ],
-        columns=RESULT_COLUMNS,
-    )
+        )
+    return pd.DataFrame(rows, columns=RESULT_COLUMNS + ["ratio_low", "ratio_high"])
 
 
 def precision_name(dtype: torch.dtype) -> str:
@@ -172,10 +180,18 @@ def markdown_table(results: pd.DataFrame, info: dict) -> str:
     for row in results.reindex(columns=RESULT_COLUMNS + EXTRA_COLUMNS).itertuples():
         lines.append(
             f"| {row.benchmark} | {row.contender} | {_cell(row.precision, '{}')} | "
-            f"{row.median:,.1f} {row.unit} | {row.spread:,.1f} | {row.ratio:.2f}x vs {row.baseline} | "
+            f"{row.median:,.1f} {row.unit} | {row.spread:,.1f} | "
+            f"{row.ratio:.2f}x{_ratio_range(row)} vs {row.baseline} | "
             f"{_cell(row.mfu, '{:.1%}')} | {_cell(row.peak_memory_mb, '{:,.0f}')} |"
         )
     return "\n".join(lines) + "\n"
+
+
+def _ratio_range(row) -> str:
+    """`` [low-high]``: the ratio's range over single rounds; blank where there is none to show."""
+    if pd.isna(row.ratio_low) or row.contender == row.baseline:
+        return ""
+    return f" [{row.ratio_low:.2f}-{row.ratio_high:.2f}]"
 
 
 def _cell(value: object, template: str) -> str:

@@ -41,14 +41,22 @@ def run_bench(script: str, *args: str, csv: Path) -> tuple[pd.DataFrame, str]:
     return pd.read_csv(csv), result.stdout
 
 
-def assert_well_formed(table: pd.DataFrame, baseline: str) -> None:
-    """Every column filled, throughput, MFU and memory positive, precisions named, ratios vs the baseline."""
+def assert_well_formed(table: pd.DataFrame, baseline: str, baselines: dict[str, str] | None = None) -> None:
+    """Every column filled, throughput, MFU and memory positive, precisions named, ratios vs each
+    contender's baseline (``baselines[contender]``, else ``baseline``) and their range over rounds."""
     assert list(table.columns[: len(COLUMNS)]) == COLUMNS
     assert table[COLUMNS].notna().all(axis=None)
     assert (table[["median", "mfu", "peak_memory_mb"]] > 0).all(axis=None)
     assert set(table["precision"]) <= {"fp32", "bf16"}
-    assert (table["baseline"] == baseline).all()
-    assert table.set_index("contender").loc[baseline, "ratio"] == 1.0
+    expected = [(baselines or {}).get(name, baseline) for name in table["contender"]]
+    assert list(table["baseline"]) == expected
+    medians = table.set_index("contender")["median"]
+    assert table["ratio"].tolist() == pytest.approx(
+        [medians[c] / medians[b] for c, b in zip(table["contender"], expected)]
+    )
+    assert (table["ratio_low"] <= table["ratio"] + 1e-12).all() and (
+        table["ratio"] <= table["ratio_high"] + 1e-12
+    ).all()
 
 
 def test_compare_alternates_and_reports_ratios():
@@ -65,11 +73,31 @@ def test_compare_alternates_and_reports_ratios():
         "toy", {"a": contender("a", 10), "b": contender("b", 10)}, unit="items/s", baseline="b", rounds=3, warmup=1
     )
     assert calls == ["a", "b"] * 4  # A B A B ..., warm-up round included
-    assert list(table.columns) == harness.RESULT_COLUMNS
-    assert table.set_index("contender").loc["b", "ratio"] == 1.0
+    assert list(table.columns) == harness.RESULT_COLUMNS + ["ratio_low", "ratio_high"]
+    assert table.set_index("contender").loc["b", ["ratio", "ratio_low", "ratio_high"]].tolist() == [1.0] * 3
     assert (table["median"] > 0).all() and (table["rounds"] == 3).all()
-    with pytest.raises(ValueError, match="baseline 'c' is not one of the contenders"):
+    with pytest.raises(ValueError, match=r"baselines \['c'\] are not among the contenders"):
         harness.compare("toy", {"a": contender("a", 1)}, unit="x", baseline="c")
+
+
+def test_each_contender_can_have_its_own_baseline_and_ratio_range():
+    work = {"a": iter([1, 2, 4, 8]), "b": iter([1, 1, 1, 1]), "c": iter([1, 2, 2, 2])}
+    clock = iter(range(100))
+    # time.perf_counter advances by 1 per call, so each call takes 1 s and its throughput is its work
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(harness.time, "perf_counter", lambda: next(clock))
+        table = harness.compare(
+            "toy",
+            {n: (lambda n=n: next(work[n])) for n in work},
+            "items/s",
+            baseline="b",
+            rounds=3,
+            baselines={"c": "a"},
+        ).set_index("contender")
+    assert table.loc["a", "baseline"] == "b" and table.loc["c", "baseline"] == "a"
+    assert table.loc["a", "median"] == 4 and table.loc["a", "ratio"] == 4.0
+    assert table.loc["c", "ratio"] == 0.5  # median 2 / median 4
+    assert (table.loc["c", "ratio_low"], table.loc["c", "ratio_high"]) == (0.25, 1.0)  # rounds: 2/2, 2/4, 2/8
 
 
 def test_report_is_well_formed_json_and_markdown(tmp_path):
@@ -79,10 +107,11 @@ def test_report_is_well_formed_json_and_markdown(tmp_path):
     payload = json.loads(json_path.read_text(), parse_constant=pytest.fail)  # NaN is not JSON
     assert {"cpu", "cores", "torch", "device", "precision", "cpu_capability"} <= set(payload["machine"])
     assert payload["machine"]["precision"] in ("fp32", "bf16")
-    assert pd.DataFrame(payload["results"]).shape == (2, len(harness.RESULT_COLUMNS) + 1)
+    assert pd.DataFrame(payload["results"]).shape == (2, len(harness.RESULT_COLUMNS) + 3)
     assert [row["mfu"] for row in payload["results"]] == [0.5, None]
     markdown = md_path.read_text()
     assert "| toy | a |  |" in markdown and "1.00x vs a | 50.0% |  |" in markdown
+    assert "x [" in markdown  # b's ratio to a with its range over rounds
 
 
 def test_extra_columns_survive_run_script_and_show_in_markdown(tmp_path):
@@ -143,13 +172,9 @@ def test_training_benchmark_runs_tiny(tmp_path):
         "1",
         csv=tmp_path / "train.csv",
     )
-    assert_well_formed(table, baseline="hugging face fp32")
-    assert list(table["contender"]) == [
-        "hugging face fp32",
-        "workbench fp32",
-        "workbench auto",
-        "hugging face + bf16 autocast",
-    ]
+    assert_well_formed(table, baseline="hugging face fp32", baselines=bench_train.EQUAL_PRECISION)
+    assert list(table["contender"]) == ["hugging face fp32", "workbench fp32", "hugging face bf16", "workbench bf16"]
+    assert "workbench bf16 vs hugging face bf16:" in printed
     assert "FLOPs per token: counted by torch" in printed and "MFU logged by the Trainer" in printed
 
 

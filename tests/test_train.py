@@ -244,7 +244,9 @@ def test_gradient_accumulation_matches_one_big_batch():
         t = trainer(micro_gpt(dropout=0.0), config)
         t.train()
         params.append(torch.cat([p.detach().flatten() for p in t.model.parameters()]))
-    torch.testing.assert_close(params[0], params[1], rtol=1e-5, atol=1e-6)
+    # atol 1e-5 = lr x 3e-3: Adam divides each gradient by its own scale, so a near-zero gradient
+    # (a rare token's embedding) turns float rounding of the sum (~1e-8) into a visible step.
+    torch.testing.assert_close(params[0], params[1], rtol=1e-5, atol=1e-5)
 
 
 def _losses_and_params(t: Trainer):

@@ -149,7 +149,7 @@ def _steps(model, idx, attention_mask, max_new_tokens, choose, eos_token_id, use
         if mask is not None:
             window = mask[:, -(model_input.size(1) + (past.length if past else 0)) :]
         hidden, _, _, present = model.transformer(model_input, cache, use_cache=use_cache, attention_mask=window)
-        token = choose(model.lm_head(hidden[:, -1]).float())
+        token = choose(_next_token_logits(model, hidden[:, -1]).float())
         if eos_token_id is not None:
             token = torch.where(finished, torch.full_like(token, eos_token_id), token)
             finished |= token == eos_token_id
@@ -163,6 +163,13 @@ def _steps(model, idx, attention_mask, max_new_tokens, choose, eos_token_id, use
             past, model_input = present, token[:, None]
         else:
             past = None
+
+
+def _next_token_logits(model: GPT, last_hidden: torch.Tensor) -> torch.Tensor:
+    """The LM head at each row's last position, as ``(W @ h^T)^T``: with a batch's few rows, MKL
+    packs the [vocab, d] weight afresh at every call of ``h @ W^T``, whereas here the weight streams
+    through once (2x faster on a 2-core CPU with the 8 MiB head out of cache, bench_generate)."""
+    return torch.mm(model.lm_head.weight.to(last_hidden.dtype), last_hidden.T).T
 
 
 def _pick_token(logits, temperature, top_k, top_p, generator) -> torch.Tensor:

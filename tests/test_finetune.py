@@ -27,6 +27,23 @@ def _batch(kind, batch=3, group=4, time=9, vocab=512):
     return dict(input_ids=ids, extract=extract, labels=labels)
 
 
+@pytest.mark.parametrize("kind", ["classification", "multiple_choice"])
+def test_auxiliary_lm_loss_without_logits_equals_the_loss_over_them(kind):
+    model = TaskModel(_gpt(0), kind, n_classes=2).eval()
+    batch = _batch(kind)
+    _, lm_logits = model(batch["input_ids"], batch["extract"], with_lm=True)
+    targets = lm_targets(batch["input_ids"], batch["extract"])
+    expected = torch.nn.functional.cross_entropy(lm_logits.flatten(0, -2), targets.flatten(), ignore_index=-100)
+    expected.backward()
+    grads = {name: p.grad.clone() for name, p in model.body.named_parameters()}
+    model.zero_grad()
+    _, metrics = task_loss(model, batch, lm_weight=0.5)
+    torch.testing.assert_close(metrics["lm_loss"], expected.detach())
+    model(batch["input_ids"], batch["extract"], lm_targets=targets)[1].backward()
+    for name, p in model.body.named_parameters():
+        torch.testing.assert_close(p.grad, grads[name], rtol=1e-5, atol=1e-6, msg=name)
+
+
 @pytest.mark.parametrize("kind", ["classification", "entailment", "similarity", "multiple_choice"])
 def test_heads_read_the_extract_state(kind):
     model = TaskModel(_gpt(0), kind, n_classes=2).eval()

@@ -15,7 +15,8 @@ from torch import nn
 
 from ..core.checks import NON_NEGATIVE_NUMBER, POSITIVE_INT, in_range
 from ..data.transforms import KINDS, collate, lm_targets
-from ..models.gpt import GPT, IGNORE_INDEX
+from ..models.gpt import GPT
+from ..models.linear_cross_entropy import linear_cross_entropy
 from ..models.lstm import LSTMLanguageModel
 from .config import BatchPlan, TrainConfig
 from .trainer import Trainer
@@ -71,8 +72,18 @@ class TaskModel(nn.Module):
             return self.body.transformer(ids)[0]
         return self.body.hidden_states(ids)
 
-    def forward(self, input_ids: torch.Tensor, extract: torch.Tensor, with_lm: bool = False):
-        """Return ``(task_logits, lm_logits or None)``; ``lm_logits`` has the shape of the inputs + vocab."""
+    def forward(
+        self,
+        input_ids: torch.Tensor,
+        extract: torch.Tensor,
+        with_lm: bool = False,
+        lm_targets: torch.Tensor | None = None,
+    ):
+        """Return ``(task_logits, lm_logits or None)``; ``lm_logits`` has the shape of the inputs + vocab.
+
+        With ``lm_targets`` (the shape of ``input_ids``), return ``(task_logits, lm_loss)`` instead:
+        the auxiliary LM loss computed without the LM logits (what a training step wants;
+        :func:`~workbench.models.linear_cross_entropy.linear_cross_entropy`)."""
         grouped = self.kind in ("similarity", "multiple_choice")
         expected_dim = 3 if grouped else 2
         if input_ids.dim() != expected_dim or extract.shape != input_ids.shape[:-1]:
@@ -88,6 +99,8 @@ class TaskModel(nn.Module):
         logits = self.head(self.dropout(state))
         if self.kind == "multiple_choice":
             logits = logits.view(input_ids.shape[:2])
+        if lm_targets is not None:
+            return logits, linear_cross_entropy(hidden, self.body.lm_head.weight, lm_targets.reshape(flat.shape))
         lm_logits = self.body.lm_head(hidden).view(*input_ids.shape, -1) if with_lm else None
         return logits, lm_logits
 
@@ -100,14 +113,13 @@ def task_loss(model: TaskModel, batch: dict[str, torch.Tensor], lm_weight: float
     """
     LM_WEIGHT(lm_weight, "lm_weight (lambda)")
     labels = batch["labels"]
-    logits, lm_logits = model(batch["input_ids"], batch["extract"], with_lm=lm_weight > 0)
+    targets = lm_targets(batch["input_ids"], batch["extract"]) if lm_weight > 0 else None
+    logits, lm = model(batch["input_ids"], batch["extract"], lm_targets=targets)
     task = F.cross_entropy(logits.float(), labels)
     # Detached tensors, not floats: the Trainer syncs with the device once per logged row.
     metrics = {"task_loss": task.detach(), "accuracy": (logits.argmax(-1) == labels).float().mean()}
     loss = task
     if lm_weight > 0:
-        targets = lm_targets(batch["input_ids"], batch["extract"])
-        lm = F.cross_entropy(lm_logits.flatten(0, -2).float(), targets.flatten(), ignore_index=IGNORE_INDEX)
         metrics["lm_loss"] = lm.detach()
         loss = task + lm_weight * lm
     return loss, metrics

@@ -1,8 +1,10 @@
 """The models: GPT-1 and GPT-2 (one class, two configs), the LSTM baseline, sampling and loading.
 
 ``config`` holds the sizes and presets, ``gpt`` the transformer, ``generation`` the decode loop,
-``params`` exact parameter counts, ``lstm`` the baseline of GPT-1's Figure 2, ``huggingface`` the
-checkpoint converter and ``weights`` the checked state-dict loader both loading paths use.
+``kv_cache`` the key/value cache it writes in place, ``linear_cross_entropy`` the LM head's loss
+without its logits (what training steps use), ``params`` exact parameter counts, ``lstm`` the
+baseline of GPT-1's Figure 2, ``huggingface`` the checkpoint converter and ``weights`` the checked
+state-dict loader both loading paths use.
 """
 
 from .config import PRESETS, GPTConfig

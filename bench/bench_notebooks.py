@@ -8,8 +8,8 @@ says how much the numbers can be trusted.
 
 The default, ``02 03``, is the pair with a 20-minute budget on a 2-core CPU (issue 14; what
 ``make bench`` runs; ``03`` trains the LSTM of Table 5 when ``04`` has not). ``--notebooks all``
-times all of ``make reproduce`` (1857 s from an empty cache on 2026-11-30: 01 7 s, 02 304 s, 03 758 s,
-04 784 s, 05 4 s; 34 s warm).
+times all of ``make reproduce`` (1753 s from an empty cache on 2026-11-30 after issue 16: 01 10 s,
+02 256 s, 03 896 s, 04 587 s, 05 4 s; 32 s warm; before it, 1857 s).
 ``--reuse-pretraining`` links the pretraining runs of your own experiment cache into the fresh
 one, so what is timed is the notebook's own work with its pretraining cached (``--notebooks 04
 --reuse-pretraining``: 380 s measured on 2026-11-30; issue 13's budget of 15 minutes for 04 counts its

@@ -20,16 +20,17 @@ Contenders (alternating rounds, ``harness.compare``):
 
 Where the time goes: on this workload a forward pass is compute-bound, so the ceiling of the
 batched path over the strict loop is the ratio of FLOPs. Counted with ``torch.utils.flop_counter``
-(fp32, 100 examples): 222 against 127 GFLOP (1.75x) with next_line's 2 context lines (38 context
-and 20 choice tokens), 334 against 173 GFLOP (1.93x) with 6 lines (92 and 20). The choices, and
-the 8192-way output layer at each of their tokens, are work no sharing removes; the batched path
-gains beyond the FLOP ratio (2.1-2.3x measured) only by running larger matrix products. The second
+(fp32, 100 examples, attention included; 2026-11-30): 248 against 148 GFLOP (1.68x) with
+next_line's 2 context lines (42 context and 22 choice tokens), 344 against 180 GFLOP (1.92x) with 6
+lines (94 and 20). The choices, and the 8192-way output layer at each of their tokens, are work no
+sharing removes; the batched path gains beyond the FLOP ratio (2.15x and 2.49x measured) only by
+running larger matrix products, at about 1.3x the loop's FLOP rate. The second
 workload (``--context-lines``) has the context-to-choice ratio of reading-comprehension tasks.
 
 Before timing, the scores of every contender are checked equal: per-token means within 1e-5
 (absolute), sums within 1e-5 relative, and the same chosen answer for every example.
-Target (issue 6): batched >= 3x a per-pair loop: met against the library called per pair, not
-against the strict loop, whose FLOP ratio above bounds it.
+Target (issues 6 and 16): batched >= 3x a per-pair loop: met against the library called per pair,
+not against the strict loop, whose FLOP ratio above bounds it (README, "Where the time goes").
 
     .venv/bin/python bench/bench_scoring.py [--examples 100] [--rounds 5] [--csv out.csv]
 """

@@ -14,9 +14,10 @@ Where the time goes (``torch.profiler``, gpt2-mini, batch 16 x 128; issue 16): i
 ``[2048 x 8192]`` logits, their float32 copy, ``log_softmax``, its backward and ``nll_loss``'s
 zero-filled gradient took a third of an update (each fresh 64 MiB buffer also page-faults in on a
 CPU); :func:`workbench.models.linear_cross_entropy.linear_cross_entropy` computes the loss chunk by
-chunk without them. In float32 the matrix products are 77% of an update and run at the same speed in
-both models (about 180 GFLOP/s on these two cores), and dropout's random masks (``bernoulli_``) are
-9%: a ceiling of about 1.3x over a peer that spends the same time in both.
+chunk without them. In float32 the matrix products are 71% of an update and run at the same speed
+in both models (about 190 GFLOP/s on these two cores: Hugging Face 1.37 s of 2.40 s over four
+updates, the workbench 1.43 s of 2.02 s), and dropout's masks (``bernoulli_``) take 0.16 s of the
+rest, which 1.3x would cap at 0.42 s: float32 stays short of the target (README, "Where the time goes").
 
 MFU: torch's ``FlopCounterMode`` counts the FLOPs of one real update of the Trainer (forward and
 backward), which must agree within 5% with the Trainer's own 6N + 12 L T d, else the script fails:

@@ -138,17 +138,16 @@ def _steps(model, idx, attention_mask, max_new_tokens, choose, eos_token_id, use
     n_ctx = model.config.n_ctx
     sequence, mask = idx, attention_mask
     cache = KVCache(model.config.n_layer, n_ctx) if use_cache else None
-    past = None
+    refill = True
     finished = torch.zeros(idx.size(0), dtype=torch.bool, device=idx.device)
     for _ in range(max_new_tokens):
-        if past is None:  # the prompt, or a refill after the window moved past the context
+        if refill:  # the prompt, or a refill after the window moved past the context
             model_input = sequence[:, -n_ctx:]
             if cache is not None:
                 cache.reset()
-        window = None
-        if mask is not None:
-            window = mask[:, -(model_input.size(1) + (past.length if past else 0)) :]
-        hidden, _, _, present = model.transformer(model_input, cache, use_cache=use_cache, attention_mask=window)
+        cached = cache.length if cache is not None else 0
+        window = None if mask is None else mask[:, -(model_input.size(1) + cached) :]
+        hidden = model.transformer(model_input, cache, use_cache=use_cache, attention_mask=window)[0]
         token = choose(_next_token_logits(model, hidden[:, -1]).float())
         if eos_token_id is not None:
             token = torch.where(finished, torch.full_like(token, eos_token_id), token)
@@ -159,10 +158,9 @@ def _steps(model, idx, attention_mask, max_new_tokens, choose, eos_token_id, use
         yield token
         if eos_token_id is not None and bool(finished.all()):
             return
-        if use_cache and present.length < n_ctx:
-            past, model_input = present, token[:, None]
-        else:
-            past = None
+        refill = cache is None or cache.length == n_ctx
+        if not refill:
+            model_input = token[:, None]
 
 
 def _next_token_logits(model: GPT, last_hidden: torch.Tensor) -> torch.Tensor:

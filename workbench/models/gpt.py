@@ -77,6 +77,23 @@ def check_targets(targets: torch.Tensor, idx: torch.Tensor, vocab_size: int) -> 
     return targets
 
 
+LOSS_ALONE_NEEDS_TARGETS = "return_logits=False returns the loss alone, so it needs targets; got targets=None"
+
+
+def lm_head_and_loss(
+    lm_head: nn.Linear, hidden: torch.Tensor, targets: torch.Tensor | None, return_logits: bool = True
+) -> tuple[torch.Tensor | None, torch.Tensor | None]:
+    """``(logits, loss)`` of a tied LM head over the final hidden states: the loss (mean next-token
+    cross-entropy) only with ``targets``; with ``return_logits=False``, ``(None, loss)`` computed by
+    :func:`~workbench.models.linear_cross_entropy.linear_cross_entropy` without the logits."""
+    if not return_logits:
+        return None, linear_cross_entropy(hidden, lm_head.weight, targets)
+    logits = lm_head(hidden)
+    if targets is None:
+        return logits, None
+    return logits, F.cross_entropy(logits.flatten(0, 1).float(), targets.flatten(), ignore_index=IGNORE_INDEX)
+
+
 class CausalSelfAttention(nn.Module):
     def __init__(self, config: GPTConfig) -> None:
         super().__init__()
@@ -293,18 +310,11 @@ class GPT(nn.Module):
             # before the body, so that its read-back to the host never waits for the forward pass
             targets = check_targets(targets, idx, self.config.vocab_size)
         elif not return_logits:
-            raise ValueError("return_logits=False returns the loss alone, so it needs targets; got targets=None")
+            raise ValueError(LOSS_ALONE_NEEDS_TARGETS)
         hidden, hidden_states, attentions, presents = self.transformer(
             idx, past_key_values, output_hidden_states, output_attentions, use_cache, attention_mask
         )
-        if not return_logits:
-            return GPTOutput(
-                None, linear_cross_entropy(hidden, self.lm_head.weight, targets), hidden_states, attentions, presents
-            )
-        logits = self.lm_head(hidden)
-        loss = None
-        if targets is not None:
-            loss = F.cross_entropy(logits.flatten(0, 1).float(), targets.flatten(), ignore_index=IGNORE_INDEX)
+        logits, loss = lm_head_and_loss(self.lm_head, hidden, targets, return_logits)
         return GPTOutput(logits, loss, hidden_states, attentions, presents)
 
     def transformer(
@@ -324,9 +334,10 @@ class GPT(nn.Module):
         if in_place and not use_cache:
             raise ValueError("a KVCache is written in place, so it needs use_cache=True")
         if in_place:
-            past_length = past_key_values.length
+            past_length, pasts = past_key_values.length, past_key_values.layers
         else:
             past_length = past_key_values[0][0].size(2) if past_key_values else 0
+            pasts = past_key_values or [None] * len(self.blocks)
         self.check_input(idx, past_length)
         mask = None
         if attention_mask is None:
@@ -337,11 +348,7 @@ class GPT(nn.Module):
         hidden_states = [x] if output_hidden_states else None
         attentions = [] if output_attentions else None
         presents = [] if use_cache else None
-        for i, block in enumerate(self.blocks):
-            if in_place:
-                past = past_key_values.layers[i]
-            else:
-                past = past_key_values[i] if past_key_values else None
+        for i, (block, past) in enumerate(zip(self.blocks, pasts, strict=True)):
             x, present, weights = block(x, past, output_attentions, mask)
             if use_cache and not in_place:
                 presents.append(present)

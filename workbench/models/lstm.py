@@ -21,13 +21,11 @@ import dataclasses
 from dataclasses import dataclass
 
 import torch
-import torch.nn.functional as F
 from torch import nn
 
 from ..core.checks import POSITIVE_INT, in_range
 from .config import GPTConfig
-from .gpt import IGNORE_INDEX, GPTOutput, check_targets
-from .linear_cross_entropy import linear_cross_entropy
+from .gpt import LOSS_ALONE_NEEDS_TARGETS, GPTOutput, check_targets, lm_head_and_loss
 from .params import count_parameters
 
 
@@ -115,12 +113,5 @@ class LSTMLanguageModel(nn.Module):
         if targets is not None:
             targets = check_targets(targets, idx, self.config.vocab_size)
         elif not return_logits:
-            raise ValueError("return_logits=False returns the loss alone, so it needs targets; got targets=None")
-        hidden = self.hidden_states(idx)
-        if not return_logits:
-            return GPTOutput(None, linear_cross_entropy(hidden, self.lm_head.weight, targets))
-        logits = self.lm_head(hidden)
-        loss = None
-        if targets is not None:
-            loss = F.cross_entropy(logits.flatten(0, 1).float(), targets.flatten(), ignore_index=IGNORE_INDEX)
-        return GPTOutput(logits, loss)
+            raise ValueError(LOSS_ALONE_NEEDS_TARGETS)
+        return GPTOutput(*lm_head_and_loss(self.lm_head, self.hidden_states(idx), targets, return_logits))

@@ -181,7 +181,9 @@ def test_pretrain_command_trains_checkpoints_and_resumes(token_files, tmp_path, 
     with monkeypatch.context() as patch:
         patch.setattr(TokenSampler, "next_batch", interrupting)
         assert pretrain.run(parser.parse_args(_args(token_files, run_dir))) == 130
-    assert "interrupted; the latest checkpoint is kept; the same command resumes" in capsys.readouterr().out
+    printed = capsys.readouterr().out
+    kept = ckpt.latest_checkpoint(run_dir)
+    assert f"interrupted; the latest checkpoint is kept: {kept}; the same command resumes" in printed
     assert _checkpoints(run_dir) == [1, 2] and not (run_dir / DONE).exists()
 
     # a command that differs in what the numbers depend on cannot resume the run

@@ -79,3 +79,15 @@ def test_the_cpu_recipes_lstm_leaves_the_unigram_plateau():
     entropy = unigram_entropy(train, spec.gpt_config.vocab_size)
     assert 6.7 < entropy < 6.9
     assert val_loss < entropy - 0.4
+
+
+def test_bf16_autocast_under_the_kernel_pin_is_refused_with_the_way_out():
+    """oneDNN, pinned to AVX2 for the same numbers on every CPU, has no bf16 LSTM: a clear error, not its own."""
+    import workbench.core.device as device
+
+    if not device.cpu_kernels_pinned():
+        pytest.skip("the CPU kernels are not pinned in this process")
+    model = LSTMLanguageModel(matching_lstm_config(GPTConfig.from_preset("gpt2-micro")))
+    with pytest.raises(ValueError, match="WORKBENCH_NATIVE_CPU_KERNELS=1"), torch.autocast("cpu", dtype=torch.bfloat16):
+        model(torch.zeros(1, 4, dtype=torch.long))
+    assert device.resolve_precision("auto", torch.device("cpu")) == torch.float32  # bf16 would be emulated

@@ -8,12 +8,15 @@ from __future__ import annotations
 
 import contextlib
 import os
+import platform
 import re
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
 import torch
 import torch.distributed as dist
+from threadpoolctl import threadpool_limits
 
 PRECISIONS = ("auto", "fp32", "bf16")
 
@@ -46,20 +49,29 @@ def resolve_device(device: str = "auto", local_rank: int = 0) -> torch.device:
     return torch.device(device)
 
 
-def cpu_supports_bf16() -> bool:
-    """True when the CPU has native bf16 instructions (AVX512-BF16 or AMX), where autocast pays off.
+def cpu_kernels_pinned() -> bool:
+    """True when oneDNN is held to AVX2 (``workbench/__init__.py`` pins it, for the same numbers on every
+    CPU): its bf16 kernels, native or not, are then out of reach."""
+    return os.environ.get("ONEDNN_MAX_CPU_ISA", "").upper() in ("AVX2", "AVX", "SSE41")
 
-    Without them bf16 autocast on a CPU is emulated and slower than float32.
+
+def cpu_supports_bf16() -> bool:
+    """True when the CPU has native bf16 instructions (AVX512-BF16 or AMX) that the kernels may use,
+    where autocast pays off.
+
+    Without them, or with the kernels pinned to AVX2, bf16 autocast on a CPU is emulated: 15x slower
+    than float32 for the CPU recipe's model (414 against 6,087 tokens/s), and oneDNN's LSTM refuses it.
     """
     checks = ("_is_avx512_bf16_supported", "_is_amx_tile_supported")
-    return any(getattr(torch.cpu, name, lambda: False)() for name in checks)
+    return not cpu_kernels_pinned() and any(getattr(torch.cpu, name, lambda: False)() for name in checks)
 
 
 def resolve_precision(precision: str, device: torch.device) -> torch.dtype:
     """The autocast dtype: ``torch.bfloat16`` or ``torch.float32`` (float32 means no autocast).
 
-    ``"auto"`` is bf16 on CUDA devices that support it and on CPUs with native bf16; float32
-    elsewhere, MPS included (its bf16 autocast depends on the macOS version).
+    ``"auto"`` is bf16 on CUDA devices that support it and on CPUs with native bf16 kernels in reach
+    (:func:`cpu_supports_bf16`); float32 elsewhere, MPS included (its bf16 autocast depends on the
+    macOS version).
     """
     if precision not in PRECISIONS:
         raise ValueError(f"precision must be one of {PRECISIONS}, got {precision!r}")
@@ -80,6 +92,54 @@ def autocast(device: torch.device, dtype: torch.dtype) -> contextlib.AbstractCon
     if dtype == torch.float32:
         return contextlib.nullcontext()
     return torch.autocast(device_type=device.type, dtype=dtype)
+
+
+@contextlib.contextmanager
+def torch_threads(count: int | None) -> Iterator[None]:
+    """``count`` torch and BLAS threads inside the block (None: as they are).
+
+    A fixed count makes a CPU run's numbers independent of the machine's cores (reductions split
+    by thread round differently), and one thread per process is what a shared 2-core machine runs
+    fastest: two threads, one of them waiting on a busy core, trained 4-6x slower than one. The BLAS
+    limit matters too: scikit-learn's BLAS spinning on more threads than the process had cores made
+    the probes' fits 25x slower.
+    """
+    previous = torch.get_num_threads()
+    if count is not None:
+        torch.set_num_threads(count)
+    try:
+        with threadpool_limits(count):
+            yield
+    finally:
+        torch.set_num_threads(previous)
+
+
+CPU_FLAGS = ("avx2", "avx512f", "avx512_bf16", "amx_tile")
+"""The CPU features that change which kernels can run (and so speed, and without the pin, rounding)."""
+
+
+def machine_info(device: torch.device | str = "cpu", dtype: torch.dtype | None = None) -> dict[str, object]:
+    """What a run ran on: device, precision, threads, the CPU's kernels and flags, torch's version.
+
+    ``cpu_kernels`` is the vector width PyTorch's own CPU kernels use (AVX2 when the workbench pins
+    them, see ``workbench/__init__.py``); two runs agree bit for bit only where it, the precision and
+    the threads agree.
+    """
+    device = torch.device(device)
+    cpuinfo = Path("/proc/cpuinfo")
+    text = cpuinfo.read_text() if cpuinfo.exists() else ""
+    model = re.search(r"^model name\s*:\s*(.*)$", text, re.MULTILINE)
+    flags = re.search(r"^flags\s*:(.*)$", text, re.MULTILINE)
+    flags = flags.group(1).split() if flags else None
+    return {
+        "device": torch.cuda.get_device_name(device) if device.type == "cuda" else device.type,
+        "precision": "fp32" if dtype in (None, torch.float32) else str(dtype).removeprefix("torch."),
+        "threads": torch.get_num_threads(),
+        "cpu": model.group(1).strip() if model else platform.machine(),
+        "cpu_kernels": torch.backends.cpu.get_cpu_capability(),
+        "cpu_flags": "unknown" if flags is None else " ".join(f for f in CPU_FLAGS if f in flags) or "none",
+        "torch": torch.__version__,
+    }
 
 
 # Dense (no sparsity) peak FLOP/s per GPU: (bf16 tensor cores, float32 without TF32).

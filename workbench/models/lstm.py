@@ -24,6 +24,7 @@ import torch
 from torch import nn
 
 from ..core.checks import POSITIVE_INT, in_range
+from ..core.device import cpu_kernels_pinned
 from .config import GPTConfig
 from .gpt import LOSS_ALONE_NEEDS_TARGETS, GPTOutput, check_targets, lm_head_and_loss
 from .params import count_parameters
@@ -103,6 +104,12 @@ class LSTMLanguageModel(nn.Module):
         if idx.numel() and (int(idx.min()) < 0 or int(idx.max()) >= self.config.vocab_size):
             raise ValueError(
                 f"token ids must be in [0, {self.config.vocab_size}), got {int(idx.min())}..{int(idx.max())}"
+            )
+        if idx.device.type == "cpu" and torch.is_autocast_enabled("cpu") and cpu_kernels_pinned():
+            raise ValueError(
+                "the LSTM cannot run under CPU autocast while the CPU kernels are pinned to AVX2 (oneDNN has no "
+                "bf16 LSTM there): use precision='fp32', or set WORKBENCH_NATIVE_CPU_KERNELS=1 before importing "
+                "workbench"
             )
         hidden, _ = self.lstm(self.drop(self.ln_in(self.wte(idx))))
         return self.ln_out(self.proj(self.drop(hidden)))

@@ -68,6 +68,11 @@ class TrainConfig:
     precision: str = option(
         "auto: bf16 autocast where the device runs bf16 natively, else fp32", default="auto", check=one_of(PRECISIONS)
     )
+    threads: int | None = option(
+        "torch CPU threads during the run (a fixed count gives the same numbers on any machine); None: torch's",
+        default=None,
+        check=optional(POSITIVE_INT),
+    )
     compile: bool | None = option("torch.compile the model; default on for CUDA, off elsewhere", default=None)
     deterministic: bool = option("deterministic algorithms, so a seed reproduces a run exactly", default=True)
     log_every: int = option("updates between history rows and progress-bar refreshes", default=10, check=POSITIVE_INT)

@@ -13,6 +13,7 @@ and the history in :mod:`.metrics`.
 from __future__ import annotations
 
 import contextlib
+import json
 import math
 import os
 import signal
@@ -27,9 +28,18 @@ import torch
 import torch.distributed as dist
 from torch import nn
 from torch.nn.parallel import DistributedDataParallel
-from tqdm.auto import tqdm
 
-from ..core.device import autocast, init_distributed, peak_flops, resolve_device, resolve_precision
+from ..core.device import (
+    autocast,
+    init_distributed,
+    machine_info,
+    peak_flops,
+    resolve_device,
+    resolve_precision,
+    torch_threads,
+)
+from ..core.io import write_text_atomic
+from ..core.progress import tqdm
 from ..models.gpt import GPT
 from .checkpointer import Checkpointer, rank_seed
 from .config import BatchPlan, TrainConfig, plan_batches
@@ -233,9 +243,20 @@ class Trainer:
         """
         self.checkpointer.acquire()
         try:
-            return self._train(until)
+            with torch_threads(self.config.threads):
+                if self.run_dir is not None and self.dist.is_main:
+                    self._record_machine()
+                return self._train(until)
         finally:
             self.checkpointer.release()
+
+    def _record_machine(self) -> None:
+        """Append where this call trains (device, precision, threads, CPU kernels and flags) to
+        ``machine.json``: a run resumed elsewhere lists each machine with the step it started at."""
+        path = self.run_dir / "machine.json"
+        sessions = json.loads(path.read_text()) if path.exists() else []
+        sessions.append({"from_step": self.step, **machine_info(self.device, self.dtype)})
+        write_text_atomic(path, json.dumps(sessions, indent=1))
 
     def close(self) -> None:
         """Give the run directory back without training (a no-op if not held); :meth:`train` takes it again."""
@@ -335,6 +356,8 @@ class Trainer:
         if evaluate:
             row.update(self._evaluate())
             postfix.update({k: f"{v:.3f}" for k, v in row.items() if k.startswith("val_")})
+            if not bar.disable:  # a line per evaluation stays readable in a log, where the bar is overwritten
+                bar.write(f"step {step}: " + ", ".join(f"{k} {v}" for k, v in postfix.items()), file=bar.fp)
         self.log.rows.append(row)
         bar.set_postfix(postfix, refresh=False)
         if save and self.run_dir is not None:

@@ -90,3 +90,23 @@ def test_bad_specs_are_named():
         apply_overrides(TINY, {"train": {"checkpoint_steps": (1, 2)}})
     with pytest.raises(ValueError, match=r"PretrainSpec has no option\(s\) \['steps'\]; valid: \["):
         apply_overrides(TINY, {"steps": 6})
+
+
+def test_a_batch_that_does_not_split_leaves_no_cache_entry(tmp_path):
+    """A refused batch / micro-batch pair used to leave an empty entry (config.json, no DONE) behind."""
+    bad = apply_overrides(TINY, {"train": {"batch_size": 4, "micro_batch_size": 3}})
+    with pytest.raises(ValueError, match="batch_size=4 is not a multiple of micro_batch_size=3"):
+        pretrain(bad, progress=False)
+    assert not (tmp_path / "cache" / "pretrain").exists()
+
+
+def test_pretrain_all_trains_side_by_side_and_records_the_machine():
+    """Runs that fix their threads train at once in worker processes; each records where it trained,
+    and the numbers are those of training one by one."""
+    specs = [apply_overrides(TINY, {"train": {"threads": 1, "seed": seed}}) for seed in (0, 1)]
+    together = pretraining_module.pretrain_all(specs, progress=False)
+    assert [run.spec for run in together] == specs and all(run.steps == [1, 2, 6] for run in together)
+    machine = together[1].machine()
+    assert machine[["from_step", "device", "precision", "threads"]].values.tolist() == [[0, "cpu", "fp32", 1]]
+    alone = pretrain(dataclasses.replace(specs[1], n_checkpoints=2), progress=False)  # another entry, same numbers
+    assert torch.equal(alone.load().wte.weight, together[1].load().wte.weight)

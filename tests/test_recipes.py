@@ -10,7 +10,9 @@ import re
 import subprocess
 import sys
 from pathlib import Path
+from types import SimpleNamespace
 
+import pandas as pd
 import pytest
 import yaml
 
@@ -131,6 +133,8 @@ def test_recipes_command_prints_them_side_by_side(capsys):
     table = recipes_table()
     assert list(table.columns) == ["cpu", "gpu", "paper"] and table.index.name == "option"
     assert set(lines) == set(table.index)  # every option, none cut off
+    assert lines["labelled.line_order"] == ["2560", "None"]  # one row per task; paper does not list it
+    assert max(map(len, printed.splitlines())) <= 100, "the table must fit a terminal"
     assert main(["recipes", "--out", "x.yaml"]) == 2  # a usage error: one line on stderr
     assert capsys.readouterr().err.startswith("workbench recipes: error: --out x.yaml needs --yaml NAME")
 
@@ -260,3 +264,14 @@ def test_recipes_piped_into_head_stops_quietly():
     )
     assert result.stdout.split()[:3] == ["cpu", "gpu", "paper"]
     assert result.stderr == ""
+
+
+def test_pretraining_findings_with_a_single_evaluation():
+    """`02 -p steps 40` evaluates only at update 0 (eval_every is 140): the findings say so instead of
+    raising an IndexError after the training."""
+    experiment = PretrainingExperiment.from_params("cpu", steps=40)
+    history = pd.DataFrame({"step": [0, 10, 40], "loss": [None, 8.5, 7.9], "val_loss": [9.02, None, None]})
+    text = experiment.findings(SimpleNamespace(history=history))
+    assert "9.02 nats at update 0" in text and "one evaluation only" in text
+    history.loc[2, "val_loss"] = 8.0
+    assert "still falling over the last two evaluations: True" in experiment.findings(SimpleNamespace(history=history))

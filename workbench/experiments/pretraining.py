@@ -8,6 +8,7 @@ Checkpoints are kept at log-spaced steps because the zero-shot curves are read o
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import json
 import math
 import os
@@ -26,9 +27,11 @@ from ..models.lstm import LSTMLanguageModel
 from ..models.params import count_parameters
 from ..training import checkpoint as ckpt
 from ..training.checkpointer import hold_run_directory
+from ..training.config import plan_batches
 from ..training.language_model import default_token_files, open_token_file, train_language_model
 from ..training.schedules import Schedule
-from .cache import cache_root, claim_dir, entry_dir, is_done, mark_done
+from .cache import cache_root, claim_dir, entry_dir, entry_path, is_done, mark_done
+from .pool import beside, cpu_workers
 from .recipes import PretrainSpec, Recipe, load_recipe
 
 
@@ -53,6 +56,12 @@ class PretrainRun:
     @property
     def tokenizer(self) -> Tokenizer:
         return self.spec.tokenizer()
+
+    def machine(self) -> pd.DataFrame:
+        """Where the run trained: one row per training session (device, precision, threads, CPU
+        kernels and flags), from the ``machine.json`` the Trainer writes; empty for a run without one."""
+        path = self.run_dir / "machine.json"
+        return pd.DataFrame(json.loads(path.read_text()) if path.exists() else [])
 
     def load(self, step: int | None = None) -> GPT | LSTMLanguageModel:
         """The model at a kept checkpoint (default: the last), in eval mode on the CPU."""
@@ -89,6 +98,7 @@ def pretrain(
     train_path, val_path = tokens
     train_tokens, metadata = open_token_file(train_path, vocab_size)
     config = {**spec.key(), "data": metadata}
+    plan_batches(spec.train, init_distributed().world_size)  # a batch that does not split fails before any entry exists
     if run_dir is None:
         run_dir, wait, what = entry_dir("pretrain", config), True, "experiment cache entry"
     else:
@@ -113,6 +123,40 @@ def pretrain(
         if main:
             mark_done(run_dir)
     return run
+
+
+def pretrain_all(specs: list[PretrainSpec], progress: bool = True) -> list[PretrainRun]:
+    """:func:`pretrain` for every spec, the missing runs at once on a CPU where each fixes its
+    threads (the first in this process, with its progress bar; the others in worker processes)."""
+    runs: list[PretrainRun | None] = [None] * len(specs)
+    todo = []
+    for i, spec in enumerate(specs):
+        run_dir = cache_entry(spec)
+        if is_done(run_dir):
+            runs[i] = PretrainRun(spec, run_dir)
+        else:
+            todo.append(i)
+    if todo:
+        first, *others = todo
+        threads, device = specs[first].train.threads, specs[first].train.device
+        trained = beside(
+            _pretrain, (specs[first], progress), [(specs[i], False) for i in others], cpu_workers(threads, device)
+        )
+        for i, run in zip(todo, trained):
+            runs[i] = run
+    return runs
+
+
+def _pretrain(spec: PretrainSpec, progress: bool) -> PretrainRun:
+    return pretrain(spec, progress=progress)
+
+
+def cache_entry(spec: PretrainSpec, tokens: tuple[Path, Path | None] | None = None) -> Path:
+    """Where :func:`pretrain` keeps the run of ``spec`` (on ``tokens``, default the books corpus) in the
+    experiment cache; nothing is created."""
+    vocab_size = spec.gpt_config.vocab_size
+    train_path = tokens[0] if tokens else default_token_files(vocab_size, seed=spec.data_seed, progress=False)[0]
+    return entry_path("pretrain", {**spec.key(), "data": open_token_file(train_path, vocab_size)[1]})
 
 
 def find_runs(*paths: str | os.PathLike[str]) -> dict[str, Path]:
@@ -190,7 +234,7 @@ class PretrainingExperiment:
         *,
         steps: int | None = None,
         device: str = "auto",
-        precision: str = "auto",
+        precision: str | None = None,
         n_samples: int = 3,
         sample_tokens: int = 40,
     ) -> PretrainingExperiment:
@@ -220,12 +264,16 @@ class PretrainingExperiment:
             "warmup updates": Schedule.create(train.schedule, train.steps, train.warmup_steps).warmup_steps,
             "dropout": spec.dropout,
             "seed": train.seed,
+            "precision": train.precision,
+            "threads": train.threads or "torch's default",
         }
         return pd.DataFrame({"value": list(rows.values())}, index=list(rows))
 
     def run(self, progress: bool = True) -> PretrainRun:
-        """The shared run, trained here or read from the cache."""
-        return pretrain(self.spec, progress=progress)
+        """The shared run, trained here or read from the cache; the LSTM baseline of 03 and 04 (the
+        same tokens, sized like it) trains beside it, on another core where the recipe fixes threads."""
+        lstm = dataclasses.replace(self.spec, model="lstm")
+        return pretrain_all([self.spec, lstm] if self.spec.model == "gpt" else [self.spec], progress)[0]
 
     def samples(self, run: PretrainRun) -> dict[str, str]:
         """Sampled continuations (temperature 0.8, top-k 40, seed i) of a prompt in each source's style."""
@@ -243,9 +291,13 @@ class PretrainingExperiment:
         """The validation loss from the first to the last evaluation, computed from the history."""
         val = run.history.dropna(subset=["val_loss"]).set_index("step")["val_loss"]
         uniform = math.log(self.spec.gpt_config.vocab_size)
+        falling = (
+            f"still falling over the last two evaluations: {bool(val.iloc[-1] < val.iloc[-2])}"
+            if len(val) > 1
+            else "one evaluation only (more updates than train.eval_every give a trend)"
+        )
         return (
             f"validation loss: {val.iloc[0]:.2f} nats at update {val.index[0]} (a uniform guess scores "
             f"{uniform:.2f}) -> {val.iloc[-1]:.2f} at update {val.index[-1]} (perplexity "
-            f"{math.exp(val.iloc[-1]):.0f}); still falling over the last two evaluations: "
-            f"{bool(val.iloc[-1] < val.iloc[-2])}"
+            f"{math.exp(val.iloc[-1]):.0f}); {falling}"
         )

@@ -237,9 +237,9 @@ class Recipe:
         counts = list(self.labelled.values())
         return None if not counts or None in counts else max(counts)
 
-    def with_device(self, device: str = "auto", precision: str = "auto") -> Recipe:
-        """The recipe with pretraining and fine-tuning on ``device`` in ``precision``."""
-        where = {"train": {"device": device, "precision": precision}}
+    def with_device(self, device: str = "auto", precision: str | None = None) -> Recipe:
+        """The recipe with pretraining and fine-tuning on ``device``, in ``precision`` (None: the recipe's)."""
+        where = {"train": {"device": device} | ({} if precision is None else {"precision": precision})}
         return apply_overrides(self, {"pretraining": where, "finetuning": where})
 
 
@@ -318,6 +318,10 @@ def _recipes() -> dict[str, Recipe]:
     # The zero-shot ladder is nano, tiny and slim (0.05M, 0.4M and 0.8M non-embedding
     # parameters): each rung sees the same epoch, and mini (3.2M, 400 s an epoch) would take
     # 04 past its 15 minutes. Zero-shot evaluation uses every example of each test split.
+    # Precision and threads are fixed (issue 28), so that every CPU computes the same numbers: fp32,
+    # since bf16 is not bit-stable across CPUs and runs 15x slower where it is emulated (measured
+    # with AVX2 kernels: 414 against 6,087 tokens/s natively); one thread per run, since the thread
+    # count changes the last bits and two threads on a shared 2-core machine trained 4-6x slower.
     cpu = Recipe(
         name="cpu",
         pretraining=PretrainSpec(
@@ -334,11 +338,20 @@ def _recipes() -> dict[str, Recipe]:
                 eval_every=140,
                 checkpoint_every=0,
                 keep_last=1,
+                precision="fp32",
+                threads=1,
             ),
         ),
         finetuning=FinetuneSettings(
             train=TrainConfig(
-                steps=100, batch_size=16, lr=1e-3, schedule="gpt1-finetune", eval_every=0, checkpoint_every=0
+                steps=100,
+                batch_size=16,
+                lr=1e-3,
+                schedule="gpt1-finetune",
+                eval_every=0,
+                checkpoint_every=0,
+                precision="fp32",
+                threads=1,
             ),
             epochs=1.0,
             head_dropout=0.1,
@@ -381,9 +394,16 @@ def _recipes() -> dict[str, Recipe]:
                     "weight_decay": 0.01,
                     "grad_clip": 1.0,
                     "eval_every": 175,
+                    "precision": "auto",
+                    "threads": None,
                 },
             },
-            "finetuning": {"n_ctx": None, "threads": None, "epochs": 3.0},
+            "finetuning": {
+                "n_ctx": None,
+                "threads": None,
+                "epochs": 3.0,
+                "train": {"precision": "auto", "threads": None},
+            },
             "labelled": {task: None for task in TASKS},
             "transfer_checkpoints": (1, 273),
             "ladder": ("gpt2-nano", "gpt2-tiny", "gpt2-slim", "gpt2-mini"),
@@ -425,10 +445,19 @@ def recipe_yaml(recipe: Recipe) -> str:
 
 
 def recipes_table(recipes: dict[str, Recipe] | None = None) -> pd.DataFrame:
-    """Every option of every recipe side by side (dotted option names as the index)."""
+    """Every option of every recipe side by side (dotted option names as the index), one value per
+    cell, so that the table fits a terminal: a mapping (labels per task) gets a row per key, blank
+    where a recipe does not list it, and so does a sequence (the ladder's rungs)."""
     recipes = recipes or RECIPES
-    text = {
-        name: {k: v if isinstance(v, str) else str(v) for k, v in to_flat_dict(r).items()}
-        for name, r in recipes.items()
-    }
-    return pd.DataFrame(text).rename_axis("option")
+    text = {name: dict(_cells(to_flat_dict(recipe))) for name, recipe in recipes.items()}
+    return pd.DataFrame(text).fillna("").rename_axis("option")
+
+
+def _cells(options: dict):
+    for key, value in options.items():
+        if isinstance(value, dict):
+            yield from _cells({f"{key}.{k}": v for k, v in value.items()})
+        elif isinstance(value, (tuple, list)) and value:
+            yield from _cells({f"{key}[{i}]": v for i, v in enumerate(value)})
+        else:
+            yield key, value if isinstance(value, str) else str(value)

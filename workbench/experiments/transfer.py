@@ -11,23 +11,17 @@ held out.
 
 from __future__ import annotations
 
-import contextlib
 import dataclasses
 import json
 import math
-import multiprocessing
-import os
 import time
-from collections.abc import Iterable, Iterator, Mapping, Sequence
-from concurrent.futures import ProcessPoolExecutor, as_completed
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
 import torch
-from threadpoolctl import threadpool_limits
-from tqdm.auto import tqdm
 
 from ..core.checks import (
     NON_NEGATIVE_INT,
@@ -40,7 +34,7 @@ from ..core.checks import (
     optional,
     sequence_of,
 )
-from ..core.device import autocast, resolve_device
+from ..core.device import autocast, torch_threads
 from ..core.io import write_text_atomic
 from ..core.options import apply_overrides, option, to_flat_dict
 from ..data.tasks import TASKS, TASKS_VERSION, load_task
@@ -50,7 +44,8 @@ from ..models.gpt import GPT
 from ..training.finetuning import TaskModel, correct_predictions, finetune, model_kind
 from ..training.surgery import transfer
 from .cache import entry_dir, entry_lock, is_done, mark_done
-from .pretraining import PretrainRun, pretrain
+from .pool import cpu_workers, in_pool
+from .pretraining import PretrainRun, pretrain, pretrain_all
 from .recipes import RECIPES, FinetuneSettings, PretrainSpec, Recipe, load_recipe
 from .transfer_statistics import findings
 
@@ -81,24 +76,9 @@ PROBE_COLUMNS = ["task", "checkpoint_step", "tokens", "layer", "features", "spli
 string, for the paired statistics of :mod:`workbench.experiments.transfer_statistics`."""
 
 
-@contextlib.contextmanager
-def _threads(count: int | None) -> Iterator[None]:
-    """``count`` torch and BLAS threads inside the block (None: as they are), a worker process's
-    share of the cores: scikit-learn's BLAS spinning on more threads than the process had cores made
-    the probes' fits 25x slower."""
-    previous = torch.get_num_threads()
-    if count is not None:
-        torch.set_num_threads(count)
-    try:
-        with threadpool_limits(count):
-            yield
-    finally:
-        torch.set_num_threads(previous)
-
-
 def _threaded_probes(run: PretrainRun, task: str, step: int, settings: FinetuneSettings) -> pd.DataFrame:
     """:func:`layer_probes` with ``settings.threads`` threads (run in a worker process)."""
-    with _threads(settings.threads):
+    with torch_threads(settings.threads):
         return layer_probes(run, task, step, settings)
 
 
@@ -225,7 +205,7 @@ class TransferExperiment:
         pretrain_steps: int | None = None,
         finetune_steps: int | None = None,
         device: str = "auto",
-        precision: str = "auto",
+        precision: str | None = None,
     ) -> TransferExperiment:
         """The recipe of ``scale`` (a name, a YAML file or a Recipe) with the notebook's overrides.
 
@@ -299,8 +279,8 @@ class TransferExperiment:
         return pd.Series({k: str(v) for k, v in shown.items()}, name="fine-tuning").to_frame()
 
     def pretraining(self, progress: bool = True) -> PretrainRun:
-        """The shared pretraining run (cached; 02_pretraining trains the same one)."""
-        return pretrain(self.recipe.pretraining, progress=progress)
+        """The shared pretraining run (cached; 02_pretraining trains the same one, and the LSTM beside it)."""
+        return pretrain_all([self.recipe.pretraining, self.lstm_spec], progress)[0]
 
     def lstm_pretraining(self, progress: bool = True) -> PretrainRun:
         """The LSTM run of Table 5 (cached; 04_zero_shot trains the same one)."""
@@ -331,7 +311,14 @@ class TransferExperiment:
             for step in (0, *self.checkpoints)
         ]
         todo = [call for call in calls if not is_done(_probes_entry(*call))]  # a warm re-run spawns no workers
-        _in_pool(_threaded_probes, todo, _workers(settings), "probe sets", progress, len(calls))
+        in_pool(
+            _threaded_probes,
+            todo,
+            cpu_workers(settings.threads, settings.train.device),
+            "probe sets",
+            progress,
+            len(calls),
+        )
         return pd.concat([layer_probes(*call) for call in calls], ignore_index=True)
 
     def sweep(self, run: PretrainRun, progress: bool = True) -> pd.DataFrame:
@@ -506,7 +493,7 @@ def _compute(job: _Job) -> dict:
     with entry_lock(path):
         if (cached := _cached(job)) is not None:
             return cached
-        with _threads(job.settings.threads):
+        with torch_threads(job.settings.threads):
             result = _finetune(job)
         write_text_atomic(path / "result.json", json.dumps(result, indent=1))
         mark_done(path)
@@ -518,27 +505,16 @@ def _run_jobs(jobs: list[_Job], desc: str, progress: bool) -> list[dict]:
     set, as many runs at once as the cores allow (each in its own process), longest first."""
     results = [_cached(job) for job in jobs]
     todo = sorted((i for i, result in enumerate(results) if result is None), key=lambda i: -_cost(jobs[i]))
-    computed = _in_pool(_compute, [(jobs[i],) for i in todo], _workers(jobs[0].settings), desc, progress, len(jobs))
+    computed = in_pool(
+        _compute,
+        [(jobs[i],) for i in todo],
+        cpu_workers(jobs[0].settings.threads, jobs[0].settings.train.device),
+        desc,
+        progress,
+        len(jobs),
+    )
     for i, result in zip(todo, computed):
         results[i] = result
-    return results
-
-
-def _in_pool(function, calls: list[tuple], workers: int, desc: str, progress: bool, total: int) -> list:
-    """``function(*call)`` for every call, in ``workers`` spawned processes when more than one
-    (results in the order of ``calls``); the progress bar counts ``total``, the rest being cached."""
-    results: list = [None] * len(calls)
-    with tqdm(total=total, initial=total - len(calls), desc=desc, unit="run", disable=not progress) as bar:
-        if min(workers, len(calls)) <= 1:
-            for i, call in enumerate(calls):
-                results[i] = function(*call)
-                bar.update()
-        else:
-            with ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context("spawn")) as pool:
-                futures = {pool.submit(function, *call): i for i, call in enumerate(calls)}
-                for future in as_completed(futures):
-                    results[futures[future]] = future.result()
-                    bar.update()
     return results
 
 
@@ -546,13 +522,6 @@ def _cost(job: _Job) -> float:
     """A rough relative cost, to start the longest runs first: sequences per example and the LM head."""
     sequences = {"multiple_choice": 4, "substitution": 2, "similarity": 2}.get(TASKS[job.task].kind, 1)
     return sequences * (1 + (job.lm_weight > 0))
-
-
-def _workers(settings: FinetuneSettings) -> int:
-    if settings.threads is None or resolve_device(settings.train.device).type != "cpu":
-        return 1
-    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
-    return max(1, cores // settings.threads)
 
 
 def _finetune(job: _Job) -> dict:

@@ -25,11 +25,11 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import torch
-from tqdm.auto import tqdm
 
 from ..core.checks import NON_EMPTY_STRING, NON_NEGATIVE_INT, check_fields, distinct, one_of, optional, sequence_of
 from ..core.device import resolve_device
 from ..core.options import apply_overrides, option
+from ..core.progress import tqdm
 from ..data.tasks import TASKS_VERSION
 from ..data.tokenizer import Tokenizer, gpt2_tokenizer
 from ..data.tokens import unigram_entropy, unigram_log_probs
@@ -48,7 +48,7 @@ from ..models.gpt import GPT
 from ..models.params import count_parameters
 from ..training.language_model import TokenEvaluator, default_token_files, open_token_file
 from .cache import cached_frame
-from .pretraining import PretrainRun, pretrain
+from .pretraining import PretrainRun, pretrain, pretrain_all
 from .recipes import RECIPES, EvaluationSettings, PretrainSpec, Recipe, load_recipe
 from .transfer import check_task, finetune_all
 
@@ -222,7 +222,8 @@ class ZeroShotExperiment:
 
     def pretraining(self, progress: bool = True) -> tuple[PretrainRun, PretrainRun]:
         """The Transformer run (shared with 02 and 03) and the LSTM run, trained or read from the cache."""
-        return pretrain(self.spec, progress=progress), pretrain(self.lstm_spec, progress=progress)
+        gpt_run, lstm_run = pretrain_all([self.spec, self.lstm_spec], progress)
+        return gpt_run, lstm_run
 
     def models_table(self, gpt_run: PretrainRun, lstm_run: PretrainRun) -> pd.DataFrame:
         """Architecture, size, budget (in updates, tokens and epochs) and final validation loss of the two runs."""
@@ -524,8 +525,7 @@ def scaling_outcomes(
     evaluation = evaluation or RECIPES["cpu"].evaluation
     specs = scaling_specs(spec, RECIPES["cpu"].ladder if presets is None else presets)
     frames = []
-    for run_spec in specs:
-        run = pretrain(run_spec, progress=progress)
+    for run_spec, run in zip(specs, pretrain_all(specs, progress)):
         if not run.steps:
             raise ValueError(f"the {run_spec.preset} run {run.run_dir} has no checkpoints")
         step = run.steps[-1]

@@ -1,12 +1,16 @@
 """``python -m workbench COMMAND``: the command-line layer, the top of the package.
 
 Each command is a module of this package with an ``add_arguments(parser)`` / ``run(args)`` pair, so
-this file stays a table of contents. A command never prints its own errors: it raises, and
-:func:`main` turns the exception into one line on stderr, ``workbench COMMAND: error: ...``, and an
-exit status: 2 for a usage error (argparse's, or a :class:`UsageError` a command raises for options
-that do not go together), 1 for a failure (``ValueError``, ``OSError``, ``RuntimeError`` and the
-workbench's own errors, which derive from them or from ``FloatingPointError``). The full traceback
-is printed only under ``--debug``; any other exception is a bug and keeps its traceback.
+this file stays a table of contents. A command's module is imported only to run it, or for its
+``--help`` when its options are generated from its modules' dataclasses (pretrain, finetune: torch,
+seconds); the options of the others are in :mod:`.arguments`, so ``--help`` answers at once.
+
+A command never prints its own errors: it raises, and :func:`main` turns the exception into one line
+on stderr, ``workbench COMMAND: error: ...``, and an exit status: 2 for a usage error (argparse's, or
+a :class:`UsageError` a command raises for options that do not go together), 1 for a failure
+(``ValueError``, ``OSError``, ``RuntimeError`` and the workbench's own errors, which derive from them
+or from ``FloatingPointError``). The full traceback is printed only under ``--debug``; any other
+exception is a bug and keeps its traceback.
 """
 
 from __future__ import annotations
@@ -16,6 +20,8 @@ import importlib
 import os
 import sys
 import traceback
+
+from . import arguments
 
 PROG = "workbench"
 
@@ -27,6 +33,9 @@ COMMANDS = {
     "finetune": ("workbench.cli.finetune", "fine-tune a pretrained checkpoint on a task (GPT-1's L2 + lambda L1)"),
     "data": ("workbench.cli.data", "fetch and prepare the corpora, tokenizer, packed tokens and tasks"),
 }
+
+OPTIONS = {"reproduce": arguments.reproduce, "recipes": arguments.recipes, "data": arguments.data}
+"""Commands whose options are added without importing their module (which imports torch)."""
 
 FAILURES = (ValueError, OSError, RuntimeError, FloatingPointError)
 """What a command may raise for bad input or a failed run: exit status 1 and one line, no traceback."""
@@ -57,13 +66,13 @@ def one_line(error: BaseException) -> str:
     return " ".join(lines) or type(error).__name__
 
 
-def build_parser() -> argparse.ArgumentParser:
+def build_parser(command: str | None = None) -> argparse.ArgumentParser:
+    """The parser, with the options of ``command`` only: for another command they may cost an import of torch."""
     parser = _Parser(prog=PROG, description="GPT workbench: GPT-1 and GPT-2 at laptop scale.")
     debug_help = "on an error, print the full traceback (default: one line)"
     parser.add_argument("--debug", action="store_true", help=debug_help)
     subparsers = parser.add_subparsers(dest="command", required=True, metavar="COMMAND", parser_class=_Parser)
     for name, (module_name, help_text) in COMMANDS.items():
-        module = importlib.import_module(module_name)
         sub = subparsers.add_parser(
             name,
             prog=f"{PROG} {name}",
@@ -73,9 +82,15 @@ def build_parser() -> argparse.ArgumentParser:
         )
         # also after the command; SUPPRESS keeps a --debug given before it
         sub.add_argument("--debug", action="store_true", default=argparse.SUPPRESS, help=debug_help)
-        module.add_arguments(sub)
-        sub.set_defaults(handler=module.run)
+        if name == command:
+            add_arguments = OPTIONS.get(name) or importlib.import_module(module_name).add_arguments
+            add_arguments(sub)
     return parser
+
+
+def command_name(argv: list[str]) -> str | None:
+    """The command ``argv`` names: its first word that is not an option (the top level has only flags)."""
+    return next((arg for arg in argv if not arg.startswith("-")), None)
 
 
 def _error(prog: str, error: BaseException | str, status: int) -> int:
@@ -86,7 +101,8 @@ def _error(prog: str, error: BaseException | str, status: int) -> int:
 
 def main(argv: list[str] | None = None) -> int:
     """Run one command; returns the exit status (0 ok, 1 failure, 2 usage error, 130 interrupted)."""
-    parser = build_parser()
+    argv = sys.argv[1:] if argv is None else list(argv)
+    parser = build_parser(command_name(argv))
     try:
         args, extras = parser.parse_known_args(argv)
     except _ParseError as error:
@@ -97,7 +113,7 @@ def main(argv: list[str] | None = None) -> int:
     if extras:
         return _error(prog, f"unrecognized arguments: {' '.join(extras)}", 2)
     try:
-        return int(args.handler(args) or 0)
+        return int(importlib.import_module(COMMANDS[args.command][0]).run(args) or 0)
     except BrokenPipeError:  # `... | head` closed stdout: stop quietly, as Unix tools do
         os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
         return 141

@@ -4,36 +4,14 @@ from __future__ import annotations
 
 import argparse
 import os
-from pathlib import Path
 
 import pandas as pd
 
-from ..data.prepare import DEFAULT_VOCAB_SIZE, prepare
+from ..data.prepare import prepare
 from ..data.sources import DATA_DIR_ENV, SOURCES, data_dir, fetch_all
+from . import arguments
 
-
-def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument(
-        "action",
-        choices=("prepare", "fetch"),
-        help="prepare: fetch everything and build the tokenizer, packed tokens and "
-        "tasks; fetch: only download (straight from the package index pip is configured with: "
-        "nothing is built or run), verify and extract the sources",
-    )
-    parser.add_argument(
-        "--vocab-size",
-        type=int,
-        default=DEFAULT_VOCAB_SIZE,
-        help="vocabulary size of the corpus BPE tokenizer (special tokens included)",
-    )
-    parser.add_argument("--seed", type=int, default=0, help="seed of the split by document")
-    parser.add_argument(
-        "--data-dir",
-        type=Path,
-        default=None,
-        help=f"data cache (default ${DATA_DIR_ENV} or ~/.cache/gpt-workbench/data)",
-    )
-    parser.add_argument("--no-progress", action="store_true", help="hide the progress bars")
+add_arguments = arguments.data  # in .arguments: `data --help` need not import this module
 
 
 def run(args: argparse.Namespace) -> int:

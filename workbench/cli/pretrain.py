@@ -16,8 +16,9 @@ import torch.distributed as dist
 from ..core.device import init_distributed
 from ..core.options import add_arguments as add_option_arguments
 from ..core.options import apply_overrides, overrides_from_args
-from ..experiments.pretraining import pretrain
+from ..experiments.pretraining import cache_entry, pretrain
 from ..experiments.recipes import RECIPES, PretrainSpec, load_recipe
+from ..training.checkpoint import latest_checkpoint
 from . import UsageError
 
 
@@ -69,7 +70,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 def run(args: argparse.Namespace) -> int:
     """Train the spec; bad options raise (``python -m workbench`` prints them as one line)."""
-    context = None
+    context = spec = tokens = None
     try:
         spec = apply_overrides(recipe_from_args(args).pretraining, overrides_from_args(args, PretrainSpec))
         if args.val_tokens is not None and args.train_tokens is None:
@@ -78,8 +79,11 @@ def run(args: argparse.Namespace) -> int:
         tokens = None if args.train_tokens is None else (args.train_tokens, args.val_tokens)
         result = pretrain(spec, progress=spec.train.progress, run_dir=args.out, tokens=tokens)
     except KeyboardInterrupt:
-        if int(os.environ.get("RANK", "0")) == 0:
-            print("interrupted; the latest checkpoint is kept; the same command resumes from it")
+        if int(os.environ.get("RANK", "0")) == 0 and spec is not None:
+            run_dir = args.out or cache_entry(spec, tokens)
+            kept = latest_checkpoint(run_dir) if Path(run_dir).exists() else None
+            where = f"the latest checkpoint is kept: {kept}" if kept else f"no checkpoint was written yet in {run_dir}"
+            print(f"interrupted; {where}; the same command resumes from it")
         return 130
     finally:
         if dist.is_initialized():

@@ -3,30 +3,14 @@
 from __future__ import annotations
 
 import argparse
-from pathlib import Path
 
 import pandas as pd
 
 from ..core.io import write_text_atomic
 from ..experiments.recipes import RECIPES, recipe_yaml, recipes_table
-from . import UsageError
+from . import UsageError, arguments
 
-
-def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument(
-        "--yaml",
-        choices=list(RECIPES),
-        default=None,
-        metavar="NAME",
-        help=f"print recipe NAME ({', '.join(RECIPES)}) as YAML instead of the table",
-    )
-    parser.add_argument(
-        "--out",
-        type=Path,
-        default=None,
-        metavar="FILE",
-        help="with --yaml: write the file here (then pass it back with --recipe-file)",
-    )
+add_arguments = arguments.recipes  # in .arguments: `recipes --help` need not import this module
 
 
 def run(args: argparse.Namespace) -> int:

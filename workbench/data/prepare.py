@@ -17,6 +17,7 @@ import warnings
 from pathlib import Path
 
 from ..core.io import DiskFullError
+from ..core.progress import tqdm
 from .corpus import DEFAULT_SOURCES, corpus_split, load_documents, source_sizes
 from .sources import cache_lock, fetch_all
 from .tasks import task_sizes
@@ -74,7 +75,6 @@ def prepare(vocab_size: int = DEFAULT_VOCAB_SIZE, seed: int = 0, progress: bool 
     The cache is written holding its lock: a second ``prepare`` at the same time waits for this one,
     then finds everything built. Returns the tables of sizes and the timings (seconds per step).
     """
-    from tqdm.auto import tqdm
 
     check_vocab_size(vocab_size)  # before minutes of fetching
     timings = {}

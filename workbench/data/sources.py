@@ -49,6 +49,7 @@ from pathlib import Path
 from ..core.io import DiskFullError, is_disk_full, write_text_atomic
 from ..core.io import disk_full_error as core_disk_full_error
 from ..core.locks import LOCK_FILE, DirectoryLocked, directory_lock
+from ..core.progress import tqdm
 
 DATA_DIR_ENV = "WORKBENCH_DATA_DIR"
 MARKER = ".complete.json"
@@ -785,7 +786,6 @@ def _extract(
 
 def fetch_all(names: list[str] | None = None, progress: bool = True) -> dict[str, Path]:
     """Fetch and extract every source (or ``names``) with a progress bar; {name: directory}."""
-    from tqdm.auto import tqdm
 
     names = list(SOURCES) if names is None else names
     dirs = {}

@@ -26,6 +26,7 @@ from pathlib import Path
 import numpy as np
 
 from ..core.io import atomic_path, is_disk_full, write_text_atomic
+from ..core.progress import tqdm
 from .corpus import CORPUS_SOURCES, Document, archive_of
 from .sources import disk_full_error, stamp_file
 from .tokenizer import SPECIAL_TOKENS, Tokenizer
@@ -63,7 +64,6 @@ def pack_tokens(
     (e.g. split, seed) is recorded in the manifest. Returns the manifest. On a full disk it raises
     :class:`~workbench.core.io.DiskFullError` and leaves neither file.
     """
-    from tqdm.auto import tqdm
 
     path = Path(path)
     dtype = dtype_for(tokenizer.vocab_size)

@@ -1,0 +1,94 @@
+"""The options of ``reproduce``, ``recipes`` and ``data``, apart from their modules so that ``--help`` is instant.
+
+Those modules import ``workbench.core``, ``.data`` or ``.experiments``, whose packages import torch
+(seconds), and the package keeps workbench imports at module level (tests/test_structure.py). So these
+options import only the standard library, and ``workbench COMMAND --help`` imports this module, not the
+command's. The constants below copy those the options show; tests/test_cli_speed.py keeps them equal.
+"""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+REPO_ROOT = Path(__file__).resolve().parents[2]  # workbench.core.paths.REPO_ROOT
+RECIPE_NAMES = ("cpu", "gpu", "paper")  # the keys of workbench.experiments.recipes.RECIPES
+DEFAULT_VOCAB_SIZE = 8192  # workbench.data.vocabulary.DEFAULT_VOCAB_SIZE
+DATA_DIR_ENV = "WORKBENCH_DATA_DIR"  # workbench.data.sources.DATA_DIR_ENV
+
+
+def reproduce(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--notebooks",
+        type=Path,
+        default=REPO_ROOT / "notebooks",
+        help="directory of the notebooks to run (all *.ipynb, in name order)",
+    )
+    parser.add_argument(
+        "--only",
+        nargs="*",
+        default=None,
+        metavar="NAME",
+        help="run only notebooks whose file name starts with one of these",
+    )
+    parser.add_argument(
+        "--output-dir",
+        type=Path,
+        default=None,
+        help="where executed notebooks and their figures are written (default: runs/reproduce/DATE-TIME)",
+    )
+    parser.add_argument(
+        "--inplace",
+        action="store_true",
+        help="write executed notebooks over the inputs and figures into figures/ (refreshes the committed outputs)",
+    )
+    parser.add_argument(
+        "-p",
+        "--parameter",
+        nargs=2,
+        action="append",
+        default=[],
+        metavar=("NAME", "VALUE"),
+        help="papermill parameter passed to every notebook (value parsed as YAML)",
+    )
+
+
+def recipes(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--yaml",
+        choices=list(RECIPE_NAMES),
+        default=None,
+        metavar="NAME",
+        help=f"print recipe NAME ({', '.join(RECIPE_NAMES)}) as YAML instead of the table",
+    )
+    parser.add_argument(
+        "--out",
+        type=Path,
+        default=None,
+        metavar="FILE",
+        help="with --yaml: write the file here (then pass it back with --recipe-file)",
+    )
+
+
+def data(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "action",
+        choices=("prepare", "fetch"),
+        help="prepare: fetch everything and build the tokenizer, packed tokens and "
+        "tasks; fetch: only download (straight from the package index pip is configured with: "
+        "nothing is built or run), verify and extract the sources",
+    )
+    parser.add_argument(
+        "--vocab-size",
+        type=int,
+        default=DEFAULT_VOCAB_SIZE,
+        help="vocabulary size of the corpus BPE tokenizer (special tokens included)",
+    )
+    parser.add_argument("--seed", type=int, default=0, help="seed of the split by document")
+    parser.add_argument(
+        "--data-dir",
+        type=Path,
+        default=None,
+        help=f"data cache (default ${DATA_DIR_ENV} or ~/.cache/gpt-workbench/data)",
+    )
+    parser.add_argument("--no-progress", action="store_true", help="hide the progress bars")

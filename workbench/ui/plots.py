@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import textwrap
 from pathlib import Path
 
 import matplotlib.pyplot as plt
@@ -9,6 +10,8 @@ import pandas as pd
 
 from ..core.io import atomic_path
 from ..core.paths import figures_dir
+from ..evaluation.heuristics import random_accuracy
+from ..evaluation.statistics import BOOTSTRAP_REPLICATES, CONFIDENCE
 from ..models.config import PRESETS
 from ..models.params import parameter_breakdown
 from ..training.schedules import Schedule
@@ -31,18 +34,39 @@ ZERO_SHOT_AXES = {
     "parameters": dict(label="parameters (log)", log=True),
     "val_loss": dict(label="validation loss (nats, lower to the right)", log=False),
 }
+METRIC_LABELS = {"accuracy": "accuracy", "auc": "AUC"}
+LEGEND_FONTSIZE = 9
+CHANCE = dict(color="grey", linestyle="--", linewidth=1, label="chance")
+SEED_BAND = (
+    f"± the half-width of the mean's {CONFIDENCE:.0%} bootstrap interval over examples "
+    f"(each example's outcome averaged over the seeds, {BOOTSTRAP_REPLICATES} resamples)"
+)
+
+
+def _caption(fig: plt.Figure, text: str) -> None:
+    """Lay the panels out above ``text``, written under them at the figure's width: a figure read
+    alone must say what its bands and reference lines are."""
+    text = textwrap.fill(text, width=int(13 * fig.get_figwidth()))
+    fig.text(0.01, 0.01, text, ha="left", va="bottom", fontsize=LEGEND_FONTSIZE)
+    fig.tight_layout(rect=(0, (0.1 + 0.17 * (text.count("\n") + 1)) / fig.get_figheight(), 1, 1))
+
+
+def _legend_below(ax: plt.Axes) -> None:
+    """A legend under the panel, where it covers no curve however crowded the data."""
+    ax.legend(fontsize=LEGEND_FONTSIZE, loc="upper center", bbox_to_anchor=(0.5, -0.2), ncol=2)
 
 
 def _readout_panels(table: pd.DataFrame, xs: tuple[str, ...], title: str) -> plt.Figure:
-    """One column per heuristic, one row per x axis; a colour per readout (with its 95% band),
-    a line style per model; chance in grey and the fine-tuned reference dotted."""
+    """One column per heuristic and metric (accuracy and AUC never share an axis), one row per x axis;
+    a colour per readout (with its 95% band), a line style per model; chance dashed grey and the
+    fine-tuned reference dotted (on accuracy panels: it is an accuracy)."""
     if table.empty:
         raise ValueError("the zero-shot table is empty: nothing to plot")
-    heuristics = list(dict.fromkeys(table["heuristic"]))
-    fig, axes = plt.subplots(len(xs), len(heuristics), figsize=(4.3 * len(heuristics), 3.6 * len(xs)), squeeze=False)
+    panels = list(dict.fromkeys(zip(table["heuristic"], table["metric"])))
+    fig, axes = plt.subplots(len(xs), len(panels), figsize=(4.3 * len(panels), 3.6 * len(xs) + 1.6), squeeze=False)
     colours = plt.rcParams["axes.prop_cycle"].by_key()["color"]
-    for column, heuristic in enumerate(heuristics):
-        rows = table[table["heuristic"] == heuristic]
+    for column, (heuristic, metric) in enumerate(panels):
+        rows = table[(table["heuristic"] == heuristic) & (table["metric"] == metric)]
         for row, x in enumerate(xs):
             ax = axes[row][column]
             for index, readout in enumerate(dict.fromkeys(rows["readout"])):
@@ -53,28 +77,33 @@ def _readout_panels(table: pd.DataFrame, xs: tuple[str, ...], title: str) -> plt
                     label = readout if rows["model"].nunique() == 1 else f"{model}: {readout}"
                     ax.plot(line[x], line["accuracy"], style, marker="o", markersize=3, color=colour, label=label)
                     ax.fill_between(line[x], line["ci_low"], line["ci_high"], color=colour, alpha=0.12, linewidth=0)
-            ax.axhline(rows["random"].max(), color="grey", linewidth=0.8, label="chance")
+            ax.axhline(rows["random"].max(), **CHANCE)
             supervised = rows["supervised"].dropna() if "supervised" in rows else pd.Series(dtype=float)
-            if len(supervised):
+            if metric == "accuracy" and len(supervised):
                 ax.axhline(supervised.iloc[0], color="black", linewidth=0.8, linestyle=":", label="fine-tuned")
             if ZERO_SHOT_AXES[x]["log"]:
                 ax.set_xscale("log")
             else:
                 ax.invert_xaxis()
             ax.set_xlabel(ZERO_SHOT_AXES[x]["label"])
-            ax.set_title(f"{heuristic} ({rows['task'].iloc[0]})", fontsize="medium")
+            ax.set_ylabel(METRIC_LABELS[metric])
+            ax.set_title(f"{heuristic} ({rows['task'].iloc[0]}): {METRIC_LABELS[metric]}", fontsize="medium")
             ax.grid(alpha=0.3)
-            if row == 0:
-                ax.legend(fontsize="xx-small", loc="best")
-        axes[0][column].set_ylabel("accuracy (AUC where named)")
+        _legend_below(axes[-1][column])
     fig.suptitle(title)
-    fig.tight_layout()
+    _caption(
+        fig,
+        f"Bands: {CONFIDENCE:.0%} bootstrap interval over examples ({BOOTSTRAP_REPLICATES} resamples). "
+        "Dashed grey: chance (one over the number of choices; 0.5 for AUC). "
+        "Dotted black: fine-tuned dev accuracy (the supervised reference).",
+    )
     return fig
 
 
 def plot_zero_shot(curve: pd.DataFrame) -> plt.Figure:
-    """GPT-1 Figure 2 (right): every readout's zero-shot accuracy against tokens seen (log axis, top)
-    and against validation loss (bottom); Transformer solid, LSTM dashed, 95% bands shaded."""
+    """GPT-1 Figure 2 (right): every readout's zero-shot accuracy (AUC on panels of its own) against
+    tokens seen (log axis, top) and against validation loss (bottom); Transformer solid, LSTM dashed,
+    95% bands shaded."""
     return _readout_panels(
         curve,
         ("tokens", "val_loss"),
@@ -88,7 +117,7 @@ def plot_zero_shot_scaling(table: pd.DataFrame) -> plt.Figure:
     return _readout_panels(
         table.assign(model="ladder"),
         ("parameters", "val_loss"),
-        "Zero-shot accuracy against model size (same tokens, same updates)",
+        "Zero-shot readouts against model size (same tokens, same updates)",
     )
 
 
@@ -179,13 +208,13 @@ def plot_layer_transfer(table: pd.DataFrame, gains: pd.DataFrame) -> plt.Figure:
     """GPT-1 Figure 2 (left) per task, and how its gain grows with pretraining.
 
     Top row: accuracy against pretrained layers transferred, one line per checkpoint (the last
-    one bold: GPT-1's panel), with 95% bands; no pretraining in grey with its band. Bottom row:
-    all layers minus embeddings only against tokens seen, with its paired 95% interval.
+    one bold: GPT-1's panel), with 95% bands; no pretraining dotted grey with its band, chance dashed.
+    Bottom row: all layers minus embeddings only against tokens seen, with its paired 95% interval.
     ``table`` is :func:`workbench.experiments.transfer_statistics.seed_summary` of the sweep by task,
     variant, checkpoint_step, tokens and layers_transferred; ``gains`` is ``transfer_gains``.
     """
     tasks = list(dict.fromkeys(table["task"]))
-    fig, axes = plt.subplots(2, len(tasks), figsize=(5.2 * len(tasks), 7.5), squeeze=False)
+    fig, axes = plt.subplots(2, len(tasks), figsize=(5.2 * len(tasks), 9.5), squeeze=False)
     for column, task in enumerate(tasks):
         ax = axes[0][column]
         rows = table[table["task"] == task]
@@ -195,7 +224,7 @@ def plot_layer_transfer(table: pd.DataFrame, gains: pd.DataFrame) -> plt.Figure:
             line = curve[curve["checkpoint_step"] == step].sort_values("layers_transferred")
             x = line["layers_transferred"].astype(int)
             last = step == steps[-1]
-            label = f"step {step} ({int(line['tokens'].iloc[0]):,} tokens)"
+            label = f"step {int(step)} ({int(line['tokens'].iloc[0]):,} tokens)"
             ax.plot(x, line["accuracy"], marker="o", linewidth=2.2 if last else 1, label=label, color=f"C{index}")
             ax.fill_between(
                 x, line["accuracy"] - line["band"], line["accuracy"] + line["band"], color=f"C{index}", alpha=0.12
@@ -205,12 +234,13 @@ def plot_layer_transfer(table: pd.DataFrame, gains: pd.DataFrame) -> plt.Figure:
             mean, band = float(base["accuracy"].iloc[0]), float(base["band"].iloc[0])
             ax.axhline(mean, color="grey", linestyle=":", label="no pretraining")
             ax.axhspan(mean - band, mean + band, color="grey", alpha=0.12)
+        ax.axhline(random_accuracy(task), **CHANCE)
         ax.set_title(f"{task} ({int(curve['seeds'].max())} seeds, n={int(curve['n'].iloc[0])})")
         ax.set_xlabel("# of layers transferred")
         ax.set_xticks(sorted(curve["layers_transferred"].astype(int).unique()))
         ax.set_ylabel("accuracy")
         ax.grid(alpha=0.3)
-        ax.legend(fontsize="small")
+        _legend_below(ax)
         ax = axes[1][column]
         gain = gains[gains["task"] == task].sort_values("tokens")
         ax.errorbar(
@@ -225,16 +255,22 @@ def plot_layer_transfer(table: pd.DataFrame, gains: pd.DataFrame) -> plt.Figure:
         ax.set_xlabel("pretraining tokens seen (log)")
         ax.set_ylabel(f"accuracy gain: {gain['comparison'].iloc[0]}")
         ax.grid(alpha=0.3)
-    fig.tight_layout()
+    _caption(
+        fig,
+        f"Top: lines are the mean over seeds, bands {SEED_BAND}; no pretraining is the dotted grey line and grey band, "
+        "chance (one over the number of labels) dashed grey. Bottom: error bars are the paired "
+        f"{CONFIDENCE:.0%} bootstrap interval over examples of the difference (seed-averaged outcomes); "
+        "grey: no gain.",
+    )
     return fig
 
 
 def plot_layer_probes(table: pd.DataFrame) -> plt.Figure:
     """Linear-probe accuracy against layer, one panel per task: a line per checkpoint's pretrained
-    features and the untrained model's dashed, each with its 95% band. ``table`` is
-    :func:`workbench.experiments.transfer_statistics.probe_table`."""
+    features and the untrained model's dashed black, each with its 95% band, and chance dashed grey.
+    ``table`` is :func:`workbench.experiments.transfer_statistics.probe_table`."""
     tasks = list(dict.fromkeys(table["task"]))
-    fig, axes = plt.subplots(1, len(tasks), figsize=(4.8 * len(tasks), 4), squeeze=False)
+    fig, axes = plt.subplots(1, len(tasks), figsize=(4.8 * len(tasks), 5.3), squeeze=False)
     for ax, task in zip(axes[0], tasks):
         rows = table[table["task"] == task]
         for index, ((features, step), line) in enumerate(rows.groupby(["features", "checkpoint_step"], sort=True)):
@@ -246,23 +282,29 @@ def plot_layer_probes(table: pd.DataFrame) -> plt.Figure:
             ax.fill_between(
                 line["layer"], line["accuracy"] - line["band"], line["accuracy"] + line["band"], color=colour, alpha=0.1
             )
+        ax.axhline(random_accuracy(task), **CHANCE)
         ax.set_title(f"{task} (n={int(rows['n'].iloc[0])})")
         ax.set_xlabel("layer (0 = embeddings)")
         ax.set_xticks(sorted(rows["layer"].unique()))
         ax.set_ylabel("probe accuracy")
         ax.grid(alpha=0.3)
-        ax.legend(fontsize="small")
-    fig.tight_layout()
+        _legend_below(ax)
+    _caption(
+        fig,
+        f"Bands: probe accuracy ± the half-width of its {CONFIDENCE:.0%} bootstrap interval over examples "
+        f"({BOOTSTRAP_REPLICATES} resamples). Dashed grey: chance (one over the number of labels).",
+    )
     return fig
 
 
 def plot_ablation(table: pd.DataFrame) -> plt.Figure:
-    """GPT-1 Table 5 as bars: accuracy per task and variant (mean over seeds) with its 95% band.
-    ``table`` is :func:`workbench.experiments.transfer_statistics.seed_summary` by task and variant."""
+    """GPT-1 Table 5 as bars: accuracy per task and variant (mean over seeds) with its 95% band, and
+    each task's chance dashed grey. ``table`` is :func:`workbench.experiments.transfer_statistics.seed_summary`
+    by task and variant."""
     tasks = list(dict.fromkeys(table["task"]))
     variants = list(dict.fromkeys(table["variant"]))
     width = 0.8 / len(variants)
-    fig, ax = plt.subplots(figsize=(2.2 + 2.4 * len(tasks), 4))
+    fig, ax = plt.subplots(figsize=(2.2 + 2.4 * len(tasks), 4.8))
     for i, variant in enumerate(variants):
         for j, task in enumerate(tasks):
             row = table[(table["task"] == task) & (table["variant"] == variant)]
@@ -270,14 +312,19 @@ def plot_ablation(table: pd.DataFrame) -> plt.Figure:
             ax.bar(
                 x, row["accuracy"], width, yerr=row["band"], capsize=3, color=f"C{i}", label=variant if j == 0 else None
             )
+    chance = [random_accuracy(task) for task in tasks]
+    ax.hlines(chance, [j - 0.45 for j in range(len(tasks))], [j + 0.45 for j in range(len(tasks))], zorder=3, **CHANCE)
     ax.set_xticks(range(len(tasks)), tasks)
     ax.set_ylabel("accuracy")
-    ax.set_title(f"GPT-1 Table 5 ({int(table['seeds'].max())} seeds; bars: 95% intervals)")
-    low = (table["accuracy"] - table["band"]).min()
+    ax.set_title(f"GPT-1 Table 5 ({int(table['seeds'].max())} seeds)")
+    low = min((table["accuracy"] - table["band"]).min(), *chance)
     ax.set_ylim(max(0.0, low - 0.05), min(1.0, (table["accuracy"] + table["band"]).max() + 0.05))
-    ax.legend(fontsize="small", loc="upper left", bbox_to_anchor=(1.0, 1.0))
+    ax.legend(fontsize=LEGEND_FONTSIZE, loc="upper left", bbox_to_anchor=(1.0, 1.0))
     ax.grid(axis="y", alpha=0.3)
-    fig.tight_layout()
+    _caption(
+        fig,
+        f"Bars: the mean over seeds; error bars {SEED_BAND}. Dashed grey: chance (one over the number of labels).",
+    )
     return fig
 
 

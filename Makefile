@@ -11,11 +11,11 @@ TORCH ?= torch==2.13.0
 # nbval compares every cell's output with the stored one, after the sanitizer folds timings, paths,
 # ids and progress bars; cells whose output may change between runs carry `# NBVAL_IGNORE_OUTPUT`.
 # Widget outputs are never compared (notebooks/conftest.py).
-NBVAL := --nbval --nbval-current-env --nbval-sanitize-with notebooks/nbval_sanitize.cfg -p no:cacheprovider
+NBVAL := --nbval --nbval-current-env --nbval-cell-timeout 3600 --nbval-sanitize-with notebooks/nbval_sanitize.cfg -p no:cacheprovider
 # Markers (pyproject.toml): data = needs the data cache, train = trains for more than a few seconds.
 FAST := -m "not data and not train"
 
-.PHONY: reproduce test test-fast lint bench install clean-venv
+.PHONY: reproduce refresh test test-fast lint bench install clean-venv
 
 install: $(STAMP)
 
@@ -27,8 +27,15 @@ $(STAMP): pyproject.toml
 	$(BIN)/python -m ipykernel install --sys-prefix --name python3 --display-name "Python 3 (workbench)" >/dev/null
 	touch $(STAMP)
 
+# Executed notebooks and figures go to runs/reproduce/DATE-TIME/ (ignored by git): running never
+# changes the repository.
 reproduce: $(STAMP)
 	$(BIN)/python -m workbench reproduce
+
+# Developers: refresh the committed notebooks and figures as a new user computes them, from an empty
+# experiment cache (the data cache is reused). Needed after any change that moves a number.
+refresh: $(STAMP)
+	WORKBENCH_CACHE_DIR="$$(mktemp -d)" $(BIN)/python -m workbench reproduce --inplace
 
 # Formatting and lint first: `ruff format .` and `ruff check --fix .` repair most of what they report.
 lint: $(STAMP)

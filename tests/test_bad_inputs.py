@@ -824,7 +824,7 @@ PARAMETERS = [
         "03-n-labelled-unknown-task",
         lambda: T(n_labelled={"nope": 5}),
         ("['nope']",),
-        ("tasks: ['corrupted_sentence', 'line_order']",),
+        ("tasks: ['corrupted_sentence']",),
     ),
     Bad("03-pretrain-steps-zero", lambda: T(pretrain_steps=0), ("got 0",), ("a positive integer",)),
     Bad("03-negative-finetune-steps", lambda: T(finetune_steps=-2), ("-2",), ("a positive integer",)),

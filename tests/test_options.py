@@ -228,7 +228,7 @@ def test_from_dict_rejects_unknown_keys_and_bad_values():
         from_dict(Outer, {"name": "x", "bogus": 1})
     with pytest.raises(ValueError, match=r"^Inner has no option\(s\) \['stpes'\]; valid:"):
         from_dict(Outer, {"inner": {"stpes": 3}})
-    with pytest.raises(ValueError, match=r"^Outer: expected a mapping of options, got list$"):
+    with pytest.raises(ValueError, match=r"^Outer: expected a mapping of options, got list \[1, 2\]$"):
         from_dict(Outer, [1, 2])
     with pytest.raises(ValueError, match=r"^Inner.steps must be a positive integer, got '3'$"):
         from_dict(Outer, {"inner": {"steps": "3"}})  # no silent conversion from text

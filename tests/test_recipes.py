@@ -216,6 +216,62 @@ def test_bad_yaml_names_the_file_and_the_field(tmp_path, capsys):
             load_recipe(missing)
 
 
+def test_misshapen_recipe_files_name_the_field_and_bound_the_value(tmp_path):
+    """A list or a string where a section belongs, a number where a list belongs, bytes that are not
+    UTF-8, a YAML bomb, a huge file and a 200,000-item value: each is one short error naming the file
+    and the field, never a traceback, a MemoryError or a megabyte of repr."""
+    text = recipe_yaml(RECIPES["cpu"])
+    bomb = "a: &a [x, x, x, x, x, x, x, x, x]\n" + "".join(
+        f"{chr(98 + i)}: &{chr(98 + i)} [*{chr(97 + i)}, *{chr(97 + i)}, *{chr(97 + i)}, *{chr(97 + i)}]\n"
+        for i in range(20)
+    )
+
+    def edited(change) -> str:
+        data = yaml.safe_load(text)
+        change(data)
+        return yaml.safe_dump(data, sort_keys=False)
+
+    cases = {
+        "section-list.yaml": (
+            edited(lambda d: d.update(pretraining=[1, 2])),
+            r"Recipe.pretraining is a section of options: expected a mapping, got list \[1, 2\]$",
+        ),
+        "section-string.yaml": (
+            edited(lambda d: d["pretraining"].update(train="fast")),
+            r"PretrainSpec.train is a section of options: expected a mapping, got str 'fast'$",
+        ),
+        "steps-int.yaml": (
+            edited(lambda d: d["pretraining"]["train"].update(checkpoint_steps=5)),
+            r"TrainConfig.checkpoint_steps must be a list, got int 5$",
+        ),
+        "bomb.yaml": (bomb, r"line 2 uses a YAML alias \(\*a\); a recipe file spells every value out$"),
+        "ladder.yaml": (
+            text.replace("- gpt2-nano", "\n".join(["- gpt2-nano"] * 200_000), 1),
+            r"bytes; a recipe file is at most 1,000,000",
+        ),
+    }
+    for name, (content, message) in cases.items():
+        path = tmp_path / name
+        path.write_text(content)
+        with pytest.raises(ValueError, match=f"^{re.escape(str(path))}: .*{message}") as raised:
+            load_recipe(path)
+        assert len(str(raised.value)) < 1000, str(raised.value)[:2000]
+    latin = tmp_path / "latin.yaml"
+    latin.write_bytes(text.replace("gpt2-slim", "caf\xe9").encode("latin-1"))
+    with pytest.raises(ValueError, match=f"^{re.escape(str(latin))} is not UTF-8 text: invalid .* at byte"):
+        load_recipe(latin)
+    long = tmp_path / "long.yaml"
+    long.write_text(text.replace("- gpt2-nano", "\n".join(["- gpt9"] * 20_000), 1))  # under the size limit
+    with pytest.raises(ValueError, match=r"Recipe.ladder must be a list of items each one of") as raised:
+        load_recipe(long)
+    assert len(str(raised.value)) < 1000
+    for value in (123, None, 1.5):
+        with pytest.raises(ValueError, match=r"^recipe must be one of \['cpu', 'gpu', 'paper'\], the path of a"):
+            load_recipe(value)
+        with pytest.raises(ValueError, match=f"got {type(value).__name__} {value}$"):
+            TransferExperiment.from_params(value)
+
+
 def test_the_command_line_builds_the_notebooks_spec():
     cli = _pretrain_spec(["--recipe", "cpu", "--train.steps", "1200"])
     assert cli == TransferExperiment.from_params("cpu", pretrain_steps=1200).recipe.pretraining

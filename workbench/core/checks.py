@@ -8,6 +8,7 @@ the error names the class, the field, what was expected and what was given.
 from __future__ import annotations
 
 import math
+import reprlib
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, fields
 from typing import Any
@@ -23,8 +24,19 @@ class Check:
     def __call__(self, value: Any, name: str) -> Any:
         """``value`` if it passes, else a ``ValueError`` naming ``name``, the expectation and the value."""
         if not self.test(value):
-            raise ValueError(f"{name} must be {self.expected}, got {value!r}")
+            raise ValueError(f"{name} must be {self.expected}, got {excerpt(value)}")
         return value
+
+
+_EXCERPT = reprlib.Repr()  # keyword arguments need Python 3.12
+_EXCERPT.maxlevel, _EXCERPT.maxstring, _EXCERPT.maxother = 3, 80, 80
+_EXCERPT.maxlist = _EXCERPT.maxtuple = _EXCERPT.maxdict = _EXCERPT.maxset = 6
+
+
+def excerpt(value: Any) -> str:
+    """``repr(value)`` cut to a few lines at most: an error names a bad value without printing all of a
+    200,000-item list or a nested structure that YAML aliases repeat."""
+    return _EXCERPT.repr(value)
 
 
 def _is_int(value: Any) -> bool:

@@ -18,7 +18,7 @@ import types
 import typing
 from typing import Any
 
-from .checks import Check
+from .checks import Check, excerpt
 
 _MISSING = dataclasses.MISSING
 
@@ -153,17 +153,26 @@ def to_dict(instance: Any) -> dict[str, Any]:
 def from_dict(cls: type, data: dict[str, Any]) -> Any:
     """The instance of ``cls`` that :func:`to_dict` wrote; missing fields take the class defaults."""
     if not isinstance(data, dict):
-        raise ValueError(f"{cls.__name__}: expected a mapping of options, got {type(data).__name__}")
+        raise ValueError(f"{cls.__name__}: expected a mapping of options, got {type(data).__name__} {excerpt(data)}")
     types_ = _field_types(cls)
     unknown = sorted(set(data) - set(types_))
     if unknown:
-        raise ValueError(f"{cls.__name__} has no option(s) {unknown}; valid: {sorted(types_)}")
+        raise ValueError(f"{cls.__name__} has no option(s) {excerpt(unknown)}; valid: {sorted(types_)}")
     values = {}
     for name, value in data.items():
-        hint, _ = types_[name]
-        if _is_config(hint) and isinstance(value, dict):
+        hint, optional = types_[name]
+        if value is None and optional:
+            pass
+        elif _is_config(hint):
+            if not isinstance(value, dict):
+                raise ValueError(
+                    f"{cls.__name__}.{name} is a section of options: expected a mapping, "
+                    f"got {type(value).__name__} {excerpt(value)}"
+                )
             value = from_dict(hint, value)
-        elif typing.get_origin(hint) is tuple and isinstance(value, list):
+        elif typing.get_origin(hint) is tuple:
+            if not isinstance(value, (list, tuple)):
+                raise ValueError(f"{cls.__name__}.{name} must be a list, got {type(value).__name__} {excerpt(value)}")
             value = tuple(value)
         values[name] = value
     return cls(**values)

@@ -26,6 +26,7 @@ from ..core.checks import (
     POSITIVE_INT,
     Check,
     check_fields,
+    excerpt,
     in_range,
     one_of,
     optional,
@@ -417,31 +418,67 @@ def _recipes() -> dict[str, Recipe]:
 RECIPES: dict[str, Recipe] = _recipes()
 
 
+# Recipe files are a few kB; the limit is checked before parsing (see _yaml_without_aliases for the rest).
+MAX_RECIPE_FILE_BYTES = 1_000_000
+
+
 def load_recipe(recipe: str | Path | Recipe = "cpu") -> Recipe:
     """A recipe by name (:data:`RECIPES`), from a YAML file written by :func:`recipe_yaml`, or as given."""
     if isinstance(recipe, Recipe):
         return recipe
     if isinstance(recipe, str) and recipe in RECIPES:
         return RECIPES[recipe]
+    if not isinstance(recipe, (str, Path)):
+        raise ValueError(
+            f"recipe must be one of {list(RECIPES)}, the path of a .yaml file or a Recipe, "
+            f"got {type(recipe).__name__} {excerpt(recipe)}"
+        )
     path = Path(recipe)
     if not (path.suffix in (".yaml", ".yml") and path.is_file()):
         raise ValueError(
-            f"unknown recipe {recipe!r}: expected one of {list(RECIPES)} or the path of an "
+            f"unknown recipe {excerpt(recipe)}: expected one of {list(RECIPES)} or the path of an "
             "existing .yaml file (python -m workbench recipes --yaml NAME writes one)"
         )
+    size = path.stat().st_size
+    if size > MAX_RECIPE_FILE_BYTES:
+        raise ValueError(
+            f"{path}: {size:,} bytes; a recipe file is at most {MAX_RECIPE_FILE_BYTES:,} "
+            "(the recipes --yaml writes are under 2,000)"
+        )
     try:
-        data = yaml.safe_load(path.read_text())
+        text = path.read_text(encoding="utf-8")
+    except UnicodeDecodeError as error:
+        raise ValueError(f"{path} is not UTF-8 text: {error.reason} at byte {error.start}") from None
+    try:
+        data = _yaml_without_aliases(text)
     except yaml.YAMLError as error:
         raise ValueError(f"{path} is not valid YAML: {error}") from None
+    except ValueError as error:
+        raise ValueError(f"{path}: {error}") from None
     try:
         return from_dict(Recipe, data)
     except (TypeError, ValueError) as error:
         raise ValueError(f"{path}: {error}") from None
 
 
+def _yaml_without_aliases(text: str):
+    """``yaml.safe_load(text)``, refusing aliases before any is expanded: a few lines of aliases can
+    stand for billions of values (a "YAML bomb"), and a recipe needs none."""
+    for event in yaml.parse(text, Loader=yaml.SafeLoader):
+        if isinstance(event, yaml.AliasEvent):
+            line = event.start_mark.line + 1
+            raise ValueError(f"line {line} uses a YAML alias (*{event.anchor}); a recipe file spells every value out")
+    return yaml.safe_load(text)
+
+
+class _DumperWithoutAliases(yaml.SafeDumper):
+    def ignore_aliases(self, data) -> bool:
+        return True
+
+
 def recipe_yaml(recipe: Recipe) -> str:
-    """The recipe as YAML, every option written out, for a user to edit and pass back."""
-    return yaml.safe_dump(to_dict(recipe), sort_keys=False)
+    """The recipe as YAML, every option written out (no aliases), for a user to edit and pass back."""
+    return yaml.dump(to_dict(recipe), Dumper=_DumperWithoutAliases, sort_keys=False)
 
 
 def recipes_table(recipes: dict[str, Recipe] | None = None) -> pd.DataFrame:

@@ -271,8 +271,13 @@ def test_notebook_parameters_are_checked_before_any_work():
 
 def test_the_gpu_recipe_runs_end_to_end_at_a_tiny_size():
     """The GPU recipe's design (gpt2-mini, the LSTM, a four-size ladder read at its best checkpoint)
-    runs on the CPU when cut to three updates and four examples; its real run needs a GPU."""
-    experiment = ZeroShotExperiment.from_params("gpu", pretrain_steps=3, max_examples=N, device="cpu")
+    runs on the CPU when cut to three updates of batch 4, four examples and one pretraining run per
+    model (averaging runs: the next test); its real run needs a GPU."""
+    assert RECIPES["gpu"].pretraining_runs == 3
+    tiny_batches = apply_overrides(RECIPES["gpu"], {"pretraining": {"train": {"batch_size": 4, "eval_sequences": 8}}})
+    experiment = ZeroShotExperiment.from_params(
+        tiny_batches, pretrain_steps=3, max_examples=N, device="cpu", pretraining_runs=1
+    )
     assert experiment.spec.preset == "gpt2-mini" and experiment.evaluation.checkpoint == "best"
     gpt_run, lstm_run = experiment.pretraining(progress=False)
     assert gpt_run.steps == lstm_run.steps == [1, 2, 3]

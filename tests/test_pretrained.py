@@ -160,6 +160,29 @@ def test_a_shard_outside_the_checkpoint_is_refused(tmp_path, index_name, how):
         GPT.from_pretrained(directory)
 
 
+@pytest.mark.parametrize("weights", ["model.safetensors", "pytorch_model.bin"])
+def test_an_unsharded_weights_file_linked_from_outside_is_refused(tmp_path, weights):
+    """The shards' rule holds for a single weights file too: a link out of the directory is not read."""
+    outside = tmp_path / "elsewhere"
+    outside.mkdir()
+    tensors = _gpt2_tensors()
+    save_file(tensors, outside / "model.safetensors")
+    torch.save(tensors, outside / "pytorch_model.bin")
+    directory = tmp_path / "ckpt"
+    directory.mkdir()
+    (directory / "config.json").write_text(json.dumps(HF_GPT2))
+    (directory / weights).symlink_to(outside / weights)
+    message = rf"{weights} is a symlink to .*elsewhere.*, outside the checkpoint directory; expected a file inside"
+    with pytest.raises(ValueError, match=message):
+        GPT.from_pretrained(directory)
+    inside = directory / f"real-{weights}"
+    (outside / weights).rename(inside)
+    (directory / weights).unlink()
+    (directory / weights).symlink_to(inside.name)  # a link inside the directory is fine
+    model = GPT.from_pretrained(directory)
+    assert torch.equal(model.wte.weight, tensors["transformer.wte.weight"])
+
+
 def test_hub_cache_links_into_its_blobs_are_followed(tmp_path):
     """The Hugging Face cache keeps files in blobs/ and links them from snapshots/REVISION/."""
     repo = tmp_path / "models--openai--gpt2"

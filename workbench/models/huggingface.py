@@ -3,10 +3,10 @@
 A checkpoint is a directory with ``config.json`` and ``model.safetensors`` (or a sharded
 ``model.safetensors.index.json``, or ``pytorch_model.bin`` or its sharded ``pytorch_model.bin.index.json``,
 read with ``weights_only=True``). A checkpoint is data from elsewhere, so it is read defensively: a
-shard must be a file inside the checkpoint directory (an index naming an absolute path, a ``../``
-path or a symlink out of the directory is refused; the Hugging Face cache's own links into its
-``blobs`` folder are allowed), and a damaged ``config.json``, index or weights file is an error naming
-the file and what is wrong.
+weights file must be inside the checkpoint directory (an index naming an absolute path, a ``../``
+path, or a weights file or shard that is a symlink out of the directory is refused; the Hugging Face
+cache's own links into its ``blobs`` folder are allowed), and a damaged ``config.json``, index or
+weights file is an error naming the file and what is wrong.
 Hugging Face stores the attention and MLP weights as ``Conv1D`` (in, out); this model uses
 ``nn.Linear`` (out, in), so those matrices are transposed on the way in. This module only converts
 (a :class:`GPTConfig` and a state dict under our names); ``GPT.from_pretrained`` builds the model.
@@ -176,14 +176,19 @@ def _shard_path(directory: Path, shard: object, index: Path) -> Path:
     name = Path(shard)
     if name.is_absolute() or name.drive or ".." in name.parts or "\\" in shard:
         raise ValueError(f"{where}, which is outside the checkpoint directory; expected a file name inside {directory}")
-    path = directory / name
+    path = _inside(directory, directory / name, f"{where},")
+    if not path.resolve().is_file():
+        raise FileNotFoundError(f"{where}, which does not exist in {directory}")
+    return path
+
+
+def _inside(directory: Path, path: Path, where: str) -> Path:
+    """``path``, refused when it is a symlink out of the checkpoint directory (and its allowed roots)."""
     real = path.resolve()
     if not any(real.is_relative_to(root) for root in _allowed_roots(directory)):
         raise ValueError(
-            f"{where}, a symlink to {real}, outside the checkpoint directory; expected a file inside {directory}"
+            f"{where} a symlink to {real}, outside the checkpoint directory; expected a file inside {directory}"
         )
-    if not real.is_file():
-        raise FileNotFoundError(f"{where}, which does not exist in {directory}")
     return path
 
 
@@ -205,11 +210,11 @@ def _read_weights(directory: Path) -> dict[str, torch.Tensor]:
     legacy = directory / "pytorch_model.bin"
     legacy_index = directory / "pytorch_model.bin.index.json"
     if single.exists():
-        return _load_tensors(single)
+        return _load_tensors(_inside(directory, single, f"{single} is"))
     if index.exists():
         return _read_sharded(directory, index)
     if legacy.exists():
-        return _load_tensors(legacy)
+        return _load_tensors(_inside(directory, legacy, f"{legacy} is"))
     if legacy_index.exists():
         return _read_sharded(directory, legacy_index)
     raise FileNotFoundError(

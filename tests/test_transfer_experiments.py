@@ -286,9 +286,10 @@ def test_experiment_parameters_are_validated_before_any_work():
     default = TransferExperiment.from_params("cpu")
     assert default.recipe.pretraining == cpu.pretraining and default.recipe.finetuning == cpu.finetuning
     assert default.layers == (0, 1, 2, 3, 4) and default.seeds == (0, 1, 2)
-    assert default.tasks == ("corrupted_sentence", "line_order") and default.control_tasks == ("sentiment",)
+    assert default.tasks == ("corrupted_sentence",) and default.control_tasks == ("sentiment",)
     assert default.checkpoints == (1, 177, 1400)
-    assert default.n_labelled("line_order") == cpu.labelled["line_order"]
+    both = TransferExperiment.from_params("cpu", tasks=["corrupted_sentence", "line_order"])
+    assert both.n_labelled("line_order") == cpu.labelled["line_order"]
     assert TransferExperiment.from_params("cpu", checkpoints=[22]).checkpoints == (22, 1400)
     with pytest.raises(ValueError, match=r"unknown recipe 'laptop': expected one of \['cpu', 'gpu', 'paper'\]"):
         TransferExperiment.from_params("laptop")
@@ -369,3 +370,18 @@ def test_the_gpu_recipe_runs_end_to_end_at_a_tiny_size(cache):
     table = experiment.ablation(run, lstm_run, progress=False)
     assert list(dict.fromkeys(table["variant"])) == ["full", "no_aux_lm", "no_pretraining", "lstm"]
     assert "Table 5, corrupted_sentence" in experiment.findings(sweep, table, splits=["dev"])
+
+
+def test_the_predicted_class_share_is_read_back_from_the_outcomes():
+    """A two-class run's answers follow from its per-example outcomes and the labels, in split order."""
+    from workbench.data.tasks import load_task
+
+    labels = [example["label"] for example in load_task("corrupted_sentence", "dev")]
+    always_original = "".join("1" if label == 1 else "0" for label in labels)
+    share = transfer_module.predicted_share
+    assert share("corrupted_sentence", "dev", 0, always_original) == 1.0
+    originals = sum(labels) / len(labels)
+    assert share("corrupted_sentence", "dev", 0, "1" * len(labels)) == pytest.approx(max(originals, 1 - originals))
+    alternating = "".join("1" if (label == 1) == (i % 2 == 0) else "0" for i, label in enumerate(labels))
+    assert share("corrupted_sentence", "dev", 0, alternating) == pytest.approx(0.5, abs=1 / len(labels))
+    assert share("next_line", "dev", 0, "1010") != share("next_line", "dev", 0, "1010")  # NaN: four choices

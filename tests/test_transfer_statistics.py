@@ -64,6 +64,8 @@ def _sweep(rise_per_layer, steps=(1, 100), seeds=(0, 1, 2)):
                             split=split,
                             n=N,
                             accuracy=correct.count("1") / N,
+                            predicted_share=0.5,
+                            constant=False,
                             correct=correct,
                         )
                     )
@@ -80,6 +82,8 @@ def _sweep(rise_per_layer, steps=(1, 100), seeds=(0, 1, 2)):
                     split=split,
                     n=N,
                     accuracy=correct.count("1") / N,
+                    predicted_share=0.95 if seed == 0 else 0.5,  # seed 0's no-pretraining run: a constant head
+                    constant=seed == 0,
                     correct=correct,
                 )
             )
@@ -102,8 +106,15 @@ def test_a_real_rise_is_found_and_a_null_is_not():
     lines = stats.findings(rising)
     assert "accuracy rises with layers transferred" in lines[1]
     assert "(helps)" in lines[2] and "it grows from step 1 to step 100" in lines[4]
+    assert lines[-1] == (
+        "- constant predictors, corrupted_sentence: 1 of 33 runs give one answer to more than 90% of examples "
+        "(no information, never read as flat): transfer 0/30, no_pretraining 1/3."
+    )
     lines = stats.findings(null)
     assert "accuracy flat with layers transferred" in lines[1] and "(no difference)" in lines[2]
+    summary = stats.seed_summary(null[null["split"] == "dev"], ["variant"]).set_index("variant")
+    assert summary.loc["no_pretraining", "constant"] == 1 and summary.loc["transfer", "constant"] == 0
+    assert summary.loc["no_pretraining", "predicted_share"] == pytest.approx((0.95 + 0.5 + 0.5) / 3)
 
 
 def test_differences_need_the_same_seeds():

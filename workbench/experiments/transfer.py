@@ -12,6 +12,7 @@ held out.
 from __future__ import annotations
 
 import dataclasses
+import functools
 import json
 import math
 import time
@@ -47,7 +48,7 @@ from .cache import entry_dir, entry_lock, is_done, mark_done
 from .pool import cpu_workers, in_pool
 from .pretraining import PretrainRun, pretrain, pretrain_all
 from .recipes import RECIPES, FinetuneSettings, PretrainSpec, Recipe, load_recipe
-from .transfer_statistics import findings
+from .transfer_statistics import CONSTANT_SHARE, findings
 
 VARIANTS = {
     "full": "all pretrained layers transferred, auxiliary LM objective (lambda = 0.5)",
@@ -69,11 +70,33 @@ SWEEP_COLUMNS = [
     "split",
     "n",
     "accuracy",
+    "predicted_share",
+    "constant",
 ]
-ABLATION_COLUMNS = ["task", "variant", "seed", "split", "n", "accuracy"]
+ABLATION_COLUMNS = ["task", "variant", "seed", "split", "n", "accuracy", "predicted_share", "constant"]
 PROBE_COLUMNS = ["task", "checkpoint_step", "tokens", "layer", "features", "split", "n", "accuracy"]
 """The columns written to CSV; the frames also carry ``correct``, each example's 0/1 outcome as a
-string, for the paired statistics of :mod:`workbench.experiments.transfer_statistics`."""
+string, for the paired statistics of :mod:`workbench.experiments.transfer_statistics`.
+``predicted_share`` is the share of examples given the run's most frequent answer, and ``constant``
+flags a run whose share exceeds :data:`CONSTANT_SHARE`: such a run carries no information about its
+features and is never read as "flat"."""
+
+
+@functools.cache
+def _labels(task: str, split: str, data_seed: int) -> np.ndarray:
+    return np.array([example["label"] for example in load_task(task, split, seed=data_seed)])
+
+
+def predicted_share(task: str, split: str, data_seed: int, correct: str) -> float:
+    """The share of the most frequent answer of a run whose per-example outcomes are ``correct`` (a
+    0/1 string in the split's order). On a two-class task a wrong answer is the other class; with
+    more classes the answers are not recoverable from the outcomes, and the share is NaN."""
+    if len(TASKS[task].labels) != 2:
+        return math.nan
+    right = np.frombuffer(correct.encode(), dtype=np.uint8) == ord("1")
+    labels = _labels(task, split, data_seed)[: len(right)]
+    first_class = np.where(right, labels == 0, labels == 1).mean()
+    return float(max(first_class, 1 - first_class))
 
 
 def _threaded_probes(run: PretrainRun, task: str, step: int, settings: FinetuneSettings) -> pd.DataFrame:
@@ -196,7 +219,7 @@ class TransferExperiment:
         cls,
         scale: str | Path | Recipe = "cpu",
         *,
-        tasks: Iterable[str] = ("corrupted_sentence", "line_order"),
+        tasks: Iterable[str] = ("corrupted_sentence",),
         control_tasks: Iterable[str] = ("sentiment",),
         seeds: Iterable[int] = (0, 1, 2),
         layers: Iterable[int] | None = None,
@@ -587,20 +610,25 @@ def _finetune(job: _Job) -> dict:
 def _long_rows(job: _Job, result: dict, **keys) -> list[dict]:
     """One row per evaluated split of a run: the CSV columns and the per-example outcomes."""
     step = job.checkpoint_step
-    return [
-        dict(
-            task=job.task,
-            **keys,
-            checkpoint_step=step,
-            tokens=job.spec.tokens_seen(step) if step is not None else 0,
-            seed=job.seed,
-            split=split,
-            n=result[f"{split}_examples"],
-            accuracy=result[f"{split}_accuracy"],
-            correct=result[f"{split}_correct"],
+    rows = []
+    for split in EVAL_SPLITS:
+        share = predicted_share(job.task, split, job.spec.data_seed, result[f"{split}_correct"])
+        rows.append(
+            dict(
+                task=job.task,
+                **keys,
+                checkpoint_step=step,
+                tokens=job.spec.tokens_seen(step) if step is not None else 0,
+                seed=job.seed,
+                split=split,
+                n=result[f"{split}_examples"],
+                accuracy=result[f"{split}_accuracy"],
+                predicted_share=share,
+                constant=share > CONSTANT_SHARE,
+                correct=result[f"{split}_correct"],
+            )
         )
-        for split in EVAL_SPLITS
-    ]
+    return rows
 
 
 def _sweep_jobs(run, task, layers, seeds, n_labelled, settings, lm_weight, checkpoints):

@@ -15,6 +15,9 @@ import pandas as pd
 from ..evaluation.heuristics import random_accuracy
 from ..evaluation.statistics import BOOTSTRAP_REPLICATES, CONFIDENCE, bootstrap_mean, fixed_effects_slope
 
+CONSTANT_SHARE = 0.9
+"""A run or readout that gives one answer to more than this share of examples is a constant predictor."""
+
 TRANSFER_PROTOCOL = f"""\
 Protocol (fixed before any result was computed):
 - Figure 2 (left) "rises" with layers transferred when the least-squares slope of accuracy on the
@@ -28,6 +31,9 @@ Protocol (fixed before any result was computed):
 - A probe layer's features are useful when pretrained minus untrained probe accuracy (same
   examples) has an interval above 0.
 - The dev split is read; the test split is reported beside it and chose nothing.
+- Counted beside the verdicts (a rule of issue 22, added after this protocol's first run; it changes
+  no verdict): a fine-tuning run that gives one answer to more than {CONSTANT_SHARE:.0%} of a split's
+  examples is a constant predictor, which says nothing about its features.
 """
 
 
@@ -60,7 +66,8 @@ def _verdict(low: float, high: float, above: str = "above", below: str = "below"
 
 def seed_summary(frame: pd.DataFrame, by: list[str]) -> pd.DataFrame:
     """Accuracy per group of ``by``: the mean over seeds, the half-width of its 95% interval (bootstrap
-    over examples of the seed-averaged outcomes), the spread over seeds, and the seeds run."""
+    over examples of the seed-averaged outcomes), the spread over seeds, the mean predicted-class
+    share and how many seeds' runs were constant predictors, and the seeds run."""
     rows = []
     for keys, group in frame.groupby(by, sort=False, dropna=False):
         mean, low, high = bootstrap_mean(_per_example(group))
@@ -71,11 +78,21 @@ def seed_summary(frame: pd.DataFrame, by: list[str]) -> pd.DataFrame:
                 band=(high - low) / 2,
                 seed_min=group["accuracy"].min(),
                 seed_max=group["accuracy"].max(),
+                predicted_share=group["predicted_share"].mean(),
+                constant=int(group["constant"].sum()),
                 seeds=group["seed"].nunique(),
                 n=int(group["n"].iloc[0]),
             )
         )
     return pd.DataFrame(rows)
+
+
+def constant_runs(frame: pd.DataFrame, split: str = "dev") -> pd.DataFrame:
+    """Per task and variant of a sweep or ablation frame, the runs on ``split`` and how many of them
+    gave one answer to more than :data:`CONSTANT_SHARE` of the examples (no information, never "flat")."""
+    rows = frame[frame["split"] == split]
+    counts = rows.groupby(["task", "variant"], sort=False)["constant"].agg(runs="size", constant="sum")
+    return counts.reset_index()
 
 
 def banded(table: pd.DataFrame, index: list[str], columns: list[str]) -> pd.DataFrame:
@@ -283,4 +300,15 @@ def findings(
                 f"against {best['untrained']:.3f} "
                 f"({best['gap']:+.3f} [{best['low']:+.3f}, {best['high']:+.3f}])."
             )
+    counts = constant_runs(sweep, split)
+    if ablation_table is not None and len(ablation_table):
+        only_in_ablation = ablation_table[ablation_table["variant"].isin(["no_aux_lm", "lstm"])]
+        counts = pd.concat([counts, constant_runs(only_in_ablation, split)])
+    for task, group in counts.groupby("task", sort=False):
+        each = ", ".join(f"{r['variant']} {int(r['constant'])}/{int(r['runs'])}" for _, r in group.iterrows())
+        lines.append(
+            f"- constant predictors, {task}: {int(group['constant'].sum())} of {int(group['runs'].sum())} runs "
+            f"give one answer to more than {CONSTANT_SHARE:.0%} of examples (no information, never read as "
+            f"flat): {each}."
+        )
     return lines

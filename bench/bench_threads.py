@@ -31,8 +31,15 @@ a quiet machine. A background job kept both cores busy (load average 6-8), so "i
 loaded and the load process got only a third of a core. Under that, 1 thread trained 1,525 and
 1,622 tokens/s idle against 401 and 331 for 2 threads (3.8x and 4.9x; single rounds 3.5-5.3x),
 and 1,296 and 1,284 with one core busy against 217 and 298 (6.0x and 4.3x; 3.9-7.3x): 1 thread
-was the faster in every round, by about as much as issue 28 saw. Rerun on a quiet machine before
-quoting an idle number.
+was the faster in every round, by about as much as issue 28 saw.
+
+Found on a quiet machine (2026-12-07, the same kind of AMD EPYC, 2 cores, no AVX-512; ``--rounds 3
+--steps 6``, 3 min; the load process got 98% of a core): idle, 1 thread trained 1,964 tokens/s against
+3,195 for 2 threads (0.61x, rounds 0.58-0.63x); with one core busy, 1,988 against 462 (4.30x,
+4.04-4.52x). 2 threads lose 86% of their speed to one busy core, 1 thread nothing. So a lone run on an
+idle machine would be 1.6x faster with 2 threads, but two 1-thread runs side by side (what the CPU
+recipe's experiments do: GPT and LSTM in 02, the ladder in 04, the sweep's two workers in 03) train
+3,928 tokens/s together, 1.23x one 2-thread run, and lose nothing when the machine is shared.
 """
 
 from __future__ import annotations

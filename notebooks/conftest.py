@@ -23,8 +23,16 @@ import tempfile
 import nbval.plugin
 import pytest
 
+from workbench.core.progress import TO_TERMINAL
+
 _scratch = tempfile.mkdtemp(prefix="workbench-nbval-")
 os.environ["WORKBENCH_FIGURES_DIR"] = os.path.join(_scratch, "figures")
+# Progress bars are drawn as text on each kernel's own stderr (the terminal running pytest), as the
+# kernels of `python -m workbench reproduce` draw them. As widgets, a long cell's bar sends thousands of
+# messages on the kernel's IOPub channel, which nbval reads only after the cell has finished; past
+# ZeroMQ's queue limit the cell's final "idle" status is lost, nbval fails the cell with "Timeout of 5
+# seconds exceeded waiting for output" and stops the kernel (02's 1400-update run did, cold, in CI).
+os.environ[TO_TERMINAL] = "1"
 
 WIDGET_VIEW = "application/vnd.jupyter.widget-view+json"
 

@@ -143,34 +143,46 @@ def test_same_work_labels():
         assert bool(shared) == (example["label"] == 1), example
 
 
-def test_corrupted_sentences_swap_two_words():
+def test_corrupted_sentences_swap_two_interior_plain_words():
     originals = {" ".join(line.split()) for lines in heldout_lines().values() for line in lines}
     examples = load_task("corrupted_sentence", "dev")
     for example in examples:
         assert (example["text"] in originals) == (example["label"] == 1), example
-    corrupted = [e["text"] for e in examples if e["label"] == 0]
-    assert len(corrupted) > 0.4 * len(examples)
-    by_words = {}
-    for line in originals:
-        by_words.setdefault(tuple(sorted(line.split())), []).append(line.split())
-    for text in corrupted[:200]:
-        words = text.split()
-        assert any(sum(a != b for a, b in zip(words, o)) == 2 for o in by_words[tuple(sorted(words))])
+        original, corrupted = (example["text"], example["twin"])[:: 1 if example["label"] == 1 else -1]
+        words, swapped = original.split(), corrupted.split()
+        changed = [i for i, (a, b) in enumerate(zip(words, swapped)) if a != b]
+        # two different plain lower-case words, neither the first nor the last, trade places
+        assert len(words) == len(swapped) <= 30 and len(changed) == 2, example
+        i, j = changed
+        assert 0 < i < j < len(words) - 1 and (words[i], words[j]) == (swapped[j], swapped[i]), example
+        assert words[i].isalpha() and words[i].islower() and words[j].isalpha() and words[j].islower(), example
 
 
-def test_corrupted_sentences_carry_their_twin():
+def test_corrupted_sentences_carry_their_twin_and_are_balanced_in_every_split():
     originals = {line for lines in heldout_lines().values() for line in lines}
-    examples = load_task("corrupted_sentence", "test")
-    for example in examples:
-        text, twin = example["text"], example["twin"]
-        assert text != twin and sorted(text.split()) == sorted(twin.split()), example
-        assert (text in originals) + (twin in originals) == 1, example
-        assert (text in originals) == (example["label"] == 1), example
-    assert 0.45 < np.mean([e["label"] for e in examples]) < 0.55
+    for split in TASK_SPLITS:
+        examples = load_task("corrupted_sentence", split)
+        for example in examples:
+            text, twin = example["text"], example["twin"]
+            assert text != twin and sorted(text.split()) == sorted(twin.split()), example
+            assert (text in originals) + (twin in originals) == 1, example
+        # labels alternate in each split's order: a constant answer scores one half, exactly
+        assert [e["label"] for e in examples] == [i % 2 for i in range(len(examples))]
     # the twin is optional for a user's own examples (fine-tuning ignores it), but checked when present
     validate_examples("corrupted_sentence", [{"text": "a line of verse", "label": 1}])
     with pytest.raises(ValueError, match="field 'twin' must be non-empty text, got ''"):
         validate_examples("corrupted_sentence", [{"text": "a line of verse", "twin": "", "label": 1}])
+
+
+def test_corrupted_pairs_are_the_lines_of_corrupted_sentence_in_the_same_splits():
+    for split in TASK_SPLITS:
+        singles, pairs = load_task("corrupted_sentence", split), load_task("corrupted_pair", split)
+        assert len(singles) == len(pairs)
+        for single, pair in zip(singles, pairs):
+            original = single["text"] if single["label"] == 1 else single["twin"]
+            assert pair["context"] == "" and set(pair["choices"]) == {single["text"], single["twin"]}
+            assert pair["choices"][pair["label"]] == original
+        assert [e["label"] for e in pairs] == [i % 2 for i in range(len(pairs))]
 
 
 def test_name_substitution_rebuilds_a_heldout_line():

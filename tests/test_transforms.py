@@ -30,6 +30,11 @@ def test_exact_layouts(tok):
         [s, HELLO, d, HELLO, WORLD, e],
         [s, HELLO, d, HELLO, e],
     ]
+    # no context (a minimal pair): each choice alone, as a classification would encode it
+    assert transforms.multiple_choice(tok, "", ["Hello world", "Hello"], 16) == [
+        [s, HELLO, WORLD, e],
+        [s, HELLO, e],
+    ]
 
 
 def test_truncation_shortens_the_longest_part_first():

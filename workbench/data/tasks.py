@@ -11,7 +11,7 @@ Fields by kind (what ``workbench.data.transforms`` turns into token sequences):
   classification   text, label
   entailment       premise, hypothesis, label
   similarity       text_a, text_b, label
-  multiple_choice  context, choices, label (index of the right choice)
+  multiple_choice  context (may be empty), choices, label (index of the right choice)
   substitution     prefix, choices, suffix, label: the line is f"{prefix} {choice}{suffix}" and a
                    language model scores the suffix after each choice (GPT-1's Winograd heuristic)
 """
@@ -33,7 +33,7 @@ from .corpus import BOOK_SOURCES, Document, corpus_split, rated_sentences
 from .sources import data_dir
 from .vocabulary import DEFAULT_VOCAB_SIZE, corpus_tokenizer
 
-TASKS_VERSION = 2
+TASKS_VERSION = 3
 """Bump when a task's examples change, so that cached results built on them are redone."""
 
 TASK_SPLITS = ("train", "dev", "test")
@@ -78,6 +78,13 @@ class TaskSpec(TaskSchema):
     by_passage: bool = False
     dev_fraction: float = DEV_FRACTION
     test_fraction: float = TEST_FRACTION
+    # the task whose split this one shares (same number of examples, built in the same order), so
+    # that two views of the same lines put each line in the same split
+    split_like: str | None = None
+    # how to show an example the other way round (the other label); with it, the labels of each
+    # split alternate in its order, so that every split is balanced exactly and a constant answer
+    # scores one half (a coin per example left the test split at 47% originals)
+    flip: Callable[[dict], dict] | None = None
 
 
 # ---------------------------------------------------------------------------------------------
@@ -250,26 +257,55 @@ def _same_work(seed: int, sources=BOOK_SOURCES, min_words: int = 6) -> list[dict
     return examples
 
 
-def _corrupted_sentence(seed: int, sources=BOOK_SOURCES, min_words: int = 6) -> list[dict]:
-    """Each line either as written (1) or with two different words swapped (0), never both; its
-    ``twin`` is the other version, for a minimal-pairs readout that compares the two."""
+_PLAIN_WORD = re.compile(r"^[a-z]+$")
+
+
+def _corrupted_sentence(seed: int, sources=BOOK_SOURCES, min_words: int = 6, max_words: int = 30) -> list[dict]:
+    """Each line as written (1), its ``twin`` with two different interior words swapped; the task
+    shows half of each split the other way round (:func:`_show_twin`), and the twin serves a
+    minimal-pairs readout that compares the two versions.
+
+    Only plain lower-case words (no capital, digit or punctuation), never the first or the last,
+    are swapped: the two versions hold the same tokens, the same first and last word, the same
+    capitals and punctuation in the same places, so that no surface feature tells them apart (an
+    earlier version swapped any two words, and a classifier on capitals and punctuation beat every
+    fine-tuned model). Lines with fewer than two different such words are left out, and so are lines
+    of more than ``max_words`` words, so that a line fits the CPU recipe's 64 tokens whole and no
+    swap is truncated away (30 words are at most 59 tokens of the corpus BPE)."""
+    POSITIVE_INT(max_words, "max_words")
     rng = random.Random(f"corrupted_sentence:{seed}")
     examples = []
     for _, work in _works(seed, sources):
         for line in _long_lines(work, min_words):
             words = line.split()
-            if len(set(words)) < 2:
+            if len(words) > max_words:
                 continue
-            i, j = rng.sample(range(len(words)), 2)
+            plain = [i for i in range(1, len(words) - 1) if _PLAIN_WORD.match(words[i])]
+            if len({words[i] for i in plain}) < 2:
+                continue
+            i, j = rng.sample(plain, 2)
             while words[i] == words[j]:
-                i, j = rng.sample(range(len(words)), 2)
+                i, j = rng.sample(plain, 2)
             words[i], words[j] = words[j], words[i]
-            swapped = " ".join(words)
-            if rng.random() < 0.5:
-                examples.append(dict(text=line, twin=swapped, label=1))
-            else:
-                examples.append(dict(text=swapped, twin=line, label=0))
+            examples.append(dict(text=line, twin=" ".join(words), label=1))
     return examples
+
+
+def _show_twin(example: dict) -> dict:
+    return dict(text=example["twin"], twin=example["text"], label=1 - example["label"])
+
+
+def _corrupted_pair(seed: int, sources=BOOK_SOURCES, min_words: int = 6, max_words: int = 30) -> list[dict]:
+    """The lines of ``corrupted_sentence`` as minimal pairs, in the same order (so in the same
+    splits): the original and its corrupted twin as two choices with no context."""
+    return [
+        dict(context="", choices=[e["text"], e["twin"]], label=0)
+        for e in _corrupted_sentence(seed, sources, min_words, max_words)
+    ]
+
+
+def _swap_choices(example: dict) -> dict:
+    return dict(example, choices=example["choices"][::-1], label=1 - example["label"])
 
 
 _CANDIDATE = re.compile(r"^([A-Z][a-z]{2,})([^\w]*)$")
@@ -380,12 +416,25 @@ TASKS: dict[str, TaskSpec] = {
         TaskSpec(
             name="corrupted_sentence",
             kind="classification",
-            description="a held-out line as written (1) or with two of its words swapped (0); "
-            "twin is the other version of the line (for minimal pairs)",
+            description="a held-out line as written (1) or with two of its interior lower-case words "
+            "swapped (0); twin is the other version of the line (for minimal pairs)",
             labels={0: "corrupted", 1: "original"},
             optional_fields=("twin",),
             build=_corrupted_sentence,
-            options={"sources": BOOK_SOURCES, "min_words": 6},
+            options={"sources": BOOK_SOURCES, "min_words": 6, "max_words": 30},
+            flip=_show_twin,
+        ),
+        TaskSpec(
+            name="corrupted_pair",
+            kind="multiple_choice",
+            description="which of two versions of a held-out line is as written? the lines of "
+            "corrupted_sentence, in the same splits, each beside its twin (no context)",
+            labels={0: "choice 0", 1: "choice 1"},
+            n_choices=2,
+            build=_corrupted_pair,
+            options={"sources": BOOK_SOURCES, "min_words": 6, "max_words": 30},
+            flip=_swap_choices,
+            split_like="corrupted_sentence",
         ),
         TaskSpec(
             name="name_substitution",
@@ -460,10 +509,15 @@ def _split_examples(name: str, seed: int, options: tuple, cache: str) -> dict[st
     else:
         examples = spec.build(seed, **options)
         order = list(range(len(examples)))
-        random.Random(f"split:{name}:{seed}").shuffle(order)
+        random.Random(f"split:{spec.split_like or name}:{seed}").shuffle(order)
         n_dev, n_test = round(spec.dev_fraction * len(order)), round(spec.test_fraction * len(order))
         ranges = {"test": order[:n_test], "dev": order[n_test : n_test + n_dev], "train": order[n_test + n_dev :]}
         splits = {split: [examples[i] for i in indices] for split, indices in ranges.items()}
+    if spec.flip is not None:
+        splits = {
+            split: [e if e["label"] == i % 2 else spec.flip(e) for i, e in enumerate(examples)]
+            for split, examples in splits.items()
+        }
     for examples in splits.values():
         validate_examples(spec, examples)
     return splits
@@ -532,7 +586,7 @@ def validate_examples(task: str | TaskSchema, examples: list[dict]) -> None:
                     )
                 if any(not isinstance(c, str) or not c.strip() for c in value):
                     raise ValueError(f"{where}: every choice must be non-empty text, got {value!r}")
-            elif name not in ("prefix", "suffix") and (not isinstance(value, str) or not value.strip()):
+            elif name not in ("prefix", "suffix", "context") and (not isinstance(value, str) or not value.strip()):
                 raise ValueError(f"{where}: field {name!r} must be non-empty text, got {value!r}")
             elif not isinstance(value, str):
                 raise ValueError(f"{where}: field {name!r} must be text, got {type(value).__name__}")

@@ -8,7 +8,8 @@ Every task becomes one or more token sequences that start with ``<|start|>`` and
 - similarity:     both orderings ``[start] a [delim] b [extract]`` and ``[start] b [delim] a [extract]``;
                   the head adds their two final states
 - multiple choice: ``[start] context [delim] answer_k [extract]`` for each k, scored independently,
-                  softmax over the choices
+                  softmax over the choices; ``[start] answer_k [extract]`` when there is no context
+                  (a minimal pair: which of two versions of a line is right)
 
 Truncation never drops a special token. When the text parts do not fit ``n_ctx``, the longest part
 is shortened first (tokens are removed until all parts are as short as needed, the longest ones
@@ -130,9 +131,12 @@ def similarity(tok: SpecialTokenizer, a: str, b: str, n_ctx: int) -> list[list[i
 
 
 def multiple_choice(tok: SpecialTokenizer, context: str, choices: Sequence[str], n_ctx: int) -> list[list[int]]:
-    """``[start] context [delim] answer_k [extract]`` for each choice k."""
+    """``[start] context [delim] answer_k [extract]`` for each choice k; ``[start] answer_k [extract]``
+    for an empty context."""
     if not choices:
         raise ValueError("multiple_choice: an example needs at least one choice")
+    if isinstance(context, str) and not context.strip():
+        return [_join(tok, [answer], n_ctx) for answer in _encode(tok, choices, "multiple_choice")]
     encoded = _encode(tok, [context, *choices], "multiple_choice")
     return [_join(tok, [encoded[0], answer], n_ctx, keep_end=[True, False]) for answer in encoded[1:]]
 

@@ -107,6 +107,10 @@ class PretrainSpec:
         return data
 
 
+LOG_EVERY = 10
+"""Updates per row of a fine-tuning run's learning curve (each row is the mean over its updates)."""
+
+
 @dataclass(frozen=True)
 class FinetuneSettings:
     """How each fine-tuning run trains and is evaluated (part of its cache key).
@@ -163,7 +167,7 @@ class FinetuneSettings:
             batch_size=min(self.train.batch_size, n_train),
             warmup_steps=warmup if warmup is not None else self.train.warmup_steps,
             seed=seed,
-            log_every=steps,
+            log_every=min(LOG_EVERY, steps),
             progress=False,
         )
 

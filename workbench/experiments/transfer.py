@@ -412,6 +412,7 @@ class _Job:
                 spec=self.spec.key(),
                 checkpoint_step=self.checkpoint_step,
                 task=self.task,
+                tasks=TASKS_VERSION,
                 layers_transferred=self.n_layers,
                 seed=self.seed,
                 n_labelled=self.n_labelled,
@@ -583,7 +584,7 @@ def _finetune(job: _Job) -> dict:
         lm_weight=job.lm_weight,
         group_by_length=settings.group_by_length,
     )
-    last = trainer.history.dropna(subset=["loss"]).iloc[-1]
+    curve = trainer.history.dropna(subset=["loss"])
     result = dict(
         task=job.task,
         kind=task_spec.kind,
@@ -595,7 +596,8 @@ def _finetune(job: _Job) -> dict:
         n_labelled=len(encoded["train"]),
         lm_weight=job.lm_weight,
         steps=train_config.steps,
-        final_task_loss=float(last["task_loss"]),
+        final_task_loss=float(curve["task_loss"].iloc[-1]),
+        curve=curve[["step", "loss", "task_loss"]].to_dict(orient="list"),
     )
     with autocast(trainer.device, trainer.dtype):
         for split in EVAL_SPLITS:

@@ -143,6 +143,22 @@ def test_ablation_has_each_tasks_chance_and_says_what_its_error_bars_are():
     assert ax.get_ylim()[0] < min(chance_levels(ax))
 
 
+def test_layer_lens_has_chance_and_says_what_it_reads():
+    table = pd.read_csv(FIGURES / "layer_lens.csv").assign(tokens=lambda f: f["checkpoint_step"] * 2048)
+    fig = plots.plot_layer_lens(table)
+    (ax,) = check_figure(fig, "Each layer's residual stream read through the final LayerNorm and the LM head")
+    assert metric_of(ax) == "accuracy" and chance_levels(ax) == [random_accuracy("corrupted_pair")]
+    assert len(ax.get_lines()) == table["checkpoint_step"].nunique() + 1  # a line per checkpoint, and chance
+
+
+def test_save_table_compresses_reproducibly(tmp_path):
+    table = zero_shot_input()
+    first = plots.save_table(table, "outcomes.csv.gz", tmp_path).read_bytes()
+    second = plots.save_table(table, "outcomes.csv.gz", tmp_path).read_bytes()
+    assert first == second and first[:2] == b"\x1f\x8b"  # gzip, with no timestamp in it
+    assert pd.read_csv(tmp_path / "outcomes.csv.gz").equals(table)
+
+
 def test_save_figure_writes_the_same_csv(tmp_path):
     table = zero_shot_input()
     png, csv = plots.save_figure(plots.plot_zero_shot(table), table, "zero_shot", tmp_path)

@@ -5,6 +5,7 @@ import pytest
 import torch
 
 from workbench.core.options import apply_overrides
+from workbench.data.tasks import load_task
 from workbench.experiments import RECIPES, TransferExperiment, pretrain, transfer_statistics
 from workbench.experiments import transfer as transfer_module
 from workbench.experiments.transfer import (
@@ -13,6 +14,7 @@ from workbench.experiments.transfer import (
     SWEEP_COLUMNS,
     ablation,
     finetune_task,
+    layer_lens,
     layer_probes,
     layer_transfer_sweep,
 )
@@ -107,7 +109,7 @@ def test_sweep_rows_columns_and_cache(run, lstm_run, count_runs):
         checkpoints=[first, last],
         progress=False,
     )
-    assert list(sweep.columns) == [*SWEEP_COLUMNS, "correct"]
+    assert list(sweep.columns) == [*SWEEP_COLUMNS, "first_task_loss", "final_task_loss", "correct"]
     assert len(sweep) == (2 * 2 + 1) * 2 * 2  # (layer counts x checkpoints + baseline) x seeds x splits
     curve = sweep[sweep["variant"] == "transfer"]
     assert sorted(curve["layers_transferred"].unique()) == [0, 2]
@@ -136,7 +138,7 @@ def test_sweep_rows_columns_and_cache(run, lstm_run, count_runs):
 
     # The ablation shares the sweep's runs with all layers at the last checkpoint and without pretraining.
     table = ablation(run, ["sentiment"], seeds=(0, 1), n_labelled=8, settings=FAST, lstm_run=lstm_run, progress=False)
-    assert list(table.columns) == [*ABLATION_COLUMNS, "correct"]
+    assert list(table.columns) == [*ABLATION_COLUMNS, "first_task_loss", "final_task_loss", "correct"]
     assert len(table) == 4 * 2 * 2
     assert list(dict.fromkeys(table["variant"])) == ["full", "no_aux_lm", "no_pretraining", "lstm"]
     expected = [("sentiment", 2, last)] * 2 + [("sentiment", None, lstm_run.steps[-1])] * 2  # no_aux_lm, lstm
@@ -201,6 +203,29 @@ def test_parallel_runs_match_serial_ones(run, tmp_path, monkeypatch):
     alone = finetune_task(run, "sentiment", 1, seed=3, n_labelled=8, settings=settings)
     transfer = parallel[parallel["variant"] == "transfer"].set_index("split")["accuracy"]
     assert transfer.to_dict() == {split: alone[f"{split}_accuracy"] for split in ("dev", "test")}
+
+
+def test_a_run_keeps_its_learning_curve(run):
+    settings = apply_overrides(FAST, {"train": {"steps": 25}})
+    result = finetune_task(run, "sentiment", 2, n_labelled=8, settings=settings)
+    curve = result["curve"]
+    assert curve["step"] == [10, 20, 25] and len(curve["loss"]) == len(curve["task_loss"]) == 3
+    assert result["final_task_loss"] == curve["task_loss"][-1]
+
+
+def test_the_lens_reads_every_layer_of_every_kept_checkpoint(run, monkeypatch):
+    # the tiny model's 64 tokens of GPT-1's BPE hold short lines only: the first 30 of up to 10 words
+    short = [e for e in load_task("corrupted_pair", "test") if len(e["choices"][0].split()) <= 10][:30]
+    monkeypatch.setattr(transfer_module, "load_task", lambda task, split, seed: short)
+    table = layer_lens(run, "corrupted_pair", run.steps[-1])
+    assert list(table["layer"]) == [0, 1, 2] and (table["n"] == 30).all()
+    assert ((table["ci_low"] <= table["accuracy"]) & (table["accuracy"] <= table["ci_high"])).all()
+    assert (table["n"] == table["correct"].str.len()).all()
+    assert table.equals(layer_lens(run, "corrupted_pair", run.steps[-1]))  # read back from the cache
+    with pytest.raises(ValueError, match="task 'corrupted_sentence' is not a two-choice task"):
+        layer_lens(run, "corrupted_sentence", run.steps[-1])
+    with pytest.raises(ValueError, match=r"step=7 is neither 0 \(untrained\) nor a kept checkpoint"):
+        layer_lens(run, "corrupted_pair", 7)
 
 
 def test_transferred_layers_change_the_result(run):
@@ -285,12 +310,16 @@ def test_experiment_parameters_are_validated_before_any_work():
     )
     default = TransferExperiment.from_params("cpu")
     assert default.recipe.pretraining == cpu.pretraining and default.recipe.finetuning == cpu.finetuning
-    assert default.layers == (0, 1, 2, 3, 4) and default.seeds == (0, 1, 2)
-    assert default.tasks == ("corrupted_sentence",) and default.control_tasks == ("sentiment",)
-    assert default.checkpoints == (1, 177, 1400)
+    assert default.layers == (0, 1, 2, 3, 4) and default.seeds == (0, 1, 2, 3, 4)
+    assert default.tasks == ("corrupted_pair",) and default.control_tasks == ("corrupted_sentence", "sentiment")
+    assert default.checkpoints == (1400,) and default.probed_tasks == ("corrupted_sentence", "sentiment")
+    assert default.lens_tasks == ("corrupted_pair",)
+    assert default.in_domain_tasks == ("corrupted_pair", "corrupted_sentence")
     both = TransferExperiment.from_params("cpu", tasks=["corrupted_sentence", "line_order"])
     assert both.n_labelled("line_order") == cpu.labelled["line_order"]
     assert TransferExperiment.from_params("cpu", checkpoints=[22]).checkpoints == (22, 1400)
+    with pytest.raises(ValueError, match=r"task 'corrupted_pair' is a multiple_choice task; probes need one of"):
+        TransferExperiment.from_params("cpu", control_tasks=["corrupted_pair"])
     with pytest.raises(ValueError, match=r"unknown recipe 'laptop': expected one of \['cpu', 'gpu', 'paper'\]"):
         TransferExperiment.from_params("laptop")
     with pytest.raises(ValueError, match=r"layers must be .* in 0\.\.4 \(the model has 4 layers\), got \(5,\)"):

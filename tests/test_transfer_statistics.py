@@ -4,7 +4,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from workbench.evaluation.statistics import bootstrap_mean, fixed_effects_slope
+from workbench.evaluation.statistics import bootstrap_mean, fixed_effects_slope, holm, seed_example_bootstrap
 from workbench.experiments import transfer_statistics as stats
 from workbench.experiments.transfer import SWEEP_COLUMNS
 
@@ -37,6 +37,30 @@ def test_bootstrap_mean_of_a_paired_difference():
     assert mean == pytest.approx(0.1) and low < 0.1 < high and high - low == pytest.approx(0.048, abs=0.01)
     with pytest.raises(ValueError, match=r"expected a non-empty 1-D array .*, got shape \(0,\)"):
         bootstrap_mean(np.array([]))
+
+
+def test_holm_adjusts_step_down_and_keeps_the_order():
+    adjusted = holm([0.01, 0.04, 0.03, 0.005])
+    np.testing.assert_allclose(adjusted, [0.03, 0.06, 0.06, 0.02])  # 0.04 x 1 is lifted to 0.06
+    assert list(holm([0.5])) == [0.5] and holm([0.2, 0.9]).max() <= 1
+    with pytest.raises(ValueError, match="without NaN"):
+        holm([0.1, float("nan")])
+
+
+def test_the_seed_bootstrap_holds_seed_variance():
+    rng = np.random.default_rng(3)
+    steady = (rng.random((5, N)) < 0.6).astype(float)
+    # the same examples, but each seed shifted up or down by 8 points: the seeds disagree
+    shifts = np.array([-0.08, 0.08, -0.08, 0.08, 0.0])
+    wobbly = (rng.random((5, N)) < 0.6 + shifts[:, None]).astype(float)
+    _, low, high, _ = seed_example_bootstrap(steady)
+    _, wobbly_low, wobbly_high, _ = seed_example_bootstrap(wobbly)
+    assert high - low < 0.7 * (wobbly_high - wobbly_low)
+    # one seed: the example bootstrap of the same outcomes
+    mean, low, high, p_value = seed_example_bootstrap(steady[:1] - 0.6)
+    assert low < mean < high and 0 <= p_value <= 1
+    with pytest.raises(ValueError, match=r"\[seeds, examples\] array, got shape \(3,\)"):
+        seed_example_bootstrap(np.ones(3))
 
 
 def _outcomes(rng, accuracy):
@@ -104,14 +128,15 @@ def test_a_real_rise_is_found_and_a_null_is_not():
     growth = stats.gain_growth(rising).iloc[0]
     assert growth["low"] > 0 and growth["growth"] == pytest.approx(gains.loc[100, "gain"] - gains.loc[1, "gain"])
     lines = stats.findings(rising)
-    assert "accuracy rises with layers transferred" in lines[1]
-    assert "(helps)" in lines[2] and "it grows from step 1 to step 100" in lines[4]
+    assert "over this split's 7 tests" in lines[0]
+    assert "accuracy with layers transferred rises, Holm p = " in lines[1]
+    assert "(helps, Holm p = " in lines[2] and "from step 1 to step 100 the gain grows, Holm p = " in lines[4]
     assert lines[-1] == (
         "- constant predictors, corrupted_sentence: 1 of 33 runs give one answer to more than 90% of examples "
         "(no information, never read as flat): transfer 0/30, no_pretraining 1/3."
     )
     lines = stats.findings(null)
-    assert "accuracy flat with layers transferred" in lines[1] and "(no difference)" in lines[2]
+    assert "accuracy with layers transferred flat, Holm p = 1" in lines[1] and "(no difference, Holm p = 1)" in lines[2]
     summary = stats.seed_summary(null[null["split"] == "dev"], ["variant"]).set_index("variant")
     assert summary.loc["no_pretraining", "constant"] == 1 and summary.loc["transfer", "constant"] == 0
     assert summary.loc["no_pretraining", "predicted_share"] == pytest.approx((0.95 + 0.5 + 0.5) / 3)

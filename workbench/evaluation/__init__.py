@@ -1,6 +1,8 @@
 """Evaluation without fine-tuning: log-likelihood scoring, GPT-1's zero-shot heuristics and their
-readouts, linear probes on frozen features, and the paired statistics that judge them."""
+readouts, linear probes on frozen features, the logit lens, the baselines that use no language model,
+and the paired statistics that judge them."""
 
+from .baselines import task_baselines
 from .heuristics import (
     HEURISTICS,
     VERBALIZERS,
@@ -13,9 +15,18 @@ from .heuristics import (
     summarize_outcomes,
     verbalizer_tokens,
 )
+from .lens import lens_logprobs, minimal_pair_lens
 from .probes import fit_probe, layer_features, probe_layers
 from .scoring import score
-from .statistics import auc, bootstrap_mean, fixed_effects_slope, paired_difference, trend
+from .statistics import (
+    auc,
+    bootstrap_mean,
+    fixed_effects_slope,
+    holm,
+    paired_difference,
+    seed_example_bootstrap,
+    trend,
+)
 
 __all__ = [
     "HEURISTICS",
@@ -27,14 +38,19 @@ __all__ = [
     "evaluate",
     "fit_probe",
     "fixed_effects_slope",
+    "holm",
     "layer_features",
+    "lens_logprobs",
+    "minimal_pair_lens",
     "paired_difference",
     "probe_layers",
     "random_accuracy",
     "score",
     "score_outcomes",
+    "seed_example_bootstrap",
     "single_token_verbalizer",
     "summarize_outcomes",
+    "task_baselines",
     "trend",
     "verbalizer_tokens",
 ]

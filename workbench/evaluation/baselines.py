@@ -29,6 +29,7 @@ from sklearn.pipeline import make_pipeline
 from sklearn.preprocessing import StandardScaler
 
 from ..data.tasks import TASKS, load_task
+from .heuristics import random_accuracy
 from .probes import SOLVER, fit_probe
 
 BASELINE_COLUMNS = ["task", "baseline", "split", "n", "accuracy", "chance", "ci_low", "ci_high"]
@@ -137,20 +138,15 @@ def _choice_alone(features, train: list[dict], evaluated: list[dict], labels: di
     return {split: (answers == labels[split]).astype(np.int8)}
 
 
-def chance(task: str) -> float:
-    """The accuracy of a guess: one over the number of classes or choices."""
-    spec = TASKS[task]
-    return 1 / (spec.n_choices or len(spec.labels))
-
-
 def task_baselines(tasks, seed: int = 0, split: str = "test") -> pd.DataFrame:
     """One row per task and baseline (:data:`BASELINE_COLUMNS`): accuracy on ``split`` with a 95%
     normal interval, beside chance; ``within_2se`` says whether it is within two standard errors of
-    chance (the standard error of a guess on n examples)."""
+    chance (the standard error of a guess on n examples); ``correct`` holds the per-example outcomes
+    (a 0/1 string in the split's order)."""
     rows = []
     for task in [tasks] if isinstance(tasks, str) else tasks:
         for name, correct in baseline_outcomes(task, seed, split).items():
-            n, accuracy, guess = len(correct), float(correct.mean()), chance(task)
+            n, accuracy, guess = len(correct), float(correct.mean()), random_accuracy(task)
             half = Z95 * math.sqrt(accuracy * (1 - accuracy) / n)
             rows.append(
                 dict(
@@ -163,6 +159,7 @@ def task_baselines(tasks, seed: int = 0, split: str = "test") -> pd.DataFrame:
                     ci_low=accuracy - half,
                     ci_high=accuracy + half,
                     within_2se=abs(accuracy - guess) <= 2 * math.sqrt(guess * (1 - guess) / n),
+                    correct="".join(map(str, correct)),
                 )
             )
     return pd.DataFrame(rows)

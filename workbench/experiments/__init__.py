@@ -15,12 +15,14 @@ from .pretraining import PretrainingExperiment, PretrainRun, cached_pretraining_
 from .recipes import RECIPES, EvaluationSettings, FinetuneSettings, PretrainSpec, Recipe, load_recipe, recipes_table
 from .transfer import (
     ABLATION_COLUMNS,
+    LENS_COLUMNS,
     PROBE_COLUMNS,
     SWEEP_COLUMNS,
     VARIANTS,
     TransferExperiment,
     ablation,
     finetune_task,
+    layer_lens,
     layer_probes,
     layer_transfer_sweep,
 )
@@ -34,6 +36,7 @@ from .transfer_statistics import (
     probe_table,
     seed_summary,
     transfer_gains,
+    zero_shot_comparison,
 )
 from .zero_shot import (
     PROTOCOL,
@@ -47,6 +50,7 @@ from .zero_shot import (
 
 __all__ = [
     "ABLATION_COLUMNS",
+    "LENS_COLUMNS",
     "PROBE_COLUMNS",
     "SWEEP_COLUMNS",
     "TRANSFER_PROTOCOL",
@@ -58,6 +62,7 @@ __all__ = [
     "probe_table",
     "seed_summary",
     "transfer_gains",
+    "zero_shot_comparison",
     "PROTOCOL",
     "accuracy_table",
     "RECIPES",
@@ -76,6 +81,7 @@ __all__ = [
     "cached_pretraining_runs",
     "config_key",
     "finetune_task",
+    "layer_lens",
     "layer_probes",
     "layer_transfer_sweep",
     "load_recipe",

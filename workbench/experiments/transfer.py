@@ -40,7 +40,10 @@ from ..core.io import write_text_atomic
 from ..core.options import apply_overrides, option, to_flat_dict
 from ..data.tasks import TASKS, TASKS_VERSION, load_task
 from ..data.transforms import encode_examples
+from ..evaluation.baselines import has_baselines, task_baselines
+from ..evaluation.lens import minimal_pair_lens
 from ..evaluation.probes import PROBED_KINDS, SOLVER, layer_features, probe_layers
+from ..evaluation.statistics import bootstrap_mean
 from ..models.gpt import GPT
 from ..training.finetuning import TaskModel, correct_predictions, finetune, model_kind
 from ..training.surgery import transfer
@@ -75,8 +78,12 @@ SWEEP_COLUMNS = [
 ]
 ABLATION_COLUMNS = ["task", "variant", "seed", "split", "n", "accuracy", "predicted_share", "constant"]
 PROBE_COLUMNS = ["task", "checkpoint_step", "tokens", "layer", "features", "split", "n", "accuracy"]
+LENS_COLUMNS = ["task", "checkpoint_step", "layer", "n", "accuracy", "ci_low", "ci_high"]
+OUTCOME_KEYS = ["task", "variant", "checkpoint_step", "layers_transferred", "features", "layer", "baseline", "seed"]
 """The columns written to CSV; the frames also carry ``correct``, each example's 0/1 outcome as a
-string, for the paired statistics of :mod:`workbench.experiments.transfer_statistics`.
+string, for the paired statistics of :mod:`workbench.experiments.transfer_statistics`, and the
+run's task loss over its first and its last :data:`~workbench.experiments.recipes.LOG_EVERY`
+updates (``first_task_loss``, ``final_task_loss``: the ends of its learning curve).
 ``predicted_share`` is the share of examples given the run's most frequent answer, and ``constant``
 flags a run whose share exceeds :data:`CONSTANT_SHARE`: such a run carries no information about its
 features and is never read as "flat"."""
@@ -160,6 +167,51 @@ def layer_probes(run: PretrainRun, task: str, step: int, settings: FinetuneSetti
     )[[*PROBE_COLUMNS, "correct"]]
 
 
+def _lens_entry(run: PretrainRun, task: str, step: int, split: str) -> Path:
+    if step != 0 and step not in run.steps:
+        raise ValueError(f"step={step!r} is neither 0 (untrained) nor a kept checkpoint; kept steps: {run.steps}")
+    if TASKS[check_task(task)].kind != "multiple_choice" or TASKS[task].n_choices != 2:
+        raise ValueError(f"task {task!r} is not a two-choice task; the logit lens scores minimal pairs")
+    return entry_dir(
+        "lens",
+        dict(pretraining=run.run_dir.name, spec=run.spec.key(), step=step, task=task, split=split, tasks=TASKS_VERSION),
+    )
+
+
+def layer_lens(run: PretrainRun, task: str, step: int, split: str = "test") -> pd.DataFrame:
+    """The logit lens (:func:`workbench.evaluation.lens.minimal_pair_lens`) of ``run`` at kept
+    ``step`` (0: the untrained model) on the pairs of a two-choice ``task`` (cached): the accuracy
+    of every layer with a 95% bootstrap interval over examples. Rows: :data:`LENS_COLUMNS`, ``split``
+    and ``correct``."""
+    path = _lens_entry(run, task, step, split)
+    with entry_lock(path):
+        if not is_done(path):
+            examples = load_task(task, split, seed=run.spec.data_seed)
+            pairs = [(e["choices"][e["label"]], e["choices"][1 - e["label"]]) for e in examples]
+            model = run.load(step) if step else run.spec.build_model()
+            correct = minimal_pair_lens(model, run.spec.tokenizer(), pairs)
+            write_text_atomic(path / "lens.json", json.dumps(["".join(map(str, row)) for row in correct]))
+            mark_done(path)
+    rows = []
+    for layer, outcomes in enumerate(json.loads((path / "lens.json").read_text())):
+        values = np.frombuffer(outcomes.encode(), dtype=np.uint8) - ord("0")
+        accuracy, low, high = bootstrap_mean(values)
+        rows.append(
+            dict(
+                task=task,
+                checkpoint_step=step,
+                layer=layer,
+                n=len(values),
+                accuracy=accuracy,
+                ci_low=low,
+                ci_high=high,
+                split=split,
+                correct=outcomes,
+            )
+        )
+    return pd.DataFrame(rows)
+
+
 def check_task(task: str) -> str:
     return one_of(TASKS)(task, "task")
 
@@ -189,7 +241,8 @@ class TransferExperiment:
     recipe: Recipe = option("the recipe of the scale, with the notebook's overrides")
     tasks: tuple[str, ...] = option("tasks fine-tuned on", check=sequence_of(one_of(TASKS)))
     control_tasks: tuple[str, ...] = option(
-        "out-of-domain controls, probed but not fine-tuned", check=sequence_of(one_of(TASKS), non_empty=False)
+        "tasks probed but not fine-tuned (in-domain views and out-of-domain controls)",
+        check=sequence_of(one_of(TASKS), non_empty=False),
     )
     seeds: tuple[int, ...] = option(
         "fine-tuning seeds (head, fresh layers, data order, dropout)", check=sequence_of(NON_NEGATIVE_INT)
@@ -210,7 +263,7 @@ class TransferExperiment:
                 f"Recipe.transfer_checkpoints {list(self.recipe.transfer_checkpoints)}: steps {unknown} are not "
                 f"kept checkpoints of the pretraining run; kept steps: {list(kept)}"
             )
-        for task in (*self.tasks, *self.control_tasks):
+        for task in self.control_tasks:
             if TASKS[task].kind not in PROBED_KINDS:
                 raise ValueError(f"task {task!r} is a {TASKS[task].kind} task; probes need one of {PROBED_KINDS}")
 
@@ -219,9 +272,9 @@ class TransferExperiment:
         cls,
         scale: str | Path | Recipe = "cpu",
         *,
-        tasks: Iterable[str] = ("corrupted_sentence",),
-        control_tasks: Iterable[str] = ("sentiment",),
-        seeds: Iterable[int] = (0, 1, 2),
+        tasks: Iterable[str] = ("corrupted_pair",),
+        control_tasks: Iterable[str] = ("corrupted_sentence", "sentiment"),
+        seeds: Iterable[int] = (0, 1, 2, 3, 4),
         layers: Iterable[int] | None = None,
         checkpoints: Iterable[int] | None = None,
         n_labelled: int | Mapping[str, int | None] | None = None,
@@ -270,6 +323,33 @@ class TransferExperiment:
     def n_labelled(self, task: str) -> int | None:
         return self.recipe.n_labelled(task)
 
+    @property
+    def probed_tasks(self) -> tuple[str, ...]:
+        """The tasks whose examples are one sequence (probes read one ``[extract]`` state each)."""
+        return tuple(t for t in (*self.tasks, *self.control_tasks) if TASKS[t].kind in PROBED_KINDS)
+
+    @property
+    def in_domain_tasks(self) -> tuple[str, ...]:
+        """The tasks built from the held-out books, each of which must pass its no-model baselines."""
+        return tuple(t for t in (*self.tasks, *self.control_tasks) if "sources" in TASKS[t].options)
+
+    def baselines(self) -> pd.DataFrame:
+        """:func:`workbench.evaluation.baselines.task_baselines` of every in-domain task on its test split."""
+        tasks = [t for t in self.in_domain_tasks if has_baselines(t)]
+        return task_baselines(tasks, seed=self.recipe.pretraining.data_seed)
+
+    @property
+    def lens_tasks(self) -> tuple[str, ...]:
+        """The two-choice tasks, whose pairs the logit lens scores."""
+        return tuple(t for t in self.tasks if TASKS[t].kind == "multiple_choice" and TASKS[t].n_choices == 2)
+
+    def lens(self, run: PretrainRun) -> pd.DataFrame:
+        """:func:`layer_lens` on the test split of every two-choice task, at every kept checkpoint of
+        ``run`` and on the untrained model (step 0): a curve over pretraining compute."""
+        frames = [layer_lens(run, task, step) for task in self.lens_tasks for step in (0, *run.steps)]
+        table = pd.concat(frames, ignore_index=True)
+        return table.assign(tokens=table["checkpoint_step"].map(run.spec.tokens_seen))
+
     def setup(self) -> pd.DataFrame:
         """What will run, one row per task: its kind, labelled examples, updates per run, and the
         examples evaluated with the half-width of a 95% interval at 50% accuracy."""
@@ -283,7 +363,9 @@ class TransferExperiment:
             rows.append(
                 dict(
                     task=task,
-                    role="fine-tuned and probed" if task in self.tasks else "out-of-domain control (probed)",
+                    role=("fine-tuned" + (" and probed" if task in self.probed_tasks else ""))
+                    if task in self.tasks
+                    else "probed only",
                     kind=TASKS[task].kind,
                     labelled=labelled,
                     updates_per_run=settings.updates(labelled)
@@ -328,11 +410,7 @@ class TransferExperiment:
         untrained model (``checkpoint_step`` 0: the run's own initial weights), as many probe sets
         at once as the fine-tuning settings run fine-tuning runs."""
         settings = self.recipe.finetuning
-        calls = [
-            (run, task, step, settings)
-            for task in (*self.tasks, *self.control_tasks)
-            for step in (0, *self.checkpoints)
-        ]
+        calls = [(run, task, step, settings) for task in self.probed_tasks for step in (0, *self.checkpoints)]
         todo = [call for call in calls if not is_done(_probes_entry(*call))]  # a warm re-run spawns no workers
         in_pool(
             _threaded_probes,
@@ -374,9 +452,20 @@ class TransferExperiment:
         ablation_table: pd.DataFrame | None = None,
         probes: pd.DataFrame | None = None,
         splits: Iterable[str] = EVAL_SPLITS,
+        lens: pd.DataFrame | None = None,
     ) -> str:
         """The computed sentences of :func:`workbench.experiments.transfer_statistics.findings` per split."""
-        return "\n\n".join("\n".join(findings(sweep, ablation_table, probes, split)) for split in splits)
+        return "\n\n".join("\n".join(findings(sweep, ablation_table, probes, split, lens)) for split in splits)
+
+    @staticmethod
+    def outcomes(**tables: pd.DataFrame) -> pd.DataFrame:
+        """The per-example outcomes behind every claim, one row per run (or probe, lens layer,
+        baseline) and split: ``table`` names where the row comes from (the keyword), the other
+        columns say which run it is, and ``correct`` is its 0/1 outcome per example, in the split's
+        order. Saved beside the figures, it lets any interval be recomputed from the repository."""
+        keys = [*OUTCOME_KEYS, "split", "n", "correct"]
+        frames = [table.assign(table=name).reindex(columns=["table", *keys]) for name, table in tables.items()]
+        return pd.concat(frames, ignore_index=True)
 
 
 def _labelled_overrides(n_labelled: int | Mapping[str, int | None], tasks: tuple[str, ...]) -> dict:
@@ -627,6 +716,8 @@ def _long_rows(job: _Job, result: dict, **keys) -> list[dict]:
                 accuracy=result[f"{split}_accuracy"],
                 predicted_share=share,
                 constant=share > CONSTANT_SHARE,
+                first_task_loss=result["curve"]["task_loss"][0],
+                final_task_loss=result["curve"]["task_loss"][-1],
                 correct=result[f"{split}_correct"],
             )
         )
@@ -659,7 +750,7 @@ def _frame(labelled_jobs: list, desc: str, progress: bool) -> pd.DataFrame:
     rows = []
     for (job, variant, layers), result in zip(labelled_jobs, results):
         rows += _long_rows(job, result, variant=variant, layers_transferred=layers)
-    frame = pd.DataFrame(rows, columns=[*SWEEP_COLUMNS, "correct"])
+    frame = pd.DataFrame(rows, columns=[*SWEEP_COLUMNS, "first_task_loss", "final_task_loss", "correct"])
     frame["layers_transferred"] = frame["layers_transferred"].astype("Int64")
     frame["checkpoint_step"] = frame["checkpoint_step"].astype("Int64")
     return frame
@@ -732,4 +823,4 @@ def ablation(
                     )
                 jobs.append((job, variant, pd.NA))
     frame = _frame(jobs, "ablation runs", progress)
-    return frame[[*ABLATION_COLUMNS, "correct"]]
+    return frame[[*ABLATION_COLUMNS, "first_task_loss", "final_task_loss", "correct"]]

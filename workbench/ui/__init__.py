@@ -3,6 +3,7 @@
 from .plots import (
     parameter_count_data,
     plot_ablation,
+    plot_layer_lens,
     plot_layer_probes,
     plot_layer_transfer,
     plot_parameter_count,
@@ -13,6 +14,7 @@ from .plots import (
     plot_zero_shot_scaling,
     pretraining_loss_data,
     save_figure,
+    save_table,
     validation_loss_data,
 )
 from .widgets import (
@@ -44,6 +46,7 @@ __all__ = [
     "parameter_count_data",
     "parameter_explorer",
     "plot_ablation",
+    "plot_layer_lens",
     "plot_layer_probes",
     "plot_layer_transfer",
     "plot_parameter_count",
@@ -56,6 +59,7 @@ __all__ = [
     "sampling_notes",
     "sampling_options",
     "save_figure",
+    "save_table",
     "sequence_html",
     "token_text",
     "transform_viewer",

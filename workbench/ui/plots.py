@@ -28,6 +28,16 @@ def save_figure(fig: plt.Figure, data: pd.DataFrame, name: str, directory=None) 
     return png, csv
 
 
+def save_table(data: pd.DataFrame, name: str, directory=None) -> Path:
+    """Write ``figures/NAME`` (a ``.csv``, or a ``.csv.gz`` compressed reproducibly: no timestamp)
+    atomically; return its path."""
+    path = figures_dir(directory) / name
+    compression = {"method": "gzip", "mtime": 0} if name.endswith(".gz") else None
+    with atomic_path(path) as tmp:
+        data.to_csv(tmp, index=False, compression=compression)
+    return path
+
+
 ZERO_SHOT_MODEL_STYLES = {"transformer": "-", "lstm": "--", "ladder": "-"}
 ZERO_SHOT_AXES = {
     "tokens": dict(label="tokens seen (log)", log=True),
@@ -38,8 +48,8 @@ METRIC_LABELS = {"accuracy": "accuracy", "auc": "AUC"}
 LEGEND_FONTSIZE = 9
 CHANCE = dict(color="grey", linestyle="--", linewidth=1, label="chance")
 SEED_BAND = (
-    f"± the half-width of the mean's {CONFIDENCE:.0%} bootstrap interval over examples "
-    f"(each example's outcome averaged over the seeds, {BOOTSTRAP_REPLICATES} resamples)"
+    f"± the half-width of the mean's {CONFIDENCE:.0%} bootstrap interval over seeds and examples together "
+    f"({BOOTSTRAP_REPLICATES} resamples)"
 )
 
 
@@ -259,8 +269,7 @@ def plot_layer_transfer(table: pd.DataFrame, gains: pd.DataFrame) -> plt.Figure:
         fig,
         f"Top: lines are the mean over seeds, bands {SEED_BAND}; no pretraining is the dotted grey line and grey band, "
         "chance (one over the number of labels) dashed grey. Bottom: error bars are the paired "
-        f"{CONFIDENCE:.0%} bootstrap interval over examples of the difference (seed-averaged outcomes); "
-        "grey: no gain.",
+        f"{CONFIDENCE:.0%} bootstrap interval of the difference over seeds and examples together; grey: no gain.",
     )
     return fig
 
@@ -293,6 +302,37 @@ def plot_layer_probes(table: pd.DataFrame) -> plt.Figure:
         fig,
         f"Bands: probe accuracy ± the half-width of its {CONFIDENCE:.0%} bootstrap interval over examples "
         f"({BOOTSTRAP_REPLICATES} resamples). Dashed grey: chance (one over the number of labels).",
+    )
+    return fig
+
+
+def plot_layer_lens(table: pd.DataFrame) -> plt.Figure:
+    """The logit lens on minimal pairs: accuracy against layer, one panel per task, a line per
+    checkpoint (the untrained model dashed black) with its 95% band, and chance dashed grey.
+    ``table`` is :meth:`workbench.experiments.TransferExperiment.lens`."""
+    tasks = list(dict.fromkeys(table["task"]))
+    fig, axes = plt.subplots(1, len(tasks), figsize=(5.6 * len(tasks), 5.3), squeeze=False)
+    for ax, task in zip(axes[0], tasks):
+        rows = table[table["task"] == task]
+        steps = sorted(rows["checkpoint_step"].unique())
+        for index, step in enumerate(steps):
+            line = rows[rows["checkpoint_step"] == step].sort_values("layer")
+            colour = "black" if step == 0 else plt.cm.viridis(index / max(1, len(steps) - 1))
+            label = "untrained" if step == 0 else f"step {int(step)} ({int(line['tokens'].iloc[0]):,} tokens)"
+            ax.plot(line["layer"], line["accuracy"], "--" if step == 0 else "-", marker="o", color=colour, label=label)
+            ax.fill_between(line["layer"], line["ci_low"], line["ci_high"], color=colour, alpha=0.1)
+        ax.axhline(random_accuracy(task), **CHANCE)
+        ax.set_title(f"{task}: logit lens (n={int(rows['n'].iloc[0])} pairs)")
+        ax.set_xlabel("layer read (0 = embeddings; last = the model's own output)")
+        ax.set_xticks(sorted(rows["layer"].unique()))
+        ax.set_ylabel("accuracy (the original scored higher)")
+        ax.grid(alpha=0.3)
+        _legend_below(ax)
+    _caption(
+        fig,
+        "Each layer's residual stream read through the final LayerNorm and the LM head; a pair is right when the "
+        f"line as written gets the higher total log-probability. Bands: {CONFIDENCE:.0%} bootstrap interval over "
+        f"examples ({BOOTSTRAP_REPLICATES} resamples). Dashed grey: chance.",
     )
     return fig
 

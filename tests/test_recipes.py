@@ -154,6 +154,7 @@ def test_yaml_file_round_trips_and_edits_are_read_back(tmp_path, capsys):
     data["pretraining"]["train"]["steps"] = 1200
     data["finetuning"]["epochs"] = None
     data["ladder"] = ["gpt2-nano", "gpt2-slim"]
+    data["transfer_checkpoints"] = [177]  # kept by the recipe's 1400-update run, not by a 1200-update one
     edited = tmp_path / "edited.yml"
     edited.write_text(yaml.safe_dump(data, sort_keys=False))
     expected = apply_overrides(
@@ -162,6 +163,7 @@ def test_yaml_file_round_trips_and_edits_are_read_back(tmp_path, capsys):
             "pretraining": {"train": {"steps": 1200}},
             "finetuning": {"epochs": None},
             "ladder": ("gpt2-nano", "gpt2-slim"),
+            "transfer_checkpoints": (177,),
         },
     )
     assert load_recipe(edited) == expected

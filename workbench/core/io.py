@@ -42,8 +42,16 @@ def atomic_path(target: str | os.PathLike[str]) -> Iterator[Path]:
 
 
 def write_text_atomic(target: str | os.PathLike[str], text: str) -> None:
-    with atomic_path(target) as tmp:
-        tmp.write_text(text)
+    """Write ``text`` to ``target`` atomically; a full disk is a :class:`DiskFullError` naming the file."""
+    try:
+        with atomic_path(target) as tmp:
+            tmp.write_text(text)
+    except OSError as error:
+        if is_disk_full(error):
+            raise disk_full_error(
+                target, len(text.encode()), f"could not write {target}", "Free some space and run it again."
+            ) from error
+        raise
 
 
 _FULL = (errno.ENOSPC, getattr(errno, "EDQUOT", errno.ENOSPC))

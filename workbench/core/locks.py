@@ -14,6 +14,8 @@ import time
 from collections.abc import Iterator
 from pathlib import Path
 
+from .io import disk_full_error, is_disk_full
+
 try:
     import fcntl
 except ImportError:  # Windows
@@ -55,6 +57,18 @@ def _holder(path: Path) -> str:
 
 
 @contextlib.contextmanager
+def _disk_full_named(path: Path, what: str, directory: Path) -> Iterator[None]:
+    """A full disk while the lock file is made or written, as an error naming it (not a bare Errno 28)."""
+    try:
+        yield
+    except OSError as error:
+        if is_disk_full(error):
+            message = f"could not write the lock file {path} of {what} {directory}"
+            raise disk_full_error(path, None, message, "Free some space and run it again.") from error
+        raise
+
+
+@contextlib.contextmanager
 def directory_lock(
     directory: str | os.PathLike[str], *, wait: bool = False, what: str = "directory", poll_seconds: float = 0.2
 ) -> Iterator[Path]:
@@ -67,7 +81,8 @@ def directory_lock(
     directory = Path(directory)
     directory.mkdir(parents=True, exist_ok=True)
     path = directory / LOCK_FILE
-    fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
+    with _disk_full_named(path, what, directory):
+        fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
     try:
         while not _try_lock(fd):
             if not wait:
@@ -76,9 +91,10 @@ def directory_lock(
                     "(wait for it to finish, or choose another directory)"
                 )
             time.sleep(poll_seconds)
-        os.ftruncate(fd, 0)
-        os.lseek(fd, 0, os.SEEK_SET)
-        os.write(fd, str(os.getpid()).encode())
+        with _disk_full_named(path, what, directory):
+            os.ftruncate(fd, 0)
+            os.lseek(fd, 0, os.SEEK_SET)
+            os.write(fd, str(os.getpid()).encode())
         try:
             yield directory
         finally:

@@ -2,7 +2,7 @@
 readouts, linear probes on frozen features, the logit lens, the baselines that use no language model,
 and the paired statistics that judge them."""
 
-from .baselines import task_baselines
+from .baselines import BASELINE_COLUMNS, task_baselines
 from .heuristics import (
     HEURISTICS,
     VERBALIZERS,
@@ -29,6 +29,7 @@ from .statistics import (
 )
 
 __all__ = [
+    "BASELINE_COLUMNS",
     "HEURISTICS",
     "VERBALIZERS",
     "auc",

@@ -1,5 +1,7 @@
-"""What the notebooks show: figures (:mod:`.plots`) and interactive explorers (:mod:`.widgets`)."""
+"""What the notebooks show: figures (:mod:`.plots`) and interactive explorers (:mod:`.widgets`); and
+the check of their papermill parameters (:mod:`.notebook_parameters`)."""
 
+from .notebook_parameters import check_parameters
 from .plots import (
     parameter_count_data,
     plot_ablation,
@@ -38,6 +40,7 @@ __all__ = [
     "AttentionMaps",
     "attention_maps",
     "attention_viewer",
+    "check_parameters",
     "explorer_config",
     "generation_playground",
     "loss_curve_viewer",

@@ -25,6 +25,7 @@ from pathlib import Path
 import pytest
 
 import workbench.data.sources as sources
+from workbench.core.locks import directory_lock
 from workbench.data.sources import (
     MARKER,
     SOURCES,
@@ -508,6 +509,25 @@ def test_leftovers_of_killed_writers_are_removed_under_the_lock(cache, index):
     publish(index, archive)
     source_dir(local_source(archive))
     assert leftovers(cache) == [] and kept.read_bytes() == b"whole"
+
+
+def test_the_next_read_removes_a_killed_writers_leftovers_unless_a_writer_is_live(cache, index, monkeypatch):
+    """Issue 26: reads take no lock, so a killed fetch's folder stayed until a later write."""
+    archive = make_wheel(index / "files")
+    publish(index, archive)
+    src = local_source(archive)
+    source_dir(src)
+    leftover = cache / "archives" / ".fetch-fake-abc123" / "fakedata-1.0-py3-none-any.whl"
+    leftover.parent.mkdir(parents=True)
+    leftover.write_bytes(b"partial")
+    monkeypatch.setattr(sources, "_swept", set())
+    with directory_lock(cache, what="a live writer"):  # held by a writer: its temporaries are left alone
+        assert source_dir(src) == cache / "sources" / src.name
+    assert leftover.exists()
+    assert source_dir(src) == cache / "sources" / src.name  # a read, with no writer: swept
+    assert leftovers(cache) == []
+    leftover.parent.mkdir(parents=True)  # once per process: a later read does not walk the cache again
+    assert fetch(src) == cache / "archives" / archive.name and leftover.parent.exists()
 
 
 def test_a_killed_fetch_leaves_a_folder_that_the_next_fetch_removes(cache, server):

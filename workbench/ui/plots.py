@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import gzip
 import textwrap
 from pathlib import Path
 
@@ -29,12 +30,12 @@ def save_figure(fig: plt.Figure, data: pd.DataFrame, name: str, directory=None) 
 
 
 def save_table(data: pd.DataFrame, name: str, directory=None) -> Path:
-    """Write ``figures/NAME`` (a ``.csv``, or a ``.csv.gz`` compressed reproducibly: no timestamp)
-    atomically; return its path."""
+    """Write ``figures/NAME`` (a ``.csv``, or a ``.csv.gz`` compressed reproducibly: no timestamp and
+    no file name in the header) atomically; return its path."""
     path = figures_dir(directory) / name
-    compression = {"method": "gzip", "mtime": 0} if name.endswith(".gz") else None
+    text = data.to_csv(index=False).encode()
     with atomic_path(path) as tmp:
-        data.to_csv(tmp, index=False, compression=compression)
+        tmp.write_bytes(gzip.compress(text, mtime=0) if name.endswith(".gz") else text)
     return path
 
 

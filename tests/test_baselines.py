@@ -14,7 +14,8 @@ pytestmark = pytest.mark.data
 
 def test_in_domain_tasks_are_at_chance_for_every_baseline():
     table = task_baselines(["corrupted_sentence", "corrupted_pair"])
-    assert list(table.columns) == [*BASELINE_COLUMNS, "within_2se"]
+    assert list(table.columns) == [*BASELINE_COLUMNS, "within_2se", "correct"]
+    assert (table["correct"].str.len() == table["n"]).all()
     assert set(table["baseline"]) == {"majority class", "surface", "word frequency", "change position"}
     for row in table.itertuples():
         band = 2 * math.sqrt(row.chance * (1 - row.chance) / row.n)

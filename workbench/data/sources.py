@@ -230,8 +230,6 @@ def sweep_leftovers() -> list[Path]:
         return removed
 
 
-
-
 def remove_leftovers(root: str | os.PathLike[str] | None = None) -> list[Path]:
     """Remove what killed writers left in the cache: ``.fetch-*`` and ``.extract-*`` folders and
     ``.*.tmp`` files (call it holding :func:`cache_lock`, so no live writer owns them). Returns them."""

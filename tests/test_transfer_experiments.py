@@ -328,14 +328,15 @@ def test_experiment_parameters_are_validated_before_any_work():
         TransferExperiment.from_params("cpu", tasks=["sentiment"], n_labelled={"next_line": 10})
     with pytest.raises(ValueError, match=r"TransferExperiment.tasks must be .* one of \[.*\], got \('rte',\)"):
         TransferExperiment.from_params("cpu", tasks=["rte"])
-    with pytest.raises(ValueError, match="task 'next_line' is a multiple_choice task; probes need one of"):
-        TransferExperiment.from_params("cpu", tasks=["next_line"])
+    # a multiple-choice task is fine-tuned, not probed (a probe reads one [extract] state per example)
+    four_choices = TransferExperiment.from_params("cpu", tasks=["next_line"])
+    assert four_choices.probed_tasks == ("corrupted_sentence", "sentiment") and four_choices.lens_tasks == ()
     with pytest.raises(ValueError, match=r"TransferExperiment.seeds must be a non-empty list .*, got \(\)"):
         TransferExperiment.from_params("cpu", seeds=[])
     with pytest.raises(ValueError, match="TrainConfig.steps must be a positive integer, got 0"):
         TransferExperiment.from_params("cpu", finetune_steps=0)
     with pytest.raises(
-        ValueError, match=r"Recipe.labelled must be a mapping from tasks .*, got \{'corrupted_sentence': 0"
+        ValueError, match=r"Recipe.labelled must be a mapping from tasks .*, got \{'corrupted_pair': 0"
     ):
         TransferExperiment.from_params("cpu", n_labelled=0)
     with pytest.raises(ValueError, match=r"Recipe.transfer_checkpoints \[5\]: steps \[5\] are not kept checkpoints"):

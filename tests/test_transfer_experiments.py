@@ -335,9 +335,7 @@ def test_experiment_parameters_are_validated_before_any_work():
         TransferExperiment.from_params("cpu", seeds=[])
     with pytest.raises(ValueError, match="TrainConfig.steps must be a positive integer, got 0"):
         TransferExperiment.from_params("cpu", finetune_steps=0)
-    with pytest.raises(
-        ValueError, match=r"Recipe.labelled must be a mapping from tasks .*, got \{'corrupted_pair': 0"
-    ):
+    with pytest.raises(ValueError, match=r"Recipe.labelled must be a mapping from tasks .*, got \{'corrupted_pair': 0"):
         TransferExperiment.from_params("cpu", n_labelled=0)
     with pytest.raises(ValueError, match=r"Recipe.transfer_checkpoints \[5\]: steps \[5\] are not kept checkpoints"):
         TransferExperiment.from_params("cpu", checkpoints=[5])

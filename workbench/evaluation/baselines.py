@@ -80,7 +80,7 @@ class WordCounts:
         return [first / n, last / n, (last - first) / n, n, self(words[first]), self(words[last])]
 
 
-def _texts(task: str, example: dict) -> list[str]:
+def _texts(example: dict) -> list[str]:
     """The texts a baseline sees: the text of a classification, or each choice of a two-choice task."""
     return [example["text"]] if "text" in example else list(example["choices"])
 
@@ -92,13 +92,13 @@ def _other(example: dict, k: int) -> str:
 
 def _feature_sets(task: str, train: list[dict]) -> dict[str, Callable[[dict, int], list[float]]]:
     """Baseline name -> features of text ``k`` of an example."""
-    counts = WordCounts([t for e in train for t in _texts(task, e)])
+    counts = WordCounts([t for e in train for t in _texts(e)])
     sets: dict[str, Callable[[dict, int], list[float]]] = {
-        "surface": lambda e, k: surface_features(_texts(task, e)[k]),
-        "word frequency": lambda e, k: counts.features(_texts(task, e)[k]),
+        "surface": lambda e, k: surface_features(_texts(e)[k]),
+        "word frequency": lambda e, k: counts.features(_texts(e)[k]),
     }
     if "twin" in TASKS[task].optional_fields or TASKS[task].n_choices == 2:
-        sets["change position"] = lambda e, k: counts.change_features(_texts(task, e)[k], _other(e, k))
+        sets["change position"] = lambda e, k: counts.change_features(_texts(e)[k], _other(e, k))
     return sets
 
 

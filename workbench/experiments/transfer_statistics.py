@@ -264,10 +264,14 @@ def probe_gaps(probes: pd.DataFrame, split: str = "dev") -> pd.DataFrame:
     return pd.DataFrame(rows)
 
 
-def zero_shot_comparison(sweep: pd.DataFrame, lens: pd.DataFrame, split: str = "test") -> pd.DataFrame:
+def zero_shot_comparison(sweep: pd.DataFrame, lens: pd.DataFrame | None, split: str = "test") -> pd.DataFrame:
     """Per two-choice task: the fine-tuned all-layers model at the last checkpoint (per seed) minus
     the logit lens's last layer at the same checkpoint (the zero-shot minimal-pairs readout of the
-    same weights), on the same examples of ``split``, with an interval over seeds and examples."""
+    same weights), on the same examples of ``split``, with an interval over seeds and examples
+    (no rows without a lens)."""
+    columns = ["task", "checkpoint_step", "fine_tuned", "zero_shot", "difference", "low", "high", "p"]
+    if lens is None:
+        return pd.DataFrame(columns=columns)
     rows = []
     lens = lens[lens["split"] == split]
     for task, group in sweep[(sweep["split"] == split) & (sweep["variant"] == "transfer")].groupby("task", sort=False):
@@ -291,7 +295,6 @@ def zero_shot_comparison(sweep: pd.DataFrame, lens: pd.DataFrame, split: str = "
                 p=p_value,
             )
         )
-    columns = ["task", "checkpoint_step", "fine_tuned", "zero_shot", "difference", "low", "high", "p"]
     return pd.DataFrame(rows, columns=columns)
 
 
@@ -340,7 +343,7 @@ def findings(
     if gaps is not None:
         gaps = gaps[gaps["checkpoint_step"] == gaps.groupby("task")["checkpoint_step"].transform("max")].copy()
         gaps["test"] = [family.add(p) for p in gaps["p"]]
-    zero_shot = zero_shot_comparison(sweep, lens if lens is not None else sweep.iloc[:0].assign(layer=0), split)
+    zero_shot = zero_shot_comparison(sweep, lens, split)
     zero_shot["test"] = [family.add(p) for p in zero_shot["p"]]
     family.decide()
 

@@ -253,7 +253,7 @@ def test_flat_dict_uses_the_command_line_names():
         "inner.flag": True,
     }
     flat = to_flat_dict(RECIPES["cpu"].pretraining)
-    assert flat["train.steps"] == 1400 and flat["preset"] == "gpt2-slim"
+    assert flat["train.steps"] == 700 and flat["preset"] == "gpt2-slim"
     options = {action.dest for action in _parser(PretrainSpec)._actions} - {"help"}
     assert set(flat) == options
 

@@ -126,7 +126,7 @@ def test_recipes_command_prints_them_side_by_side(capsys):
     header, *rows = printed.splitlines()
     assert header.split() == ["cpu", "gpu", "paper"]
     lines = {row.split()[0]: row.split()[1:] for row in rows if row.strip() and row.split()[0] != "option"}
-    assert lines["pretraining.train.steps"] == ["1400", "2100", "11300"]
+    assert lines["pretraining.train.steps"] == ["700", "2100", "11300"]
     assert lines["finetuning.train.lr"] == ["0.001", "0.001", "6.25e-05"]
     assert lines["pretraining.preset"] == ["gpt2-slim", "gpt2-mini", "gpt1"]
     assert lines["evaluation.checkpoint"] == ["last", "best", "last"]
@@ -150,11 +150,11 @@ def test_yaml_file_round_trips_and_edits_are_read_back(tmp_path, capsys):
         assert from_dict(Recipe, yaml.safe_load(recipe_yaml(recipe))) == recipe
 
     data = yaml.safe_load(path.read_text())
-    assert data["pretraining"]["train"]["steps"] == 1400  # every option is written out
+    assert data["pretraining"]["train"]["steps"] == 700  # every option is written out
     data["pretraining"]["train"]["steps"] = 1200
     data["finetuning"]["epochs"] = None
     data["ladder"] = ["gpt2-nano", "gpt2-slim"]
-    data["transfer_checkpoints"] = [177]  # kept by the recipe's 1400-update run, not by a 1200-update one
+    data["transfer_checkpoints"] = [275]  # kept by the recipe's 700-update run, not by a 1200-update one
     edited = tmp_path / "edited.yml"
     edited.write_text(yaml.safe_dump(data, sort_keys=False))
     expected = apply_overrides(
@@ -163,7 +163,7 @@ def test_yaml_file_round_trips_and_edits_are_read_back(tmp_path, capsys):
             "pretraining": {"train": {"steps": 1200}},
             "finetuning": {"epochs": None},
             "ladder": ("gpt2-nano", "gpt2-slim"),
-            "transfer_checkpoints": (177,),
+            "transfer_checkpoints": (275,),
         },
     )
     assert load_recipe(edited) == expected
@@ -171,7 +171,7 @@ def test_yaml_file_round_trips_and_edits_are_read_back(tmp_path, capsys):
     assert _pretrain_spec(["--recipe-file", str(edited)]) == expected.pretraining
     # the layer-transfer checkpoints must be kept steps of the edited run: the experiment says which are
     with pytest.raises(
-        ValueError, match=r"steps \[177\] are not kept checkpoints .* kept steps: \[1, 3, 8, 21, 57, 158"
+        ValueError, match=r"steps \[275\] are not kept checkpoints .* kept steps: \[1, 3, 8, 21, 57, 158"
     ):
         TransferExperiment.from_params(edited)
     data["transfer_checkpoints"] = [1, 158]
@@ -185,7 +185,7 @@ def test_bad_yaml_names_the_file_and_the_field(tmp_path, capsys):
     text = recipe_yaml(RECIPES["cpu"])
     cases = {
         "steps.yaml": (
-            text.replace("steps: 1400", "steps: -5"),
+            text.replace("steps: 700", "steps: -5"),
             r"TrainConfig.steps must be a positive integer, got -5",
         ),
         "unknown.yaml": (
@@ -302,7 +302,7 @@ def test_cache_keys_ignore_the_progress_bar():
     spec = RECIPES["cpu"].pretraining
     shown, hidden = (apply_overrides(spec, {"train": {"progress": p}}) for p in (True, False))
     assert shown.key() == hidden.key() and config_key(shown.key()) == config_key(hidden.key())
-    assert "progress" not in shown.key()["train"] and shown.key()["train"]["steps"] == 1400
+    assert "progress" not in shown.key()["train"] and shown.key()["train"]["steps"] == 700
     assert spec.train.progress is True  # key() leaves the spec itself alone
     assert shown.train_config(progress=False).progress is False
     assert shown.train_config().checkpoint_steps == spec.checkpoint_steps()

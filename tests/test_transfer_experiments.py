@@ -300,7 +300,7 @@ def test_experiment_parameters_are_validated_before_any_work():
         apply_overrides(
             recipe,
             {
-                "pretraining": {"train": {"steps": 1400, "device": "auto"}},
+                "pretraining": {"train": {"steps": 700, "device": "auto"}},
                 "finetuning": {"epochs": 1.0, "train": {"steps": 100, "device": "auto"}},
                 "labelled": cpu.labelled,
                 "transfer_checkpoints": cpu.transfer_checkpoints,
@@ -312,12 +312,12 @@ def test_experiment_parameters_are_validated_before_any_work():
     assert default.recipe.pretraining == cpu.pretraining and default.recipe.finetuning == cpu.finetuning
     assert default.layers == (0, 1, 2, 3, 4) and default.seeds == (0, 1, 2, 3, 4)
     assert default.tasks == ("corrupted_pair",) and default.control_tasks == ("corrupted_sentence", "sentiment")
-    assert default.checkpoints == (1400,) and default.probed_tasks == ("corrupted_sentence", "sentiment")
+    assert default.checkpoints == (700,) and default.probed_tasks == ("corrupted_sentence", "sentiment")
     assert default.lens_tasks == ("corrupted_pair",)
     assert default.in_domain_tasks == ("corrupted_pair", "corrupted_sentence")
     both = TransferExperiment.from_params("cpu", tasks=["corrupted_sentence", "line_order"])
     assert both.n_labelled("line_order") == cpu.labelled["line_order"]
-    assert TransferExperiment.from_params("cpu", checkpoints=[22]).checkpoints == (22, 1400)
+    assert TransferExperiment.from_params("cpu", checkpoints=[17]).checkpoints == (17, 700)
     with pytest.raises(ValueError, match=r"task 'corrupted_pair' is a multiple_choice task; probes need one of"):
         TransferExperiment.from_params("cpu", control_tasks=["corrupted_pair"])
     with pytest.raises(ValueError, match=r"unknown recipe 'laptop': expected one of \['cpu', 'gpu', 'paper'\]"):

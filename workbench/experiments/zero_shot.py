@@ -27,9 +27,8 @@ import pandas as pd
 import torch
 
 from ..core.checks import NON_EMPTY_STRING, NON_NEGATIVE_INT, check_fields, distinct, one_of, optional, sequence_of
-from ..core.device import resolve_device
+from ..core.device import resolve_device, torch_threads
 from ..core.options import apply_overrides, option
-from ..core.progress import tqdm
 from ..data.tasks import TASKS_VERSION
 from ..data.tokenizer import Tokenizer, gpt2_tokenizer
 from ..data.tokens import unigram_entropy, unigram_log_probs
@@ -47,7 +46,8 @@ from ..models.config import PRESETS
 from ..models.gpt import GPT
 from ..models.params import count_parameters
 from ..training.language_model import TokenEvaluator, default_token_files, open_token_file
-from .cache import cached_frame
+from .cache import cached_frame, entry_path, is_done
+from .pool import cpu_workers, in_pool
 from .pretraining import PretrainRun, pretrain, pretrain_all
 from .recipes import RECIPES, EvaluationSettings, PretrainSpec, Recipe, load_recipe
 from .transfer import check_task, finetune_all
@@ -279,6 +279,7 @@ class ZeroShotExperiment:
                     unigram=unigram,
                     device=self.spec.train.device,
                     progress=progress,
+                    threads=self.spec.train.threads,
                 )
             )
         return pool_runs(frames, ["model", "step", "tokens"])
@@ -305,6 +306,7 @@ class ZeroShotExperiment:
                 unigram=unigram,
                 device=self.spec.train.device,
                 progress=progress,
+                threads=self.spec.train.threads,
             )
             for index in range(self.recipe.pretraining_runs)
         ]
@@ -388,30 +390,18 @@ def evaluate_checkpoint(
     seed: int = 0,
     unigram: np.ndarray | None = None,
     device: str = "cpu",
+    threads: int | None = None,
 ) -> pd.DataFrame:
     """Per-example outcomes of every readout on one kept checkpoint of ``run``
     (:func:`~workbench.evaluation.heuristics.score_outcomes`), with ``step``, ``tokens`` and
-    ``val_loss`` columns; cached."""
-    if step not in run.steps:
-        raise ValueError(f"no checkpoint at step {step} in {run.run_dir}; kept steps: {run.steps}")
+    ``val_loss`` columns; cached. ``threads`` fixes torch's threads while scoring (None: as they
+    are); it is part of the cache key, since the thread count can change the last bits."""
+    config = _evaluation_config(run, step, heuristics, evaluation, seed, unigram, device, threads)
     target = resolve_device(device)
-    config = dict(
-        run=run.run_dir.name,
-        spec=run.spec.key(),
-        step=step,
-        heuristics=list(heuristics),
-        split=evaluation.split,
-        max_examples=evaluation.max_examples,
-        seed=seed,
-        slor=unigram is not None,
-        device=target.type,
-        version=EVALUATION_VERSION,
-        tasks_version=TASKS_VERSION,
-    )
 
     def compute() -> pd.DataFrame:
         model = run.load(step).to(target)
-        with torch.inference_mode():
+        with torch.inference_mode(), torch_threads(threads):
             return score_outcomes(
                 model,
                 run.tokenizer,
@@ -425,6 +415,41 @@ def evaluate_checkpoint(
 
     frame = cached_frame("zero_shot", config, compute)
     return frame.assign(step=step, tokens=run.spec.tokens_seen(step), val_loss=checkpoint_val_loss(run, step, device))
+
+
+def _evaluation_config(run, step, heuristics, evaluation, seed, unigram, device, threads) -> dict:
+    if step not in run.steps:
+        raise ValueError(f"no checkpoint at step {step} in {run.run_dir}; kept steps: {run.steps}")
+    return dict(
+        run=run.run_dir.name,
+        spec=run.spec.key(),
+        step=step,
+        heuristics=list(heuristics),
+        split=evaluation.split,
+        max_examples=evaluation.max_examples,
+        seed=seed,
+        slor=unigram is not None,
+        device=resolve_device(device).type,
+        threads=threads,
+        version=EVALUATION_VERSION,
+        tasks_version=TASKS_VERSION,
+    )
+
+
+def _evaluate_in_worker(*call) -> None:
+    """:func:`evaluate_checkpoint` in a pool worker, its validation loss with the same threads."""
+    with torch_threads(call[-1]):
+        evaluate_checkpoint(*call)
+
+
+def evaluate_checkpoints(calls: list[tuple], desc: str, progress: bool = True) -> list[pd.DataFrame]:
+    """:func:`evaluate_checkpoint` for each tuple of its arguments, the missing ones side by side on
+    a CPU when they fix their threads (cores / threads at once, in worker processes that fill the
+    cache), then read in order."""
+    todo = [call for call in calls if not is_done(entry_path("zero_shot", _evaluation_config(*call)))]
+    device, threads = calls[0][-2], calls[0][-1]
+    in_pool(_evaluate_in_worker, todo, cpu_workers(threads, device), desc, progress, len(calls))
+    return [evaluate_checkpoint(*call) for call in calls]
 
 
 def _check_same_tokens(gpt_run: PretrainRun, lstm_run: PretrainRun) -> None:
@@ -450,11 +475,13 @@ def zero_shot_outcomes(
     steps: Sequence[int] | None = None,
     device: str = "cpu",
     progress: bool = True,
+    threads: int | None = None,
 ) -> pd.DataFrame:
     """Per-example outcomes of every readout on every kept checkpoint of the Transformer and (if
     given) the LSTM: :func:`evaluate_checkpoint`'s columns plus ``model`` (``"transformer"`` or
     ``"lstm"``). ``steps`` restricts the checkpoints (default: every kept one); ``seed`` is the
-    task-split seed; ``evaluation`` defaults to the CPU recipe's settings."""
+    task-split seed; ``evaluation`` defaults to the CPU recipe's settings; ``threads`` (see
+    :func:`evaluate_checkpoints`) lets a CPU score several checkpoints at once."""
     heuristics = _heuristics(heuristics)
     evaluation = evaluation or RECIPES["cpu"].evaluation
     runs = {"transformer": gpt_run}
@@ -473,16 +500,14 @@ def zero_shot_outcomes(
         if missing:
             raise ValueError(f"the {label} run has no checkpoint at steps {missing}; kept steps: {kept}")
         plan[label] = (run, chosen)
-    frames = []
-    total = sum(len(chosen) for _, chosen in plan.values())
-    with tqdm(total=total, desc="zero-shot checkpoints", disable=not progress) as bar:
-        for label, (run, chosen) in plan.items():
-            for step in chosen:
-                bar.set_postfix_str(f"{label} step {step}")
-                frame = evaluate_checkpoint(run, step, heuristics, evaluation, seed, unigram, device)
-                frames.append(frame.assign(model=label))
-                bar.update()
-    return pd.concat(frames, ignore_index=True)
+    labels = [label for label, (_, chosen) in plan.items() for _ in chosen]
+    calls = [
+        (run, step, heuristics, evaluation, seed, unigram, device, threads)
+        for run, chosen in plan.values()
+        for step in chosen
+    ]
+    frames = evaluate_checkpoints(calls, "zero-shot checkpoints", progress)
+    return pd.concat([frame.assign(model=label) for frame, label in zip(frames, labels)], ignore_index=True)
 
 
 def _heuristics(heuristics: Sequence[str] | None) -> tuple[str, ...]:
@@ -516,24 +541,32 @@ def scaling_outcomes(
     unigram: np.ndarray | None = None,
     device: str = "cpu",
     progress: bool = True,
+    threads: int | None = None,
 ) -> pd.DataFrame:
     """Per-example outcomes of one checkpoint of one run per model size (GPT-2's scaling claim),
     with ``preset`` and ``parameters`` columns: the last, or with ``evaluation.checkpoint="best"``
     the kept checkpoint of lowest validation loss (early stopping). Each preset is pretrained with
-    ``spec`` (cached like any run: the preset of the shared run is that run)."""
+    ``spec`` (cached like any run: the preset of the shared run is that run); ``threads`` as in
+    :func:`evaluate_checkpoints`."""
     heuristics = _heuristics(heuristics)
     evaluation = evaluation or RECIPES["cpu"].evaluation
     specs = scaling_specs(spec, RECIPES["cpu"].ladder if presets is None else presets)
-    frames = []
+    calls = []
     for run_spec, run in zip(specs, pretrain_all(specs, progress)):
         if not run.steps:
             raise ValueError(f"the {run_spec.preset} run {run.run_dir} has no checkpoints")
         step = run.steps[-1]
         if evaluation.checkpoint == "best":
             step = min(run.steps, key=lambda s: checkpoint_val_loss(run, s, device))
-        frame = evaluate_checkpoint(run, step, heuristics, evaluation, seed, unigram, device)
-        frames.append(frame.assign(preset=run_spec.preset, parameters=count_parameters(run_spec.gpt_config)))
-    return pd.concat(frames, ignore_index=True)
+        calls.append((run, step, heuristics, evaluation, seed, unigram, device, threads))
+    frames = evaluate_checkpoints(calls, "ladder checkpoints", progress)
+    return pd.concat(
+        [
+            frame.assign(preset=run_spec.preset, parameters=count_parameters(run_spec.gpt_config))
+            for frame, run_spec in zip(frames, specs)
+        ],
+        ignore_index=True,
+    )
 
 
 MIN_SUPERVISED_MARGIN = 0.05

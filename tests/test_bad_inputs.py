@@ -503,6 +503,9 @@ class Context:
     def damaged_run(self) -> Path:
         return self.request.getfixturevalue("damaged_run")
 
+    def run_without_tokenizer(self) -> Path:
+        return self.request.getfixturevalue("run_without_tokenizer")
+
 
 CPU_YAML = recipe_yaml(RECIPES["cpu"])
 
@@ -735,6 +738,13 @@ COMMANDS = [
         ("damaged",),
     ),
     BadCommand(
+        "finetune-checkpoint-without-tokenizer",
+        lambda c: _finetune_cli("--checkpoint", str(c.run_without_tokenizer())),
+        1,
+        ("train.npy",),
+        ("records no tokenizer", "expected a checkpoint trained on packed tokens"),
+    ),
+    BadCommand(
         "finetune-unknown-option-value",
         lambda c: _finetune_cli("--train.precision", "fp8"),
         1,
@@ -792,6 +802,14 @@ def damaged_run(tmp_path_factory, token_files):
     assert main(["pretrain", "--train-tokens", str(token_files[0]), "--out", str(run), *TINY_PRETRAIN]) == 0
     weights = next(run.glob("checkpoints/*/model.safetensors"))
     weights.write_bytes(weights.read_bytes()[:100])
+    return run
+
+
+@pytest.fixture(scope="module")
+def run_without_tokenizer(tmp_path_factory, token_files):
+    """A one-update pretraining run on raw token ids (.npy), which record no tokenizer."""
+    run = tmp_path_factory.mktemp("untokenized") / "run"
+    assert main(["pretrain", "--train-tokens", str(token_files[0]), "--out", str(run), *TINY_PRETRAIN]) == 0
     return run
 
 

@@ -47,8 +47,10 @@ from workbench.experiments.recipes import RECIPES, recipe_yaml
 from workbench.models import PRESETS
 from workbench.models.generation import generate_text, left_pad
 from workbench.models.gpt import IGNORE_INDEX
+from workbench.training import checkpoint as ckpt
 from workbench.training.config import TrainConfig
 from workbench.training.finetuning import TaskModel, accuracy, finetune, task_loss
+from workbench.training.trainer import build_optimizer
 from workbench.ui.widgets import (
     AttentionMaps,
     attention_maps,
@@ -112,6 +114,26 @@ def _finetune(train=None, **options):
 
 def _batch():
     return dict(input_ids=_ids([5, 6, 7]), extract=torch.tensor([2]), labels=torch.tensor([0]))
+
+
+@functools.cache
+def _damaged_checkpoint(file: str) -> Path:
+    """A checkpoint (a gpt1-micro after one update) with one bit of ``file`` flipped where the file still
+    reads: the lowest mantissa bit of a tensor's first value, or a digit of ``trainer.json``."""
+    torch.manual_seed(0)
+    model = GPT(GPTConfig.from_preset("gpt1-micro"))
+    optimizer = build_optimizer(model, TrainConfig())
+    model(_ids([1, 2, 3]), _ids([2, 3, 4])).loss.backward()
+    optimizer.step()
+    path = ckpt.checkpoint_path(_scratch() / f"run-{file}", 1)
+    state = {"step": 1, "model_class": "GPT", "model_config": model.config.to_dict()}
+    ckpt.write_checkpoint(
+        path, model=model, optimizer=optimizer, state=state, history=pd.DataFrame({"step": [1]}), model_config=None
+    )
+    data = bytearray((path / file).read_bytes())
+    data[data.index(b'"step": ') + 8 if file == ckpt.STATE_FILE else 8 + int.from_bytes(data[:8], "little")] ^= 1
+    (path / file).write_bytes(data)
+    return path
 
 
 @dataclass(frozen=True)
@@ -408,6 +430,25 @@ API = [
         ("got 0",),
         ("positive integer",),
     ),
+    # --- checkpoints: a bit flipped on disk that leaves the file readable and its values finite
+    Bad(
+        "checkpoint-bit-flip-in-weights",
+        lambda: ckpt.load_model(_damaged_checkpoint(ckpt.MODEL_FILE)),
+        ("model.safetensors", "SHA-256"),
+        ("is damaged", "hashes.json recorded", "python -m workbench verify"),
+    ),
+    Bad(
+        "checkpoint-bit-flip-in-optimizer-state",
+        lambda: ckpt.read_safetensors(_damaged_checkpoint(ckpt.OPTIMIZER_FILE) / ckpt.OPTIMIZER_FILE),
+        ("optimizer.safetensors", "SHA-256"),
+        ("is damaged", "hashes.json recorded", "python -m workbench verify"),
+    ),
+    Bad(
+        "checkpoint-bit-flip-in-trainer-state",
+        lambda: ckpt.read_state(_damaged_checkpoint(ckpt.STATE_FILE)),
+        ("trainer.json", "SHA-256"),
+        ("is damaged", "hashes.json recorded", "python -m workbench verify"),
+    ),
 ]
 
 
@@ -461,6 +502,9 @@ class Context:
 
     def damaged_run(self) -> Path:
         return self.request.getfixturevalue("damaged_run")
+
+    def run_without_tokenizer(self) -> Path:
+        return self.request.getfixturevalue("run_without_tokenizer")
 
 
 CPU_YAML = recipe_yaml(RECIPES["cpu"])
@@ -694,11 +738,48 @@ COMMANDS = [
         ("damaged",),
     ),
     BadCommand(
+        "finetune-checkpoint-without-tokenizer",
+        lambda c: _finetune_cli("--checkpoint", str(c.run_without_tokenizer())),
+        1,
+        ("train.npy",),
+        ("records no tokenizer", "expected a checkpoint trained on packed tokens"),
+    ),
+    BadCommand(
         "finetune-unknown-option-value",
         lambda c: _finetune_cli("--train.precision", "fp8"),
         1,
         ("'fp8'",),
         ("must be one of",),
+    ),
+    # verify
+    BadCommand("verify-without-path", lambda c: ["verify"], 2, ("RUN_DIR",), ("required",)),
+    BadCommand(
+        "verify-missing-directory",
+        lambda c: ["verify", str(c.tmp / "nowhere")],
+        1,
+        ("nowhere",),
+        ("does not exist", "expected a run directory"),
+    ),
+    BadCommand(
+        "verify-not-a-run-directory",
+        lambda c: ["verify", str(c.file("notes/todo.txt").parent)],
+        1,
+        ("notes",),
+        ("neither a run directory nor a checkpoint directory", "expected a run directory"),
+    ),
+    BadCommand(
+        "verify-run-directory-without-checkpoints",
+        lambda c: ["verify", str(c.file("run/checkpoints/.keep").parent.parent)],
+        1,
+        ("run",),
+        ("holds no checkpoint", "expected a run directory"),
+    ),
+    BadCommand(
+        "verify-bit-flip-in-weights",
+        lambda c: ["verify", str(_damaged_checkpoint(ckpt.MODEL_FILE).parent.parent)],
+        1,
+        ("step-00000001", "model.safetensors", "SHA-256"),
+        ("1 damaged checkpoint(s)", "hashes.json recorded"),
     ),
 ]
 
@@ -721,6 +802,14 @@ def damaged_run(tmp_path_factory, token_files):
     assert main(["pretrain", "--train-tokens", str(token_files[0]), "--out", str(run), *TINY_PRETRAIN]) == 0
     weights = next(run.glob("checkpoints/*/model.safetensors"))
     weights.write_bytes(weights.read_bytes()[:100])
+    return run
+
+
+@pytest.fixture(scope="module")
+def run_without_tokenizer(tmp_path_factory, token_files):
+    """A one-update pretraining run on raw token ids (.npy), which record no tokenizer."""
+    run = tmp_path_factory.mktemp("untokenized") / "run"
+    assert main(["pretrain", "--train-tokens", str(token_files[0]), "--out", str(run), *TINY_PRETRAIN]) == 0
     return run
 
 

@@ -1,4 +1,4 @@
-"""Checkpoint files: atomic, pickle-free, tied weights stored once, clear errors on mismatch."""
+"""Checkpoint files: atomic, pickle-free, hashed, tied weights stored once, clear errors on mismatch."""
 
 from __future__ import annotations
 
@@ -10,10 +10,12 @@ from pathlib import Path
 import pandas as pd
 import pytest
 import torch
-from safetensors import SafetensorError
+from safetensors import SafetensorError, safe_open
 from safetensors.torch import save_file
 
 from workbench import GPT, GPTConfig
+from workbench.cli import main
+from workbench.data import sources
 from workbench.training import checkpoint as ckpt
 from workbench.training.config import TrainConfig
 from workbench.training.trainer import build_optimizer
@@ -168,6 +170,7 @@ def test_a_damaged_state_file_is_named(tmp_path, text, message):
 def test_a_missing_field_is_named_with_the_file(tmp_path):
     path = tmp_path / "step-00000001"
     _write(path, _gpt())
+    (path / ckpt.HASHES_FILE).unlink()  # as written by a version before hashes (else: damaged, below)
     state = json.loads((path / ckpt.STATE_FILE).read_text())
     del state["model_class"]
     (path / ckpt.STATE_FILE).write_text(json.dumps(state))
@@ -233,6 +236,95 @@ def test_a_damaged_alias_table_is_named(tmp_path):
     with pytest.raises(ckpt.CheckpointError, match=r"its 'aliases' metadata is not a JSON object"):
         ckpt.load_weights(model, tmp_path / "model.safetensors")
     assert not path.exists()
+
+
+def _flip_a_bit(path: Path) -> None:
+    """Flip the lowest bit of the first value past the header: a mantissa bit, so the value stays finite."""
+    data = bytearray(path.read_bytes())
+    data[8 + int.from_bytes(data[:8], "little")] ^= 1
+    path.write_bytes(data)
+
+
+def _stepped(model):
+    """An optimizer after one update, so that its file holds tensors."""
+    optimizer = build_optimizer(model, TrainConfig())
+    model(torch.randint(0, 512, (2, 8)), torch.randint(0, 512, (2, 8))).loss.backward()
+    optimizer.step()
+    return optimizer
+
+
+@pytest.mark.parametrize("file", [ckpt.MODEL_FILE, ckpt.OPTIMIZER_FILE])
+def test_a_flipped_bit_in_tensor_data_is_named_on_load(tmp_path, file):
+    run = tmp_path / "run"
+    path = ckpt.checkpoint_path(run, 1)
+    model = _gpt()
+    _write(path, model, _stepped(model))
+    assert json.loads((path / ckpt.HASHES_FILE).read_text())[file]["size"] == (path / file).stat().st_size
+    _flip_a_bit(path / file)
+    with safe_open(str(path / file), framework="pt") as handle:  # still readable, every value finite
+        assert all(torch.isfinite(handle.get_tensor(name)).all() for name in handle.keys())
+    message = rf"{file} is damaged: {file} has SHA-256 [0-9a-f]{{64}}, but the checkpoint's hashes.json recorded"
+    with pytest.raises(ckpt.CheckpointError, match=message) as error:
+        ckpt.read_safetensors(path / file)
+    assert f"python -m workbench verify {run}`" in str(error.value)
+    if file == ckpt.MODEL_FILE:
+        with pytest.raises(ValueError, match=message):
+            ckpt.load_model(path)
+
+
+def test_verify_names_the_damaged_checkpoint(tmp_path, capsys):
+    run = tmp_path / "run"
+    for step in (1, 2):
+        _write(ckpt.checkpoint_path(run, step), _gpt(), step=step)
+    assert main(["verify", str(run)]) == 0
+    assert capsys.readouterr().out.splitlines() == ["step-00000001  4 files  ok", "step-00000002  4 files  ok"]
+    _flip_a_bit(ckpt.checkpoint_path(run, 2) / ckpt.MODEL_FILE)
+    assert main(["verify", str(run)]) == 1
+    out, err = capsys.readouterr()
+    assert out.splitlines()[0] == "step-00000001  4 files  ok"
+    assert out.splitlines()[1].startswith("step-00000002  4 files  damaged: model.safetensors has SHA-256 ")
+    assert err.startswith(f"workbench verify: error: 1 damaged checkpoint(s): {ckpt.checkpoint_path(run, 2)} (")
+    assert main(["verify", str(ckpt.checkpoint_path(run, 1))]) == 0  # one checkpoint directory
+    assert capsys.readouterr().out == "step-00000001  4 files  ok\n"
+
+
+def test_a_checkpoint_without_hashes_loads_and_verifies_as_unrecorded(tmp_path, capsys):
+    path = ckpt.checkpoint_path(tmp_path, 1)
+    model = _gpt()
+    _write(path, model)
+    (path / ckpt.HASHES_FILE).unlink()  # as written before hashes were recorded
+    loaded = ckpt.load_model(path)
+    assert all(torch.equal(loaded.state_dict()[name], t) for name, t in model.state_dict().items())
+    assert ckpt.verify_checkpoint(path) is None
+    assert main(["verify", str(tmp_path)]) == 0
+    assert capsys.readouterr().out.startswith("step-00000001  no hash recorded")
+
+
+def test_a_damaged_hash_manifest_is_named(tmp_path, capsys):
+    path = ckpt.checkpoint_path(tmp_path, 1)
+    _write(path, _gpt())
+    (path / ckpt.HASHES_FILE).write_text('{"model.safetensors": {"size": "big"}}')
+    message = r"hashes.json is damaged \(\d+ bytes\): expected a JSON object mapping each file name to its size"
+    with pytest.raises(ckpt.CheckpointError, match=message):
+        ckpt.load_model(path)
+    assert main(["verify", str(tmp_path)]) == 1
+    assert "damaged: " in capsys.readouterr().out
+
+
+def test_each_file_is_hashed_once_per_process_while_unchanged(tmp_path, monkeypatch):
+    path = ckpt.checkpoint_path(tmp_path, 1)
+    _write(path, _gpt())
+    hashed = []
+    real = sources.sha256_file
+    monkeypatch.setattr(sources, "sha256_file", lambda file: hashed.append(Path(file).name) or real(file))
+    for _ in range(3):
+        ckpt.load_model(path)
+    assert sorted(hashed) == [ckpt.MODEL_FILE, ckpt.STATE_FILE]
+    model_file = path / ckpt.MODEL_FILE
+    stat = model_file.stat()
+    os.utime(model_file, ns=(stat.st_atime_ns, stat.st_mtime_ns + 1_000_000_000))  # touched: hashed again
+    ckpt.load_model(path)
+    assert sorted(hashed) == [ckpt.MODEL_FILE, ckpt.MODEL_FILE, ckpt.STATE_FILE]
 
 
 def test_stale_temporaries_are_ignored_then_removed(tmp_path):

@@ -28,7 +28,15 @@ print("IMPORTED", status, *[name for name in {heavy!r} if name in sys.modules])
 
 
 @pytest.mark.parametrize(
-    "argv", [["--help"], ["reproduce", "--help"], ["recipes", "--help"], ["data", "--help"], ["--debug", "data", "-h"]]
+    "argv",
+    [
+        ["--help"],
+        ["reproduce", "--help"],
+        ["recipes", "--help"],
+        ["data", "--help"],
+        ["--debug", "data", "-h"],
+        ["verify", "-h"],
+    ],
 )
 def test_help_imports_no_torch(argv):
     code = PROBE.format(heavy=HEAVY)

@@ -5,10 +5,12 @@ from __future__ import annotations
 import argparse
 import json
 import re
+import shutil
 import signal
 import subprocess
 import sys
 import sysconfig
+import time
 from pathlib import Path
 
 import numpy as np
@@ -18,10 +20,12 @@ import torch
 import workbench.cli.pretrain as pretrain
 from workbench.cli import main
 from workbench.core import from_dict
+from workbench.core.options import apply_overrides, overrides_from_args
 from workbench.experiments import PretrainRun, PretrainSpec
 from workbench.experiments import pretraining as pretraining_module
 from workbench.experiments.cache import DONE
 from workbench.training import checkpoint as ckpt
+from workbench.training.checkpointer import hold_run_directory
 from workbench.training.language_model import TokenSampler
 
 LAUNCHER = """\
@@ -252,3 +256,36 @@ def test_two_gloo_processes_match_one_process_with_the_same_global_batch(token_f
     np.testing.assert_allclose(h2["loss"].dropna(), h1["loss"].dropna(), rtol=1e-5)
     np.testing.assert_allclose(h2["val_loss"].dropna(), h1["val_loss"].dropna(), rtol=1e-5)
     assert (h2["tokens"].iloc[1:] == h1["tokens"].iloc[1:]).all()
+
+
+@pytest.mark.train
+def test_every_rank_follows_rank_zero_when_another_job_finishes_the_cache_entry(token_files, tmp_path, monkeypatch):
+    """Only rank 0 holds a cache entry's lock. While another job holds it, rank 0 waits; when that job
+    finishes the run, every rank must load it. A rank that judged for itself saw no DONE yet, started
+    training alone and waited for rank 0 in a collective that never came."""
+    single, cache = tmp_path / "single", tmp_path / "cache"
+    assert pretrain.run(_parser().parse_args(_args(token_files, single))) == 0  # what the other job writes
+    cached = _args(token_files, single)
+    del cached[cached.index("--out") : cached.index("--out") + 2]
+    monkeypatch.setenv("WORKBENCH_CACHE_DIR", str(cache))
+    args = _parser().parse_args(cached)
+    spec = apply_overrides(pretrain.recipe_from_args(args).pretraining, overrides_from_args(args, PretrainSpec))
+    entry = pretraining_module.cache_entry(spec, token_files)
+    entry.mkdir(parents=True)
+    launcher = tmp_path / "launch.py"
+    launcher.write_text(LAUNCHER)
+    command = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node=2", str(launcher)]
+    with hold_run_directory(entry, wait=False, what="experiment cache entry"):
+        job = subprocess.Popen([*command, *cached], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        time.sleep(20)  # both ranks reach the entry: rank 0 waits for the lock, rank 1 must wait for rank 0
+        shutil.copytree(single, entry, dirs_exist_ok=True)  # the other job finishes the run
+    try:
+        out, err = job.communicate(timeout=120)
+    except subprocess.TimeoutExpired:
+        job.kill()
+        pytest.fail(
+            f"the ranks did not agree on the finished cache entry, one of them hangs: {job.communicate()[1][-3000:]}"
+        )
+    assert job.returncode == 0, err[-3000:]
+    assert out.count("step 3: loss") == 1
+    assert ckpt.read_state(ckpt.latest_checkpoint(entry))["world_size"] == 1  # loaded, not trained again

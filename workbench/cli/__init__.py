@@ -32,9 +32,18 @@ COMMANDS = {
     "pretrain": ("workbench.cli.pretrain", "pretrain the language model of a recipe (DDP under torchrun)"),
     "finetune": ("workbench.cli.finetune", "fine-tune a pretrained checkpoint on a task (GPT-1's L2 + lambda L1)"),
     "data": ("workbench.cli.data", "fetch and prepare the corpora, tokenizer, packed tokens and tasks"),
+    "verify": (
+        "workbench.cli.verify",
+        "check every checkpoint of a run against the hashes recorded when it was written",
+    ),
 }
 
-OPTIONS = {"reproduce": arguments.reproduce, "recipes": arguments.recipes, "data": arguments.data}
+OPTIONS = {
+    "reproduce": arguments.reproduce,
+    "recipes": arguments.recipes,
+    "data": arguments.data,
+    "verify": arguments.verify,
+}
 """Commands whose options are added without importing their module (which imports torch)."""
 
 FAILURES = (ValueError, OSError, RuntimeError, FloatingPointError)

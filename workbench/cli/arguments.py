@@ -1,4 +1,4 @@
-"""The options of ``reproduce``, ``recipes`` and ``data``, apart from their modules so that ``--help`` is instant.
+"""The options of ``reproduce``, ``recipes``, ``data`` and ``verify``, apart from their modules: ``--help`` is instant.
 
 Those modules import ``workbench.core``, ``.data`` or ``.experiments``, whose packages import torch
 (seconds), and the package keeps workbench imports at module level (tests/test_structure.py). So these
@@ -92,3 +92,12 @@ def data(parser: argparse.ArgumentParser) -> None:
         help=f"data cache (default ${DATA_DIR_ENV} or ~/.cache/gpt-workbench/data)",
     )
     parser.add_argument("--no-progress", action="store_true", help="hide the progress bars")
+
+
+def verify(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "path",
+        type=Path,
+        metavar="RUN_DIR",
+        help="a run directory (every checkpoint under its checkpoints/) or one checkpoint directory",
+    )

@@ -14,9 +14,9 @@ import torch
 from ..core.checks import NON_NEGATIVE_INT, NON_NEGATIVE_NUMBER, POSITIVE_INT, Check
 from ..core.options import add_arguments as add_option_arguments
 from ..core.options import apply_overrides, overrides_from_args
-from ..data.prepare import corpus_tokenizer
 from ..data.tasks import TASKS, get_task, load_task
 from ..data.transforms import encode_examples
+from ..data.vocabulary import corpus_tokenizer, trained_tokenizer
 from ..experiments.recipes import RECIPES, FinetuneSettings
 from ..models.config import PRESETS, GPTConfig
 from ..models.gpt import GPT
@@ -116,13 +116,10 @@ def run(args) -> int:
         model_config = GPTConfig.from_preset(args.preset or recipe.pretraining.preset)
     if settings.n_ctx is not None:
         model_config = model_config.replace(n_ctx=min(settings.n_ctx, model_config.n_ctx))
-    tokenizer = corpus_tokenizer(model_config.vocab_size)
-    trained_on = ckpt.read_state(source)["metadata"].get("tokenizer_sha256") if source else None
-    if trained_on not in (None, tokenizer.sha256):
-        raise ValueError(
-            f"{source} was pretrained with tokenizer {trained_on[:12]}, not the corpus "
-            f"tokenizer {tokenizer.sha256[:12]} this command encodes tasks with"
-        )
+    if source is None:
+        tokenizer = corpus_tokenizer(model_config.vocab_size)
+    else:
+        tokenizer = trained_tokenizer(source, ckpt.read_state(source)["metadata"], model_config.vocab_size)
     torch.manual_seed(settings.train.seed)
     gpt = GPT(model_config)
     if pretrained is not None:

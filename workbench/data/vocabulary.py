@@ -44,3 +44,24 @@ def corpus_tokenizer(vocab_size: int = DEFAULT_VOCAB_SIZE, seed: int = 0) -> Tok
                 raise disk_full_error(path, len(tokenizer.to_json().encode())) from error
             raise
     return tokenizer
+
+
+def trained_tokenizer(checkpoint: Path, metadata: dict, vocab_size: int) -> Tokenizer:
+    """The corpus BPE a checkpoint's training tokens were encoded with (its ``metadata`` records the
+    tokenizer's hash), or a clear refusal: weights paired with another tokenizer produce fluent-looking
+    nonsense, never an error, so a checkpoint that records no tokenizer is refused too."""
+    recorded = metadata.get("tokenizer_sha256")
+    if recorded is None:
+        raise ValueError(
+            f"{checkpoint} records no tokenizer: it was trained on "
+            f"{metadata.get('train_tokens', 'unrecorded data')!s}, token ids with no tokenizer attached, so "
+            "the ids of any text given to it would mean other words; expected a checkpoint trained on "
+            "packed tokens (the books corpus, or a packed file of the workbench), which record theirs"
+        )
+    tokenizer = corpus_tokenizer(vocab_size)
+    if recorded != tokenizer.sha256:
+        raise ValueError(
+            f"{checkpoint} was trained with tokenizer {recorded[:12]}, not the corpus BPE of {vocab_size} "
+            f"tokens ({tokenizer.sha256[:12]}) that the workbench encodes text with"
+        )
+    return tokenizer

@@ -14,8 +14,8 @@ import torch
 
 from ..core.checks import NON_EMPTY_STRING, NON_NEGATIVE_INT, POSITIVE_INT, Check
 from ..core.options import apply_overrides
-from ..data.prepare import corpus_tokenizer
 from ..data.tokenizer import Tokenizer
+from ..data.vocabulary import corpus_tokenizer, trained_tokenizer
 from ..models.config import GPTConfig
 from ..models.generation import MAX_SEED
 from ..models.gpt import GPT
@@ -170,25 +170,18 @@ def _cached_model(source: str, demo: PretrainSpec) -> tuple[GPT, Tokenizer, str,
 
 
 def _run_directory_model(run: Path) -> tuple[GPT, Tokenizer, str, dict[str, Path]]:
-    """The last checkpoint of a run directory, with the corpus tokenizer it must have been trained with."""
+    """The last checkpoint of a run directory, with the tokenizer it was trained with (or a refusal)."""
     latest = ckpt.latest_checkpoint(run)
     if latest is None:
         raise FileNotFoundError(f"{run} holds no checkpoint (expected a run directory written by the Trainer)")
     model = ckpt.load_model(latest)
     state = ckpt.read_state(latest)
-    tokenizer = corpus_tokenizer(model.config.vocab_size)
-    metadata = state.get("metadata", {})
-    expected = metadata.get("tokenizer_sha256")
-    if expected not in (None, tokenizer.sha256):
-        raise ValueError(
-            f"{run} was trained with another tokenizer than the corpus BPE of {model.config.vocab_size} tokens"
-        )
+    tokenizer = trained_tokenizer(latest, state.get("metadata", {}), model.config.vocab_size)
     history = ckpt.read_history(run)
     val = history["val_loss"].dropna() if "val_loss" in history else []
     loss = f", validation loss {val.iloc[-1]:.2f} nats/token" if len(val) else ""
-    data = "the corpus" if expected == tokenizer.sha256 else metadata.get("train_tokens", "unrecorded data")
     description = (
         f"{describe(model.config)} trained for {state['step']:,} updates "
-        f"({int(history['tokens'].max()):,} tokens) on {data}{loss}; run {run}"
+        f"({int(history['tokens'].max()):,} tokens) on the corpus{loss}; run {run}"
     )
     return model, tokenizer, description, {run.name: run}

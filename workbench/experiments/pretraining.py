@@ -17,6 +17,7 @@ from pathlib import Path
 
 import pandas as pd
 import torch
+import torch.distributed as dist
 
 from ..core.checks import NON_NEGATIVE_INT, Check, check_fields
 from ..core.device import init_distributed
@@ -103,11 +104,11 @@ def pretrain(
         run_dir, wait, what = entry_dir("pretrain", config), True, "experiment cache entry"
     else:
         run_dir, wait, what = Path(run_dir), False, "run directory"
-    main = init_distributed().is_main  # only rank 0 writes, so only rank 0 holds the directory
-    with hold_run_directory(run_dir, wait=wait, what=what) if main else contextlib.nullcontext():
+    context = init_distributed()  # only rank 0 writes, so only rank 0 holds the directory
+    with hold_run_directory(run_dir, wait=wait, what=what) if context.is_main else contextlib.nullcontext():
         claim_dir(run_dir, config)
         run = PretrainRun(spec, run_dir)
-        if is_done(run_dir):  # also when another process finished it while this one waited
+        if _rank_zero_says(is_done(run_dir), context):  # also when another process finished it while rank 0 waited
             return run
         val_tokens = open_token_file(val_path, vocab_size)[0] if val_path is not None else None
         resume = ckpt.latest_checkpoint(run_dir) is not None
@@ -120,9 +121,20 @@ def pretrain(
             resume=resume,
             metadata=metadata,
         )
-        if main:
+        if context.is_main:
             mark_done(run_dir)
     return run
+
+
+def _rank_zero_says(value: bool, context) -> bool:
+    """Rank 0's ``value`` on every rank: it alone holds the directory's lock, so another rank that
+    judged for itself could see a run finish that rank 0 is about to train, or the reverse, and
+    leave the other ranks waiting in a collective that never comes."""
+    if context.world_size == 1:
+        return value
+    decision = [value if context.is_main else None]
+    dist.broadcast_object_list(decision, src=0)
+    return bool(decision[0])
 
 
 def pretrain_all(specs: list[PretrainSpec], progress: bool = True) -> list[PretrainRun]:

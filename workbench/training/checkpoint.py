@@ -8,12 +8,18 @@ Layout of ``RUN_DIR/checkpoints/step-00001000/``:
 - ``trainer.json``: everything else (model and train config, step, schedule, sampler and RNG
   states, the optimizer's parameter names and hyperparameters).
 - ``history.csv``: the logged metrics up to this step, so a resumed run continues its history.
+- ``hashes.json``: the size and SHA-256 of each file above, recorded as it is written. A bit flipped
+  on disk inside tensor data leaves a readable file of finite values, which only a hash can tell from
+  the one written; each file is checked against it when read (hashed once per process while its size
+  and mtime stay the same), and ``python -m workbench verify RUN_DIR`` checks every checkpoint of a
+  run. A checkpoint written before hashes were recorded has no ``hashes.json`` and is read unchecked.
 
 The directory is assembled under a hidden temporary name, flushed to disk and renamed into place:
 a crash or Ctrl-C at any moment leaves either the previous set of checkpoints or the new one; a full
 disk is reported with the space the checkpoint needs. Reading is checked just as strictly: a
-damaged or truncated file, a missing field or a NaN/inf weight is a :class:`CheckpointError` that
-names the file and what is wrong with it, never a parser's traceback or a silently broken model.
+damaged or truncated file, a file whose hash is not the one recorded, a missing field or a NaN/inf
+weight is a :class:`CheckpointError` that names the file and what is wrong with it, never a parser's
+traceback or a silently broken model.
 """
 
 from __future__ import annotations
@@ -35,6 +41,7 @@ from safetensors.torch import save_file
 from torch import nn
 
 from ..core.io import disk_full_error, is_disk_full
+from ..data.sources import file_sha256, sha256_file
 from ..models.config import GPTConfig
 from ..models.gpt import GPT
 from ..models.weights import load_state_checked, non_finite
@@ -44,6 +51,7 @@ MODEL_FILE = "model.safetensors"
 OPTIMIZER_FILE = "optimizer.safetensors"
 STATE_FILE = "trainer.json"
 HISTORY_FILE = "history.csv"
+HASHES_FILE = "hashes.json"
 _STEP_DIR = re.compile(r"step-(\d+)")
 
 
@@ -225,6 +233,7 @@ def read_safetensors(path: Path, check_finite: bool = True) -> tuple[dict[str, t
             f"{path} is not a readable safetensors file ({error}; {path.stat().st_size} bytes): "
             "it is truncated or damaged"
         ) from None
+    check_hash(path)
     broken = [
         f"{name!r} holds {problem}"
         for name, tensor in tensors.items()
@@ -252,6 +261,7 @@ def read_state(path: str | os.PathLike[str]) -> CheckpointState:
         ) from None
     if not isinstance(state, dict):
         raise CheckpointError(f"{state_file} holds a JSON {type(state).__name__}; expected an object of fields")
+    check_hash(state_file)
     return CheckpointState(state, state_file)
 
 
@@ -276,6 +286,7 @@ def write_checkpoint(
             save_file(tensors, str(tmp / OPTIMIZER_FILE))
             (tmp / STATE_FILE).write_text(json.dumps(state | {"optimizer_groups": groups}, indent=1))
             history.to_csv(tmp / HISTORY_FILE, index=False)
+            _record_hashes(tmp)
     except (OSError, SafetensorError) as error:
         if not is_disk_full(error):
             raise
@@ -302,12 +313,93 @@ def _bytes_needed(model: nn.Module, optimizer: torch.optim.Optimizer) -> int:
     return total
 
 
+def _record_hashes(directory: Path) -> None:
+    """Write ``hashes.json``: the size and SHA-256 of every other file of ``directory``."""
+    files = sorted(p for p in directory.iterdir() if p.name != HASHES_FILE)
+    hashes = {p.name: {"size": p.stat().st_size, "sha256": sha256_file(p)} for p in files}
+    (directory / HASHES_FILE).write_text(json.dumps(hashes, indent=1))
+
+
+def recorded_hashes(checkpoint: str | os.PathLike[str]) -> dict[str, dict] | None:
+    """A checkpoint directory's ``hashes.json``: file name -> ``{"size", "sha256"}``, or None for a
+    checkpoint written before hashes were recorded."""
+    path = Path(checkpoint) / HASHES_FILE
+    try:
+        text = path.read_bytes()
+    except FileNotFoundError:
+        return None
+    try:
+        hashes = json.loads(text.decode("utf-8"))
+    except ValueError:
+        hashes = None
+    entry = {"size": int, "sha256": str}
+    if not isinstance(hashes, dict) or not all(
+        isinstance(v, dict) and all(isinstance(v.get(k), t) for k, t in entry.items()) for v in hashes.values()
+    ):
+        raise CheckpointError(
+            f"{path} is damaged ({len(text)} bytes): expected a JSON object mapping each file name to its "
+            "size and sha256"
+        )
+    return hashes
+
+
+def _hash_problem(path: Path, recorded: dict, cached: bool) -> str | None:
+    """What differs between ``path`` and its recorded size and hash (None: nothing). ``cached``:
+    reuse this process's hash of an unchanged file; else read every byte again."""
+    if not path.is_file():
+        return f"{path.name} is missing, but the checkpoint's {HASHES_FILE} lists it"
+    size = path.stat().st_size
+    if size != recorded["size"]:
+        return (
+            f"{path.name} has {size} bytes, but the checkpoint's {HASHES_FILE} recorded {recorded['size']} "
+            "when it was written"
+        )
+    actual = file_sha256(path) if cached else sha256_file(path)
+    if actual != recorded["sha256"]:
+        return (
+            f"{path.name} has SHA-256 {actual}, but the checkpoint's {HASHES_FILE} recorded {recorded['sha256']} "
+            "when it was written"
+        )
+    return None
+
+
+def check_hash(path: Path) -> None:
+    """Refuse a checkpoint file whose bytes are not those recorded when it was written.
+
+    A file with no recorded hash (of an older checkpoint, or outside any checkpoint) is not checked.
+    """
+    hashes = recorded_hashes(path.parent)
+    if hashes is None or path.name not in hashes:
+        return
+    problem = _hash_problem(path, hashes[path.name], cached=True)
+    if problem:
+        run = path.parent.parent.parent if path.parent.parent.name == CHECKPOINTS else path.parent
+        raise CheckpointError(
+            f"{path} is damaged: {problem}. Check the run's checkpoints with `python -m workbench verify {run}`"
+        )
+
+
+def verify_checkpoint(path: str | os.PathLike[str]) -> dict[str, str] | None:
+    """Each file a checkpoint directory records and what is wrong with it ("": nothing), every byte
+    read again; None for a checkpoint written before hashes were recorded."""
+    path = Path(path)
+    try:
+        hashes = recorded_hashes(path)
+    except CheckpointError as error:
+        return {HASHES_FILE: str(error)}
+    if hashes is None:
+        return None
+    return {name: _hash_problem(path / name, recorded, cached=False) or "" for name, recorded in hashes.items()}
+
+
 def read_history(path: str | os.PathLike[str]) -> pd.DataFrame:
     """A checkpoint's (or a run directory's) ``history.csv``, floats read back bit for bit."""
     path = Path(path)
     if path.is_dir():
         path = path / HISTORY_FILE
-    if path.stat().st_size <= 1:
+    size = path.stat().st_size
+    check_hash(path)
+    if size <= 1:
         return pd.DataFrame()
     try:
         return pd.read_csv(path, engine="python")  # Python's float(): exact on every pandas version

@@ -1,5 +1,8 @@
 """The widgets, driven by setting their controls, and the pure functions they are views over."""
 
+import os
+from pathlib import Path
+
 import pandas as pd
 import pytest
 import torch
@@ -263,6 +266,22 @@ def test_loss_curves_and_summary():
     assert summary.loc[("a", "loss")].tolist() == [3, 2.5, 2.0]
     assert summary.loc[("a", "val_loss")].tolist() == [2, 2.2, 2.2]
     assert loss_curves({"c": history[["step", "lr"]]}).empty
+
+
+def test_find_runs_skips_a_directory_that_vanishes_while_it_is_walked(tmp_path, monkeypatch):
+    """A run that is training removes its old checkpoint directories: a reader's walk that meets one
+    already gone is no error (``Path.rglob`` raised ``FileNotFoundError``; the soak test found it)."""
+    for name in ("gone", "kept"):
+        _run(tmp_path / "runs" / name, [5.0, 4.0])
+    scandir = os.scandir
+
+    def vanishing(path="."):
+        if Path(path).name == "gone":
+            raise FileNotFoundError(2, "No such file or directory", str(path))
+        return scandir(path)
+
+    monkeypatch.setattr(os, "scandir", vanishing)
+    assert list(find_runs(tmp_path / "runs")) == ["kept"]
 
 
 def test_loss_curve_viewer_overlays_selected_runs(tmp_path):

@@ -175,18 +175,21 @@ def find_runs(*paths: str | os.PathLike[str]) -> dict[str, Path]:
     """Run directories (those with a ``history.csv``) at or under ``paths``, by a short name.
 
     The one run discovery of the package. Checkpoint directories carry a copy of the history
-    too; they are not runs of their own.
+    too; they are not runs of their own, and they are not walked: a run that is training replaces
+    and removes them, and a directory that vanishes while it is walked is skipped, not an error
+    (``Path.rglob`` raised ``FileNotFoundError`` for one, which the soak test found).
     """
     found: list[Path] = []
     for path in map(Path, paths):
         if (path / ckpt.HISTORY_FILE).is_file():
             found.append(path)
             continue
-        found += [
-            history.parent
-            for history in sorted(path.rglob(ckpt.HISTORY_FILE))
-            if ckpt.CHECKPOINTS not in history.relative_to(path).parts[:-1]
-        ]
+        runs = []
+        for root, directories, files in os.walk(path):  # os.walk skips what it cannot list
+            directories[:] = [d for d in directories if d != ckpt.CHECKPOINTS]
+            if ckpt.HISTORY_FILE in files:
+                runs.append(Path(root))
+        found += sorted(runs, key=lambda run: run / ckpt.HISTORY_FILE)
     names: dict[str, Path] = {}
     for run in dict.fromkeys(found):
         names[run.name if run.name not in names else f"{run.parent.name}/{run.name}"] = run

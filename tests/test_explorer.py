@@ -1,10 +1,7 @@
 """The explorer notebook's model policy and parameters (workbench.experiments.explorer), and timed()."""
 
 import re
-import sysconfig
-from pathlib import Path
 
-import numpy as np
 import pytest
 
 from workbench.core.options import apply_overrides
@@ -90,14 +87,11 @@ def test_other_sources(tmp_path, monkeypatch):
         Explorer.from_params(tmp_path)
 
 
-def test_a_run_that_records_no_tokenizer_is_refused(tmp_path, monkeypatch):
+def test_a_run_that_records_no_tokenizer_is_refused(tmp_path, monkeypatch, license_tokens):
     """Raw token ids (.npy) carry no tokenizer: pairing the weights with the corpus BPE would turn any
     prompt into other words, silently."""
     monkeypatch.setenv("WORKBENCH_CACHE_DIR", str(tmp_path / "cache"))
-    text = (Path(sysconfig.get_paths()["stdlib"]) / "LICENSE.txt").read_bytes()
-    ids = tmp_path / "train.npy"
-    np.save(ids, np.frombuffer(text, dtype=np.uint8).astype(np.uint16))
-    pretrain(demo_spec(1), run_dir=tmp_path / "run", tokens=(ids, None), progress=False)
+    pretrain(demo_spec(1), run_dir=tmp_path / "run", tokens=(license_tokens, None), progress=False)
     with pytest.raises(ValueError, match=r"run/checkpoints/.* records no tokenizer: it was trained on train.npy"):
         Explorer.from_params(tmp_path / "run")
 

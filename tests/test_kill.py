@@ -9,7 +9,6 @@ import random
 import signal
 import subprocess
 import sys
-import sysconfig
 import time
 from pathlib import Path
 
@@ -60,12 +59,9 @@ print("finished", flush=True)
 """
 
 
-@pytest.fixture(scope="module")
-def tokens(tmp_path_factory) -> Path:
-    text = (Path(sysconfig.get_paths()["stdlib"]) / "LICENSE.txt").read_bytes()
-    path = tmp_path_factory.mktemp("tokens") / "train.npy"
-    np.save(path, np.frombuffer(text, dtype=np.uint8).astype(np.uint16))
-    return path
+@pytest.fixture
+def tokens(license_tokens) -> Path:
+    return license_tokens
 
 
 def _start(run_dir: Path, tokens: Path) -> tuple[subprocess.Popen, int]:

@@ -17,12 +17,10 @@ import random
 import signal
 import subprocess
 import sys
-import sysconfig
 import time
 from pathlib import Path
 
 import nbformat
-import numpy as np
 import pytest
 import torch
 
@@ -73,12 +71,9 @@ NOTEBOOK_CELLS = [
 ]
 
 
-@pytest.fixture(scope="module")
-def tokens(tmp_path_factory) -> Path:
-    text = (Path(sysconfig.get_paths()["stdlib"]) / "LICENSE.txt").read_bytes()
-    path = tmp_path_factory.mktemp("tokens") / "train.npy"
-    np.save(path, np.frombuffer(text, dtype=np.uint8).astype(np.uint16))
-    return path
+@pytest.fixture
+def tokens(license_tokens) -> Path:
+    return license_tokens
 
 
 def _pretrain(tokens: Path, seed: int, out: Path | None = None) -> list[str]:

@@ -1,14 +1,16 @@
 """The fine-tuning pilot of 03 (issue 22), on the dev split only: learning rate and lambda for
 each in-domain task, from the last checkpoint of the CPU recipe's pretraining run, every layer
-transferred, and without pretraining. Prints one row per run: dev accuracy, the predicted-class
+transferred, and without pretraining, with each task head. Prints one row per run: dev accuracy, the predicted-class
 share, the last logged task loss. Choices made from it are recorded in 03's history cell.
 
     python bench/finetune_pilot.py [--seeds 0 1] [--tasks corrupted_pair corrupted_sentence]
+    python bench/finetune_pilot.py --tasks corrupted_pair --lrs 3e-4 1e-3 --heads linear likelihood
 """
 
 from __future__ import annotations
 
 import argparse
+import itertools
 
 import pandas as pd
 
@@ -24,13 +26,16 @@ def main() -> None:
     parser.add_argument("--seeds", nargs="+", type=int, default=[0])
     parser.add_argument("--lrs", nargs="+", type=float, default=[3e-4, 1e-3, 3e-3])
     parser.add_argument("--lm-weights", nargs="+", type=float, default=[0.0, 0.5])
+    parser.add_argument(
+        "--heads", nargs="+", default=["linear"], help="task heads (workbench.training.finetuning.HEADS)"
+    )
     args = parser.parse_args()
     recipe = RECIPES["cpu"]
     run = pretrain(recipe.pretraining, progress=False)
     jobs = []
     for task in args.tasks:
-        for lr in args.lrs:
-            settings = apply_overrides(recipe.finetuning, {"train": {"lr": lr}})
+        for lr, head in itertools.product(args.lrs, args.heads):
+            settings = apply_overrides(recipe.finetuning, {"train": {"lr": lr}, "head": head})
             for lm_weight in args.lm_weights:
                 for seed in args.seeds:
                     n = recipe.n_labelled(task)
@@ -41,6 +46,7 @@ def main() -> None:
         dict(
             task=job.task,
             variant=variant,
+            head=job.settings.head,
             lr=lr,
             lm_weight=job.lm_weight,
             seed=job.seed,

@@ -418,6 +418,19 @@ API = [
     Bad("task-model-one-class", lambda: _task_model(n_classes=1), ("got 1",), ("n_classes >= 2",)),
     Bad("task-model-dropout-above-one", lambda: _task_model(dropout=1.5), ("1.5",), ("a number in [0, 1)",)),
     Bad("task-model-without-a-gpt", lambda: TaskModel(None, "classification"), ("NoneType",), ("a GPT body",)),
+    Bad("task-model-unknown-head", lambda: _task_model(head="softmax"), ("'softmax'",), ("head must be one of",)),
+    Bad(
+        "task-model-likelihood-head-on-classification",
+        lambda: _task_model(head="likelihood", delim_id=3),
+        ("classification task",),
+        ("scores the choices of a multiple_choice task",),
+    ),
+    Bad(
+        "task-model-likelihood-head-without-delim",
+        lambda: _task_model("multiple_choice", head="likelihood"),
+        ("None",),
+        ("needs delim_id",),
+    ),
     Bad(
         "task-model-inputs-of-the-wrong-rank",
         lambda: _task_model("multiple_choice")(torch.zeros(2, 5, dtype=torch.long), torch.zeros(2, dtype=torch.long)),

@@ -27,9 +27,11 @@ def _batch(kind, batch=3, group=4, time=9, vocab=512):
     return dict(input_ids=ids, extract=extract, labels=labels)
 
 
-@pytest.mark.parametrize("kind", ["classification", "multiple_choice"])
-def test_auxiliary_lm_loss_without_logits_equals_the_loss_over_them(kind):
-    model = TaskModel(_gpt(0), kind, n_classes=2).eval()
+@pytest.mark.parametrize(
+    "kind, head", [("classification", "linear"), ("multiple_choice", "linear"), ("multiple_choice", "likelihood")]
+)
+def test_auxiliary_lm_loss_without_logits_equals_the_loss_over_them(kind, head):
+    model = TaskModel(_gpt(0), kind, n_classes=2, head=head, delim_id=3).eval()
     batch = _batch(kind)
     _, lm_logits = model(batch["input_ids"], batch["extract"], with_lm=True)
     targets = lm_targets(batch["input_ids"], batch["extract"])
@@ -390,3 +392,48 @@ def test_pretrain_then_finetune_from_the_command_line(tmp_path, capsys):
     assert (tmp_path / "ft" / "history.csv").exists()
     assert main(["finetune", "--task", "sentiment", "--preset", "gpt1-micro", "--layers", "1", *common]) == 2
     assert "workbench finetune: error: --layers 1 needs --checkpoint" in capsys.readouterr().err
+
+
+def _likelihood_batch(delim):
+    """Two examples of two choices: [start] context [delim] answer [extract], right-padded; the
+    second example has no context (its answer follows [start])."""
+    sequences = [[1, 40, 41, delim, 50, 51, 52, 2], [1, 40, 41, delim, 60, 61, 2], [1, 70, 71, 72, 2], [1, 80, 2]]
+    ids, extract = collate(sequences, pad_id=0)
+    return sequences, dict(input_ids=ids.view(2, 2, -1), extract=extract.view(2, 2), labels=torch.tensor([0, 1]))
+
+
+@pytest.mark.parametrize("body", ["gpt", "lstm"])
+def test_likelihood_head_scores_each_answer_by_its_log_probability(body):
+    delim = 3
+    network = _gpt(0) if body == "gpt" else _lstm()
+    model = TaskModel(network, "multiple_choice", head="likelihood", delim_id=delim).eval()
+    sequences, batch = _likelihood_batch(delim)
+    scores, _ = model(batch["input_ids"], batch["extract"])
+    expected = []
+    for sequence in sequences:
+        ids = torch.tensor([sequence])
+        logprobs = torch.log_softmax(model.body.lm_head(model.hidden_states(ids)), -1)[0]
+        first = sequence.index(delim) + 1 if delim in sequence else 1  # the first answer token
+        expected.append(sum(logprobs[p - 1, sequence[p]] for p in range(first, len(sequence) - 1)))
+    torch.testing.assert_close(scores, torch.stack(expected).view(2, 2), rtol=1e-5, atol=1e-5)
+    # The scale is learnt: the scores move with it, and gradients reach it and the body.
+    with torch.no_grad():
+        model.likelihood_scale.fill_(2.0)
+    torch.testing.assert_close(model(batch["input_ids"], batch["extract"])[0], 2 * scores)
+    task_loss(model.train(), batch, lm_weight=0.5)[0].backward()
+    assert model.likelihood_scale.grad is not None and model.likelihood_scale.grad != 0
+    assert all(p.grad is not None for p in model.body.parameters() if p.requires_grad)
+
+
+def test_likelihood_head_trains():
+    delim = 3
+    model = TaskModel(_gpt(0), "multiple_choice", head="likelihood", delim_id=delim)
+    _, batch = _likelihood_batch(delim)
+    opt = torch.optim.AdamW(model.parameters(), lr=1e-2)
+    first = task_loss(model.train(), batch, lm_weight=0.0)[0].item()
+    for _ in range(20):
+        loss, _ = task_loss(model, batch, lm_weight=0.0)
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
+    assert loss.item() < first

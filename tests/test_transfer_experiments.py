@@ -413,3 +413,29 @@ def test_the_predicted_class_share_is_read_back_from_the_outcomes():
     alternating = "".join("1" if (label == 1) == (i % 2 == 0) else "0" for i, label in enumerate(labels))
     assert share("corrupted_sentence", "dev", 0, alternating) == pytest.approx(0.5, abs=1 / len(labels))
     assert share("next_line", "dev", 0, "1010") != share("next_line", "dev", 0, "1010")  # NaN: four choices
+
+
+def test_the_likelihood_head_runs_the_sweep_and_table_5_keeps_gpt1s_head(cache):
+    """With ``head="likelihood"`` and its own learning rate, every run of the sweep scores choices by
+    their log-likelihood, and Table 5 gains GPT-1's linear head as a row, at the recipe's settings."""
+    recipe = apply_overrides(RECIPES["cpu"], {"pretraining": TINY, "finetuning": FAST})
+    experiment = TransferExperiment.from_params(
+        recipe,
+        tasks=["corrupted_pair"],
+        control_tasks=[],
+        seeds=[0],
+        layers=[0, 2],
+        n_labelled=8,
+        head="likelihood",
+        finetune_lr=3e-4,
+    )
+    assert experiment.recipe.finetuning.head == "likelihood" and experiment.recipe.finetuning.train.lr == 3e-4
+    assert experiment.linear_head.head == "linear" and experiment.linear_head.train.lr == FAST.train.lr
+    run, lstm_run = experiment.pretraining(progress=False), experiment.lstm_pretraining(progress=False)
+    sweep = experiment.sweep(run, progress=False)
+    assert set(sweep["variant"]) == {"transfer", "no_pretraining"} and (sweep["n"] == 8).all()
+    table = experiment.ablation(run, lstm_run, progress=False)
+    assert list(dict.fromkeys(table["variant"])) == ["full", "no_aux_lm", "no_pretraining", "lstm", "linear_head"]
+    linear = transfer_module._job(run, "corrupted_pair", None, 0, 8, 0.5, experiment.linear_head, None)
+    assert transfer_module._cached(linear)["settings"]["train"]["lr"] == FAST.train.lr
+    assert "linear_head: full minus linear_head" in experiment.findings(sweep, table, splits=["dev"])

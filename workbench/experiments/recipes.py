@@ -41,6 +41,7 @@ from ..models.gpt import GPT
 from ..models.lstm import LSTMConfig, LSTMLanguageModel, matching_lstm_config
 from ..training.checkpoint import log_spaced_steps
 from ..training.config import TrainConfig
+from ..training.finetuning import HEADS
 
 MODELS = ("gpt", "lstm")
 SPLITS = ("dev", "test")  # what zero-shot evaluation reads; train is what the supervised model saw
@@ -148,6 +149,12 @@ class FinetuneSettings:
         default=False,
         check=Check("True or False", lambda v: isinstance(v, bool)),
     )
+    head: str = option(
+        "the task head: linear (GPT-1's, on the [extract] state) or likelihood (a multiple-choice task's "
+        "choices scored by their log-likelihood under the LM head; see workbench.training.finetuning)",
+        default="linear",
+        check=one_of(HEADS),
+    )
 
     def __post_init__(self) -> None:
         check_fields(self)
@@ -174,6 +181,8 @@ class FinetuneSettings:
     def key(self) -> dict:
         data = to_dict(self)
         del data["train"]["progress"]
+        if data["head"] == "linear":  # the head predates the option: GPT-1's runs keep their cache keys
+            del data["head"]
         return data
 
 

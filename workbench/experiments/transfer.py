@@ -57,10 +57,10 @@ VARIANTS = {
     "full": "all pretrained layers transferred, auxiliary LM objective (lambda = 0.5)",
     "no_aux_lm": "all pretrained layers transferred, no auxiliary LM objective (lambda = 0)",
     "no_pretraining": "the same transformer freshly initialised, lambda = 0.5",
-    "lstm": "the LSTM language model pretrained on the same tokens, its final state at [extract] "
-    "read by the same head, lambda = 0.5",
+    "lstm": "the LSTM language model pretrained on the same tokens, read by the same head, lambda = 0.5",
+    "linear_head": "the full method with GPT-1's linear head on the [extract] state instead of the likelihood head",
 }
-"""GPT-1 Table 5's four rows."""
+"""GPT-1 Table 5's four rows, and (when the settings use the likelihood head) GPT-1's own head."""
 
 EVAL_SPLITS = ("dev", "test")
 SWEEP_COLUMNS = [
@@ -250,6 +250,11 @@ class TransferExperiment:
     layers: tuple[int, ...] = option(
         "pretrained layer counts transferred (0 = embeddings only)", check=sequence_of(NON_NEGATIVE_INT)
     )
+    linear_head: FinetuneSettings | None = option(
+        "the settings of Table 5's GPT-1-head row (the recipe's, with the linear head); None: "
+        "the recipe's fine-tuning with head linear",
+        default=None,
+    )
 
     def __post_init__(self) -> None:
         check_fields(self)
@@ -280,6 +285,8 @@ class TransferExperiment:
         n_labelled: int | Mapping[str, int | None] | None = None,
         pretrain_steps: int | None = None,
         finetune_steps: int | None = None,
+        head: str | None = None,
+        finetune_lr: float | None = None,
         device: str = "auto",
         precision: str | None = None,
     ) -> TransferExperiment:
@@ -288,7 +295,9 @@ class TransferExperiment:
         None keeps the recipe's value: ``n_labelled`` is one count for every task or ``{task: count}``;
         ``finetune_steps`` trains every run for that many updates instead of the recipe's epochs;
         ``checkpoints`` are kept pretraining steps to fine-tune from (with ``pretrain_steps`` and no
-        ``checkpoints``, the first and the last kept steps of that run).
+        ``checkpoints``, the first and the last kept steps of that run); ``head`` is the task head
+        of every run (:data:`~workbench.training.finetuning.HEADS`) and ``finetune_lr`` its peak
+        learning rate. Table 5's GPT-1-head row keeps the recipe's head and learning rate.
         """
         recipe = load_recipe(scale).with_device(device, precision)
         tasks = distinct([tasks] if isinstance(tasks, str) else tasks)
@@ -305,9 +314,14 @@ class TransferExperiment:
         if n_labelled is not None:
             overrides["labelled"] = {**recipe.labelled, **_labelled_overrides(n_labelled, tasks)}
         recipe = apply_overrides(recipe, overrides)
+        linear_head = apply_overrides(recipe.finetuning, {"head": "linear"})
+        head_overrides = {"head": head} if head is not None else {}
+        if finetune_lr is not None:
+            head_overrides["train"] = {"lr": finetune_lr}
+        recipe = apply_overrides(recipe, {"finetuning": head_overrides})
         n_layer = recipe.pretraining.gpt_config.n_layer
         layers = range(n_layer + 1) if layers is None else layers
-        return cls(recipe, tasks, control_tasks, distinct(seeds), check_layers(layers, n_layer))
+        return cls(recipe, tasks, control_tasks, distinct(seeds), check_layers(layers, n_layer), linear_head)
 
     @property
     def checkpoints(self) -> tuple[int, ...]:
@@ -443,6 +457,7 @@ class TransferExperiment:
             {t: self.n_labelled(t) for t in self.tasks},
             self.recipe.finetuning,
             lstm_run=lstm_run,
+            linear_head=self.linear_head,
             progress=progress,
         )
 
@@ -634,7 +649,7 @@ def _run_jobs(jobs: list[_Job], desc: str, progress: bool) -> list[dict]:
 def _cost(job: _Job) -> float:
     """A rough relative cost, to start the longest runs first: sequences per example and the LM head."""
     sequences = {"multiple_choice": 4, "substitution": 2, "similarity": 2}.get(TASKS[job.task].kind, 1)
-    return sequences * (1 + (job.lm_weight > 0))
+    return sequences * (1 + (job.lm_weight > 0) + (job.settings.head == "likelihood"))
 
 
 def _finetune(job: _Job) -> dict:
@@ -662,7 +677,12 @@ def _finetune(job: _Job) -> dict:
         if pretrained is not None:
             transfer(pretrained, body, job.n_layers)
     model = TaskModel(
-        body, model_kind(task_spec.kind), n_classes=max(2, len(task_spec.labels)), dropout=settings.head_dropout
+        body,
+        model_kind(task_spec.kind),
+        n_classes=max(2, len(task_spec.labels)),
+        dropout=settings.head_dropout,
+        head=settings.head,
+        delim_id=tokenizer.delim_id,
     )
     train_config = settings.train_config(len(encoded["train"]), job.seed)
     trainer = finetune(
@@ -791,9 +811,12 @@ def ablation(
     settings: FinetuneSettings | None = None,
     *,
     lstm_run: PretrainRun | None = None,
+    linear_head: FinetuneSettings | None = None,
     progress: bool = True,
 ) -> pd.DataFrame:
-    """GPT-1 Table 5 (see :data:`VARIANTS`) for each task and seed, from the last checkpoints.
+    """GPT-1 Table 5 (see :data:`VARIANTS`) for each task and seed, from the last checkpoints; with
+    ``settings.head`` "likelihood", also the full method with GPT-1's linear head, trained with
+    ``linear_head`` (None: ``settings`` with the linear head).
 
     ``n_labelled`` is one count for every task or a ``{task: count}`` mapping. The ``lstm`` row
     needs ``lstm_run``, an LSTM pretrained on the same tokens (left out without it). Runs shared
@@ -808,7 +831,12 @@ def ablation(
     labelled = {t: None for t in tasks} if n_labelled is None else _labelled_overrides(n_labelled, tasks)
     labelled = {t: labelled.get(t) for t in tasks}
     seeds = sequence_of(NON_NEGATIVE_INT)(distinct(seeds), "seeds")
-    variants = [v for v in VARIANTS if v != "lstm" or lstm_run is not None]
+    settings = settings or RECIPES["cpu"].finetuning
+    variants = [
+        v
+        for v in VARIANTS
+        if (v != "lstm" or lstm_run is not None) and (v != "linear_head" or settings.head != "linear")
+    ]
     jobs = []
     for task in labelled:
         for variant in variants:
@@ -817,6 +845,9 @@ def ablation(
                     job = _job(None, task, None, seed, labelled[task], 0.5, settings, run.spec)
                 elif variant == "lstm":
                     job = _job(lstm_run, task, None, seed, labelled[task], 0.5, settings, None)
+                elif variant == "linear_head":
+                    linear = linear_head or dataclasses.replace(settings, head="linear")
+                    job = _job(run, task, None, seed, labelled[task], 0.5, linear, None)
                 else:
                     job = _job(
                         run, task, None, seed, labelled[task], 0.0 if variant == "no_aux_lm" else 0.5, settings, None

@@ -1,5 +1,13 @@
 """GPT-1 fine-tuning: task heads on the ``[extract]`` state and the L3 = L2 + lambda * L1 objective
 (GPT-1 section 3.2); the weights it starts from come from :mod:`workbench.training.surgery`.
+
+Besides GPT-1's linear head, a multiple-choice task can be scored by the language model itself:
+each choice's answer tokens' total log-probability under the LM head, times a learned scale, with
+the softmax over choices (the "likelihood" head). Before any update it is the zero-shot
+minimal-pairs readout; fine-tuning then trains every transferred weight discriminatively through it,
+as prompt-based fine-tuning reuses a pretrained head instead of a fresh one (Gao et al. 2021,
+LM-BFF). At the CPU scale GPT-1's fresh linear head on ``[extract]`` does not learn a paired
+judgement in a few hundred updates (see 03's history cell); this head starts where zero-shot is.
 """
 
 from __future__ import annotations
@@ -13,13 +21,16 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from ..core.checks import NON_NEGATIVE_NUMBER, POSITIVE_INT, in_range
+from ..core.checks import NON_NEGATIVE_INT, NON_NEGATIVE_NUMBER, POSITIVE_INT, in_range, one_of
 from ..data.transforms import KINDS, collate, lm_targets
 from ..models.gpt import GPT
-from ..models.linear_cross_entropy import linear_cross_entropy
+from ..models.linear_cross_entropy import IGNORE_INDEX, linear_cross_entropy
 from ..models.lstm import LSTMLanguageModel
 from .config import BatchPlan, TrainConfig
 from .trainer import Trainer
+
+HEADS = ("linear", "likelihood")
+"""Task heads: GPT-1's linear layer on the ``[extract]`` state, or each choice's log-likelihood."""
 
 LM_WEIGHT = NON_NEGATIVE_NUMBER
 """lambda in L3 = L2 + lambda * L1: a finite number >= 0 (0 drops the auxiliary LM loss)."""
@@ -43,9 +54,22 @@ class TaskModel(nn.Module):
     - similarity: ``[batch, 2, time]`` (both orderings), the two states are added, then the head;
     - multiple choice: ``[batch, choices, time]``, one score per choice (softmax over choices).
     The head has dropout 0.1 before it, as in GPT-1.
+
+    ``head="likelihood"`` (multiple choice only) scores a choice by ``scale x`` the total
+    log-probability of its answer tokens under the body's LM head: the tokens after the last
+    ``[delim]`` (``delim_id``), or after ``[start]`` when there is no context, up to ``[extract]``.
+    ``scale`` is one learned number, 1 at first, so that the untrained head is the zero-shot readout.
     """
 
-    def __init__(self, body: GPT | LSTMLanguageModel, kind: str, n_classes: int = 2, dropout: float = 0.1) -> None:
+    def __init__(
+        self,
+        body: GPT | LSTMLanguageModel,
+        kind: str,
+        n_classes: int = 2,
+        dropout: float = 0.1,
+        head: str = "linear",
+        delim_id: int | None = None,
+    ) -> None:
         super().__init__()
         if not isinstance(body, (GPT, LSTMLanguageModel)):
             raise ValueError(f"TaskModel needs a GPT body or an LSTMLanguageModel body, got {type(body).__name__}")
@@ -55,8 +79,17 @@ class TaskModel(nn.Module):
         if kind != "multiple_choice" and n_classes < 2:
             raise ValueError(f"a {kind} head needs n_classes >= 2, got {n_classes}")
         in_range(0, 1)(dropout, "dropout")
-        self.body, self.kind, self.n_classes = body, kind, n_classes
+        one_of(HEADS)(head, "head")
+        self.body, self.kind, self.n_classes, self.head_kind = body, kind, n_classes, head
         self.dropout = nn.Dropout(dropout)
+        if head == "likelihood":
+            if kind != "multiple_choice":
+                raise ValueError(f"the likelihood head scores the choices of a multiple_choice task, not a {kind} task")
+            if not NON_NEGATIVE_INT.test(delim_id):
+                raise ValueError(f"the likelihood head needs delim_id, the [delim] token's id, got {delim_id!r}")
+            self.delim_id = delim_id
+            self.likelihood_scale = nn.Parameter(torch.ones(()))
+            return
         self.head = nn.Linear(body.config.d_model, 1 if kind == "multiple_choice" else n_classes)
         nn.init.normal_(self.head.weight, std=0.02)
         nn.init.zeros_(self.head.bias)
@@ -93,16 +126,46 @@ class TaskModel(nn.Module):
             )
         flat = input_ids.reshape(-1, input_ids.size(-1))
         hidden = self.hidden_states(flat)
-        state = hidden[torch.arange(flat.size(0), device=flat.device), extract.reshape(-1)]
-        if self.kind == "similarity":
-            state = state.view(*input_ids.shape[:2], -1).sum(dim=1)
-        logits = self.head(self.dropout(state))
+        flat_targets = lm_targets.reshape(flat.shape) if lm_targets is not None else None
+        lm_loss = None
+        if self.head_kind == "likelihood":
+            scores, lm_loss = self._answer_logprob(flat, hidden, extract.reshape(-1), flat_targets)
+            logits = self.likelihood_scale * scores
+        else:
+            state = hidden[torch.arange(flat.size(0), device=flat.device), extract.reshape(-1)]
+            if self.kind == "similarity":
+                state = state.view(*input_ids.shape[:2], -1).sum(dim=1)
+            logits = self.head(self.dropout(state))
         if self.kind == "multiple_choice":
             logits = logits.view(input_ids.shape[:2])
         if lm_targets is not None:
-            return logits, linear_cross_entropy(hidden, self.body.lm_head.weight, lm_targets.reshape(flat.shape))
+            return logits, lm_loss if lm_loss is not None else linear_cross_entropy(
+                hidden, self.body.lm_head.weight, flat_targets
+            )
         lm_logits = self.body.lm_head(hidden).view(*input_ids.shape, -1) if with_lm else None
         return logits, lm_logits
+
+    def _answer_logprob(
+        self, ids: torch.Tensor, hidden: torch.Tensor, extract: torch.Tensor, lm_targets: torch.Tensor | None
+    ) -> tuple[torch.Tensor, torch.Tensor | None]:
+        """Each sequence's total log-probability of its answer tokens (see the class docstring), and
+        with ``lm_targets`` the auxiliary LM loss from the same logits: only the rows of answer tokens
+        and of LM targets get logits, once."""
+        positions = torch.arange(ids.size(1), device=ids.device)
+        answer_from = torch.where(ids == self.delim_id, positions, 0).amax(dim=1)  # last [delim], else [start]
+        answer = (positions >= answer_from[:, None]) & (positions < extract[:, None] - 1)  # the state before each
+        counted = answer if lm_targets is None else answer | (lm_targets != IGNORE_INDEX)
+        rows, columns = counted.nonzero(as_tuple=True)
+        logits = self.body.lm_head(hidden[rows, columns]).float()
+        log_z = torch.logsumexp(logits, dim=1)
+        following = ids[rows, (columns + 1).clamp(max=ids.size(1) - 1)]
+        picked = logits.gather(1, following[:, None]).squeeze(1) - log_z
+        scores = torch.zeros(ids.size(0), device=ids.device).index_add(0, rows, picked * answer[rows, columns])
+        if lm_targets is None:
+            return scores, None
+        targets = lm_targets[rows, columns]
+        on = targets != IGNORE_INDEX
+        return scores, (log_z[on] - logits[on].gather(1, targets[on, None]).squeeze(1)).mean()
 
 
 def task_loss(model: TaskModel, batch: dict[str, torch.Tensor], lm_weight: float = 0.5):

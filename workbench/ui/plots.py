@@ -215,6 +215,24 @@ def plot_validation_loss(data: pd.DataFrame, unigram_entropy: float, title: str 
     return fig
 
 
+def plot_loss_by_position(data: pd.DataFrame) -> plt.Figure:
+    """Validation loss at each position of the context, one line per model (and seed) with its 95%
+    band: where in the context each model predicts better (Kaplan et al. 2020, Figure 7)."""
+    fig, ax = plt.subplots(figsize=(6.5, 4))
+    styles = {"transformer": dict(linestyle="-"), "lstm": dict(linestyle="--")}
+    for (model, seed), rows in data.groupby(["model", "seed"], sort=False):
+        line = ax.plot(rows["position"], rows["loss"], label=f"{model} (seed {seed})", **styles.get(model, {}))[0]
+        ax.fill_between(rows["position"], rows["ci_low"], rows["ci_high"], color=line.get_color(), alpha=0.2)
+    ax.set_xscale("log")
+    ax.set_xlabel("position in the context (tokens, log scale)")
+    ax.set_ylabel("validation cross-entropy (nats per token)")
+    ax.set_title("Loss by position at the last checkpoint")
+    ax.legend()
+    ax.grid(alpha=0.3)
+    fig.tight_layout()
+    return fig
+
+
 def plot_layer_transfer(table: pd.DataFrame, gains: pd.DataFrame) -> plt.Figure:
     """GPT-1 Figure 2 (left) per task, and how its gain grows with pretraining.
 

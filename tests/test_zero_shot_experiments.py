@@ -5,7 +5,6 @@ import shutil
 import pandas as pd
 import pytest
 
-from workbench import count_parameters
 from workbench.core.options import apply_overrides
 from workbench.evaluation.heuristics import HEURISTICS, OUTCOME_COLUMNS
 from workbench.experiments import RECIPES, EvaluationSettings, PretrainRun, ZeroShotExperiment, pretrain
@@ -196,6 +195,13 @@ def test_scaling_trains_each_size_on_the_same_tokens(runs):
     table = experiment.scaling(outcomes, REFERENCE)
     assert list(table.columns) == zs.SCALING_COLUMNS
     assert table["preset"].tolist() == ["gpt1-micro"] * 4 + ["gpt2-micro"] * 4  # by parameters
+    from workbench.models.params import count_parameters, non_embedding_parameters
+
+    for preset, rows in table.groupby("preset"):
+        config = spec.gpt_config.__class__.from_preset(preset)
+        embeddings = config.vocab_size * config.d_model + config.n_ctx * config.d_model
+        assert (rows["non_embedding_params"] == non_embedding_parameters(config)).all()
+        assert non_embedding_parameters(config) == count_parameters(config) - embeddings
     assert (table["step"] == spec.train.steps).all() and table["val_loss"].notna().all()
     # the shared run is reused, not retrained: its evaluation equals the curve's last checkpoint
     last = zs.zero_shot_outcomes(gpt_run, heuristics=heuristics, evaluation=SMALL, steps=[6], progress=False)

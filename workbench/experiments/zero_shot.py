@@ -63,7 +63,7 @@ from ..evaluation.statistics import (
 )
 from ..models.config import PRESETS
 from ..models.gpt import GPT
-from ..models.params import count_parameters
+from ..models.params import count_parameters, non_embedding_parameters
 from ..training.language_model import TokenEvaluator, default_token_files, open_token_file
 from .cache import cached_frame, entry_path, is_done
 from .pool import cpu_workers, in_pool
@@ -77,7 +77,16 @@ EVALUATION_VERSION = 2
 POINT_COLUMNS = ["tokens", "val_loss"]
 READOUT_COLUMNS = SUMMARY_COLUMNS
 CURVE_COLUMNS = ["model", "step", *POINT_COLUMNS, *READOUT_COLUMNS, "supervised", "relative"]
-SCALING_COLUMNS = ["preset", "parameters", "step", *POINT_COLUMNS, *READOUT_COLUMNS, "supervised", "relative"]
+SCALING_COLUMNS = [
+    "preset",
+    "parameters",
+    "non_embedding_params",
+    "step",
+    *POINT_COLUMNS,
+    *READOUT_COLUMNS,
+    "supervised",
+    "relative",
+]
 TREND_COLUMNS = [
     "model",
     "task",
@@ -100,21 +109,21 @@ TREND_COLUMNS = [
 ]
 
 PROTOCOL = (
-    f"A readout rises with pretraining when its change from the first kept checkpoint (update 1, the untrained "
+    "A readout rises with pretraining when its change from the first kept checkpoint (update 1, the untrained "
     "baseline: chance is measured, not assumed) to the last and its least-squares slope against log10(tokens "
     "seen) over every kept checkpoint are both above 0, tested together (the larger of their two-sided p-values, "
     f"from {BOOTSTRAP_REPLICATES} bootstrap resamples of the examples, the same resample at every checkpoint: "
     "paired by example) and decided by Holm's correction over the family of one model's readouts at "
     f"{1 - CONFIDENCE:.2f}. It falls when both are below 0 under the same test, and is flat otherwise; a readout "
     f"that gives one answer to more than {CONSTANT_SHARE:.0%} of the examples at its last point is constant (no "
-    "information), never flat. The printed intervals are the uncorrected "
-    f"{CONFIDENCE:.0%} ones. The same rule over model sizes uses log10(parameters), the ladder's readouts one "
-    "family. The Transformer and the LSTM are compared paired by example, at equal tokens (both last "
-    "checkpoints) and at equal validation loss (the last checkpoint of the model whose final loss is higher "
-    "against the other's kept checkpoint nearest to it), all those comparisons one family under Holm; sentiment, "
-    "the out-of-domain control, is reported apart. Relative performance is (accuracy - chance) / (supervised - "
-    "chance), reported only where the fine-tuned reference beats chance by at least 5 points and the zero-shot "
-    "accuracy does not exceed it."
+    f"information), never flat. The printed intervals are the uncorrected {CONFIDENCE:.0%} ones. The same rule "
+    "over model sizes uses log10(non-embedding parameters), the ladder's readouts one family. The Transformer "
+    "and the LSTM are compared paired by example, at equal tokens (both last checkpoints) and at equal "
+    "validation loss (the last checkpoint of the model whose final loss is higher against the other's kept "
+    "checkpoint nearest to it), all those comparisons one family under Holm; sentiment, the out-of-domain "
+    "control, is reported apart. Relative performance is (accuracy - chance) / (supervised - chance), reported "
+    "only where the fine-tuned reference beats chance by at least 5 points and the zero-shot accuracy does not "
+    "exceed it."
 )
 """What counts as a rise, written before any result is computed; :func:`findings` applies it."""
 
@@ -351,17 +360,18 @@ class ZeroShotExperiment:
             )
             for index in range(self.recipe.pretraining_runs)
         ]
-        return pool_runs(frames, ["preset", "parameters"])
+        return pool_runs(frames, ["preset", "parameters", "non_embedding_params"])
 
     def scaling(self, outcomes: pd.DataFrame, reference: Mapping[str, float] | None) -> pd.DataFrame:
         """One row per preset and readout (:data:`SCALING_COLUMNS`), smallest model first."""
-        keys = ["preset", "parameters", "step", *POINT_COLUMNS]
+        keys = ["preset", "parameters", "non_embedding_params", "step", *POINT_COLUMNS]
         table = summarize_readouts(outcomes, keys, reference)[SCALING_COLUMNS]
         return table.sort_values("parameters", kind="stable", ignore_index=True)
 
     def scaling_trends(self, outcomes: pd.DataFrame) -> pd.DataFrame:
-        """Change and slope per readout from the smallest model to the largest, against log10(parameters)."""
-        return trends(outcomes.assign(model="ladder"), "model", "parameters", "parameters")
+        """Change and slope per readout from the smallest model to the largest, against log10(non-embedding
+        parameters), the N of Kaplan et al. (2020)."""
+        return trends(outcomes.assign(model="ladder"), "model", "non_embedding_params", "non_embedding_params")
 
     def pretrained_table(self, reference: Mapping[str, float] | None) -> pd.DataFrame | None:
         """The readouts on real Hugging Face weights (GPT-2 section) with GPT-2's tokenizer; None
@@ -693,7 +703,11 @@ def scaling_outcomes(
     frames = evaluate_checkpoints(calls, "ladder checkpoints", progress)
     return pd.concat(
         [
-            frame.assign(preset=run_spec.preset, parameters=count_parameters(run_spec.gpt_config))
+            frame.assign(
+                preset=run_spec.preset,
+                parameters=count_parameters(run_spec.gpt_config),
+                non_embedding_params=non_embedding_parameters(run_spec.gpt_config),
+            )
             for frame, run_spec in zip(frames, specs)
         ],
         ignore_index=True,
@@ -895,7 +909,7 @@ def findings(
         rising = scaling_trends[scaling_trends["verdict"] == "rises"]
         lines.append(
             f"GPT-2, zero-shot performance grows with capacity: over the size ladder, {counts.get('rises', 0)} of "
-            f"{len(scaling_trends)} readouts rise with log10(parameters), {counts.get('falls', 0)} fall "
+            f"{len(scaling_trends)} readouts rise with log10(non-embedding parameters), {counts.get('falls', 0)} fall "
             f"({', '.join(map(_named, rising.itertuples())) or 'none rises'})."
         )
     return lines

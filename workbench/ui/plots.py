@@ -43,6 +43,7 @@ ZERO_SHOT_MODEL_STYLES = {"transformer": "-", "lstm": "--", "ladder": "-"}
 ZERO_SHOT_AXES = {
     "tokens": dict(label="tokens seen (log)", log=True),
     "parameters": dict(label="parameters (log)", log=True),
+    "non_embedding_params": dict(label="non-embedding parameters (log)", log=True),
     "val_loss": dict(label="validation loss (nats, lower to the right)", log=False),
 }
 METRIC_LABELS = {"accuracy": "accuracy", "auc": "AUC"}
@@ -123,11 +124,11 @@ def plot_zero_shot(curve: pd.DataFrame) -> plt.Figure:
 
 
 def plot_zero_shot_scaling(table: pd.DataFrame) -> plt.Figure:
-    """GPT-2's claim: every readout at the last checkpoint of each model size, against parameters
-    (log axis, top) and against validation loss (bottom), 95% bands shaded."""
+    """GPT-2's claim: every readout at the last checkpoint of each model size, against non-embedding
+    parameters (log axis, top; Kaplan et al. 2020) and against validation loss (bottom), 95% bands shaded."""
     return _readout_panels(
         table.assign(model="ladder"),
-        ("parameters", "val_loss"),
+        ("non_embedding_params", "val_loss"),
         "Zero-shot readouts against model size (same tokens, same updates)",
     )
 

@@ -5,7 +5,6 @@ import shutil
 import pandas as pd
 import pytest
 
-from workbench import count_parameters
 from workbench.core.options import apply_overrides
 from workbench.evaluation.heuristics import HEURISTICS, OUTCOME_COLUMNS
 from workbench.experiments import RECIPES, EvaluationSettings, PretrainRun, ZeroShotExperiment, pretrain
@@ -66,8 +65,11 @@ def test_outcomes_cover_every_checkpoint_of_both_models_and_are_cached(runs, mon
     assert curve["val_loss"].between(0, 10).all() and (curve["n"] == N).all()
     assert ((curve["ci_low"] <= curve["accuracy"]) & (curve["accuracy"] <= curve["ci_high"])).all()
     accuracy = curve[curve["metric"] == "accuracy"]
-    expected = (accuracy["accuracy"] - accuracy["random"]) / (accuracy["task"].map(REFERENCE) - accuracy["random"])
-    assert accuracy["relative"].tolist() == pytest.approx(expected.tolist())
+    supervised = accuracy["task"].map(REFERENCE)
+    expected = (accuracy["accuracy"] - accuracy["random"]) / (supervised - accuracy["random"])
+    expected = expected.where(accuracy["accuracy"] <= supervised)  # blank above the fine-tuned reference
+    assert accuracy["relative"].tolist() == pytest.approx(expected.tolist(), nan_ok=True)
+    assert (curve["constant"] == (curve["predicted_share"] > 0.9)).all()
     assert curve.loc[curve["metric"] == "auc", "relative"].isna().all()
     table = zs.accuracy_table(curve, ["model", "step"])
     assert table.shape == (2 * len(gpt_run.steps), READOUTS)
@@ -77,7 +79,21 @@ def test_outcomes_cover_every_checkpoint_of_both_models_and_are_cached(runs, mon
     assert cell == f"{first['accuracy']:.3f} ±{band:.3f}"
     trends = experiment.trends(outcomes)
     assert list(trends.columns) == zs.TREND_COLUMNS and len(trends) == 2 * READOUTS
-    assert set(trends["verdict"]) <= {"rises", "falls", "flat"}
+    assert set(trends["verdict"]) <= {"rises", "falls", "flat", "constant"}
+    assert (trends["p_holm"] >= trends["p"]).all()
+    comparison = experiment.lstm_comparison(outcomes)
+    assert list(comparison["match"].unique()) == ["equal tokens", "equal validation loss"]
+    assert len(comparison) == 2 * READOUTS and (comparison["p_holm"] >= comparison["p"]).all()
+    at_tokens = comparison[comparison["match"] == "equal tokens"].iloc[0]
+    assert at_tokens["transformer_step"] == at_tokens["lstm_step"] == 6
+    at_loss = comparison[comparison["match"] == "equal validation loss"].iloc[0]
+    losses = outcomes[["model", "step", "val_loss"]].drop_duplicates()
+    worse = "transformer" if at_loss["transformer_step"] == 6 else "lstm"
+    assert at_loss[f"{worse}_step"] == 6  # the model whose final loss is higher keeps its last checkpoint
+    other = losses[losses["model"] != worse]
+    target = losses[(losses["model"] == worse) & (losses["step"] == 6)]["val_loss"].iloc[0]
+    best = other.iloc[(other["val_loss"] - target).abs().argmin()]["step"]
+    assert at_loss["lstm_step" if worse == "transformer" else "transformer_step"] == best
     text = experiment.findings(trends, outcomes)
     assert "transformer, update 1 -> 6" in text and "GPT-1 Figure 2 (right)" in text and "LSTM does worse" in text
     assert "Every task's fine-tuned reference beats chance" in experiment.findings(trends, outcomes, None, REFERENCE)
@@ -140,6 +156,7 @@ def test_relative_performance():
     assert math.isnan(zs.relative_performance(0.7, 0.5, 0.5))  # the reference is no better than chance
     assert math.isnan(zs.relative_performance(0.56, 0.5, 0.505))  # barely above chance: a ratio of 12 means nothing
     assert math.isnan(zs.relative_performance(0.7, 0.5, math.nan))
+    assert math.isnan(zs.relative_performance(0.8, 0.5, 0.7))  # zero-shot above the fine-tuned reference
 
 
 def test_bad_input_is_named(runs, tmp_path):
@@ -178,6 +195,13 @@ def test_scaling_trains_each_size_on_the_same_tokens(runs):
     table = experiment.scaling(outcomes, REFERENCE)
     assert list(table.columns) == zs.SCALING_COLUMNS
     assert table["preset"].tolist() == ["gpt1-micro"] * 4 + ["gpt2-micro"] * 4  # by parameters
+    from workbench.models.params import count_parameters, non_embedding_parameters
+
+    for preset, rows in table.groupby("preset"):
+        config = spec.gpt_config.__class__.from_preset(preset)
+        embeddings = config.vocab_size * config.d_model + config.n_ctx * config.d_model
+        assert (rows["non_embedding_params"] == non_embedding_parameters(config)).all()
+        assert non_embedding_parameters(config) == count_parameters(config) - embeddings
     assert (table["step"] == spec.train.steps).all() and table["val_loss"].notna().all()
     # the shared run is reused, not retrained: its evaluation equals the curve's last checkpoint
     last = zs.zero_shot_outcomes(gpt_run, heuristics=heuristics, evaluation=SMALL, steps=[6], progress=False)
@@ -314,3 +338,37 @@ def test_several_pretraining_runs_are_averaged_per_example(runs):
     assert set(ladder["preset"]) == set(TINY_RECIPE.ladder) and len(ladder) == len(one.scaling_outcomes(False))
     with pytest.raises(ValueError, match="Recipe.pretraining_runs must be a positive integer, got 0"):
         ZeroShotExperiment.from_params("cpu", pretraining_runs=0)
+
+
+def test_loss_by_position_averages_to_the_validation_loss_and_is_cached(runs, monkeypatch, tmp_path):
+    """Each position's loss over the windows, averaged over positions, is the trainer's validation
+    loss on the same windows; the table has one row per model, seed and position, inside its band."""
+    import numpy as np
+    import torch
+
+    from workbench.training.language_model import TokenEvaluator, default_token_files, open_token_file
+
+    gpt_run, lstm_run = runs
+    losses = zs.position_losses(gpt_run, windows=16)
+    n_ctx = TINY.gpt_config.n_ctx
+    assert losses.shape == (16, n_ctx)
+    _, val_path = default_token_files(TINY.gpt_config.vocab_size, seed=TINY.data_seed, progress=False)
+    evaluator = TokenEvaluator(open_token_file(val_path, TINY.gpt_config.vocab_size)[0], n_ctx, 16, 4)
+    with torch.no_grad():
+        expected = evaluator(gpt_run.load(gpt_run.steps[-1]).eval())["val_loss"]
+    assert losses.mean() == pytest.approx(expected, rel=1e-5)
+    monkeypatch.setattr(zs, "TokenEvaluator", None)  # a cached table is read, not recomputed
+    assert np.array_equal(zs.position_losses(gpt_run, windows=16), losses)
+    monkeypatch.undo()
+    table = zs.loss_by_position({"transformer": [gpt_run], "lstm": [lstm_run]}, windows=16)
+    assert list(table.columns) == zs.LOSS_BY_POSITION_COLUMNS and len(table) == 2 * n_ctx
+    assert table.groupby("model")["position"].apply(list).map(lambda p: p == list(range(1, n_ctx + 1))).all()
+    assert ((table["ci_low"] <= table["loss"]) & (table["loss"] <= table["ci_high"])).all() and (table["n"] == 16).all()
+    gaps = zs.position_gaps({"transformer": gpt_run, "lstm": lstm_run}, windows=16)
+    assert np.allclose(gaps["lstm_minus_transformer"], gaps["lstm"] - gaps["transformer"])
+    with pytest.raises(ValueError, match="step=5 is not a kept checkpoint"):
+        zs.position_losses(gpt_run, step=5)
+    png, csv = plots.save_figure(plots.plot_loss_by_position(table), table, "loss_by_position", tmp_path)
+    assert png.stat().st_size > 0 and pd.read_csv(csv).columns.tolist() == zs.LOSS_BY_POSITION_COLUMNS
+    sentence = zs._by_position(gaps)
+    assert sentence.startswith("Kaplan et al. (2020, Figure 7)") and all(p in sentence for p in gaps["positions"])

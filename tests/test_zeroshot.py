@@ -4,6 +4,7 @@ is known, one scoring pass per evaluation, and the paired statistics that judge 
 import itertools
 
 import numpy as np
+import pandas as pd
 import pytest
 import torch
 from torch import nn
@@ -201,11 +202,57 @@ def test_trend_and_paired_difference_are_paired_by_example():
     assert result.change == pytest.approx(series[-1].value() - series[0].value())
     flat = [Outcomes("accuracy", (rng.random(n) < 0.5).astype(int), skill, np.ones(n)) for _ in range(4)]
     assert trend(np.log10([1, 10, 100, 1000]), flat).verdict == "flat"
-    difference, low, high = paired_difference(series[0], series[1])
+    difference, low, high, p_value = paired_difference(series[0], series[1])
     # paired: only the examples between the two thresholds differ, so the interval is narrow
-    assert low > 0 and high - low < 0.04 and difference == pytest.approx(0.05, abs=0.02)
+    assert low > 0 and high - low < 0.04 and difference == pytest.approx(0.05, abs=0.02) and p_value < 0.001
+    assert paired_difference(flat[0], flat[1])[3] > 0.01
     falling = trend(np.log10([1, 10, 100, 1000]), series[::-1])
     assert falling.verdict == "falls"
+
+
+def test_predicted_share_reads_the_answers_back_from_the_outcomes():
+    labels = np.array([0, 1, 0, 1, 1, 0, 1, 0, 1, 0])
+    always_one = Outcomes("accuracy", (labels == 1).astype(int), np.zeros(10), labels)
+    assert always_one.predicted_share() == 1.0
+    right = Outcomes("accuracy", np.ones(10, dtype=int), np.zeros(10), labels)
+    assert right.predicted_share() == 0.5
+    assert np.isnan(Outcomes("auc", np.ones(10), np.zeros(10), labels).predicted_share())
+    assert np.isnan(Outcomes("accuracy", np.ones(4), np.zeros(4), np.array([0, 3, 1, 2])).predicted_share())
+    assert np.isnan(Outcomes("accuracy", np.ones(4), np.zeros(4), np.ones(4)).predicted_share())  # one label
+
+
+def test_trend_verdicts_are_decided_by_holm_over_the_family():
+    """A rise whose own p-value is below 0.05 but not below it after Holm over ten readouts is flat."""
+    from workbench.experiments import zero_shot as zs
+
+    rng = np.random.default_rng(0)
+    n = 1000
+    labels = np.tile([0, 1], n // 2)
+    rows = []
+    for readout, lift in [("strong", 0.15), *[(f"weak{i}", 0.05) for i in range(9)]]:
+        for step, p in ((1, 0.5), (10, 0.5 + lift / 2), (100, 0.5 + lift)):
+            correct = rng.random(n) < p  # a fresh draw per checkpoint: weak rises are near the 5% line
+            rows += [
+                dict(
+                    model="m",
+                    step=step,
+                    tokens=step,
+                    heuristic="acceptability",
+                    readout=readout,
+                    metric="accuracy",
+                    correct=int(correct[i]),
+                    score=0.0,
+                    label=labels[i],
+                    example=i,
+                )
+                for i in range(n)
+            ]
+    table = zs.trends(pd.DataFrame(rows), "model", "step", "tokens").set_index("readout")
+    assert table.loc["strong", "verdict"] == "rises"
+    assert (table["p_holm"] >= table["p"]).all()
+    assert ((table["p_holm"] < 0.05) == (table["verdict"] == "rises")).all()
+    nominal_only = table[(table["p"] < 0.05) & (table["p_holm"] >= 0.05)]
+    assert len(nominal_only) and (nominal_only["verdict"] == "flat").all()
 
 
 def test_outcomes_reject_bad_input():

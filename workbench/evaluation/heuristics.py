@@ -42,7 +42,7 @@ import pandas as pd
 from ..core.checks import NON_NEGATIVE_INT, POSITIVE_INT, optional
 from ..data.tasks import get_task, load_task
 from .scoring import score
-from .statistics import Outcomes, interval, replicates
+from .statistics import CONSTANT_SHARE, Outcomes, interval, replicates
 
 VERBALIZERS = {
     "positive/negative": (" positive", " negative"),
@@ -53,7 +53,19 @@ VERBALIZERS = {
 """Sentiment verbalizer pairs (positive word, negative word), the paper's first, in order of preference."""
 
 OUTCOME_COLUMNS = ["task", "heuristic", "readout", "metric", "example", "label", "correct", "score"]
-SUMMARY_COLUMNS = ["task", "heuristic", "readout", "metric", "n", "accuracy", "ci_low", "ci_high", "random"]
+SUMMARY_COLUMNS = [
+    "task",
+    "heuristic",
+    "readout",
+    "metric",
+    "n",
+    "accuracy",
+    "ci_low",
+    "ci_high",
+    "random",
+    "predicted_share",
+    "constant",
+]
 
 
 @dataclass(frozen=True)
@@ -378,7 +390,8 @@ def outcomes_of(frame: pd.DataFrame) -> dict[tuple[str, str], Outcomes]:
 
 def summarize_outcomes(frame: pd.DataFrame, seed: int = 0) -> pd.DataFrame:
     """One row per readout: its accuracy (or AUC) with a 95% bootstrap interval over the examples,
-    and chance; the columns of :data:`SUMMARY_COLUMNS`."""
+    chance, the share of its most frequent answer and whether that makes it a constant predictor
+    (:data:`~workbench.evaluation.statistics.CONSTANT_SHARE`); the columns of :data:`SUMMARY_COLUMNS`."""
     rows = []
     for (heuristic, readout), outcomes in outcomes_of(frame).items():
         task = HEURISTICS[heuristic].task
@@ -395,6 +408,8 @@ def summarize_outcomes(frame: pd.DataFrame, seed: int = 0) -> pd.DataFrame:
                 ci_low=low,
                 ci_high=high,
                 random=random,
+                predicted_share=outcomes.predicted_share(),
+                constant=outcomes.predicted_share() > CONSTANT_SHARE,
             )
         )
     return pd.DataFrame(rows, columns=SUMMARY_COLUMNS)

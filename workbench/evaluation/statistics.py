@@ -16,6 +16,9 @@ from scipy import stats
 BOOTSTRAP_REPLICATES = 1000
 CONFIDENCE = 0.95
 METRICS = ("accuracy", "auc")
+CONSTANT_SHARE = 0.9
+"""A run or readout that gives one answer to more than this share of examples is a constant predictor:
+it carries no information about what it reads, and is never read as "flat"."""
 
 
 def auc(scores: np.ndarray, labels: np.ndarray) -> float:
@@ -56,6 +59,16 @@ class Outcomes:
             return auc(self.score, self.label)
         return auc(self.score[index], self.label[index])
 
+    def predicted_share(self) -> float:
+        """The share of the most frequent answer of a two-class accuracy readout (labels 0 and 1, so
+        a wrong answer is the other class); NaN for AUC, for more choices, whose answers the
+        outcomes do not hold, and where every label is the same (a readout that always answers it
+        is right, not uninformative: a minimal pair's original, say)."""
+        if self.metric != "accuracy" or set(np.unique(self.label).tolist()) != {0, 1}:
+            return float("nan")
+        first = np.where(np.asarray(self.correct) == 1, self.label, 1 - self.label).mean()
+        return float(max(first, 1 - first))
+
     def values(self, indices: np.ndarray) -> np.ndarray:
         """The metric on each replicate (a row of ``indices``)."""
         if self.metric == "accuracy":
@@ -88,7 +101,8 @@ class Trend:
 
     ``change`` is the last checkpoint's value minus the first's (the untrained baseline), ``slope``
     the least-squares slope of the value against ``x`` (log10 tokens seen), each with a bootstrap
-    interval from the same resamples of the examples.
+    interval from the same resamples of the examples. ``p`` tests "both differ from 0" (an
+    intersection-union test: the larger of the two p-values), for a correction over a family.
     """
 
     change: float
@@ -97,6 +111,7 @@ class Trend:
     slope: float
     slope_low: float
     slope_high: float
+    p: float
 
     @property
     def verdict(self) -> str:
@@ -119,22 +134,26 @@ def trend(x: np.ndarray, outcomes: list[Outcomes], count: int = BOOTSTRAP_REPLIC
     values = np.stack([o.values(indices) for o in outcomes], axis=1)  # [replicates, checkpoints]
     point = np.array([o.value() for o in outcomes])
     changes, slopes = values[:, -1] - values[:, 0], slope(x, values)
+    change, slope_value = float(point[-1] - point[0]), float(slope(x, point))
     return Trend(
-        float(point[-1] - point[0]),
+        change,
         *interval(changes),
-        float(slope(x, point)),
+        slope_value,
         *interval(slopes),
+        max(normal_p_value(change, changes), normal_p_value(slope_value, slopes)),
     )
 
 
 def paired_difference(
     a: Outcomes, b: Outcomes, count: int = BOOTSTRAP_REPLICATES, seed: int = 0
-) -> tuple[float, float, float]:
-    """``b``'s value minus ``a``'s on the same examples, with its bootstrap interval."""
+) -> tuple[float, float, float, float]:
+    """``b``'s value minus ``a``'s on the same examples, with its bootstrap interval and two-sided p-value."""
     if len(a.correct) != len(b.correct):
         raise ValueError(f"paired outcomes must cover the same examples, got {len(a.correct)} and {len(b.correct)}")
     indices = replicates(len(a.correct), count, seed)
-    return (b.value() - a.value(), *interval(b.values(indices) - a.values(indices)))
+    samples = b.values(indices) - a.values(indices)
+    difference = b.value() - a.value()
+    return (difference, *interval(samples), normal_p_value(difference, samples))
 
 
 def bootstrap_mean(values: np.ndarray, count: int = BOOTSTRAP_REPLICATES, seed: int = 0) -> tuple[float, float, float]:
@@ -168,7 +187,13 @@ def seed_example_bootstrap(
 
 
 def normal_p_value(estimate: float, samples: np.ndarray) -> float:
-    """Two-sided p-value of ``estimate`` against 0, from the standard error of its bootstrap ``samples``."""
+    """Two-sided p-value of ``estimate`` against 0, from the standard error of its bootstrap ``samples``
+    (replicates where the metric is undefined, an AUC on one class, are left out; 1 when fewer than
+    two remain or the estimate is undefined: nothing can be tested)."""
+    samples = np.asarray(samples, dtype=float)
+    samples = samples[np.isfinite(samples)]
+    if len(samples) < 2 or not np.isfinite(estimate):
+        return 1.0
     se = float(np.std(samples, ddof=1))
     if se == 0:
         return 1.0 if estimate == 0 else 0.0

@@ -18,13 +18,11 @@ from ..evaluation.heuristics import random_accuracy
 from ..evaluation.statistics import (
     BOOTSTRAP_REPLICATES,
     CONFIDENCE,
+    CONSTANT_SHARE,
     fixed_effects_slope,
     holm,
     seed_example_bootstrap,
 )
-
-CONSTANT_SHARE = 0.9
-"""A run or readout that gives one answer to more than this share of examples is a constant predictor."""
 
 ALPHA = 1 - CONFIDENCE
 NO_PRETRAINING_TARGET = 0.10

@@ -26,7 +26,16 @@ import numpy as np
 import pandas as pd
 import torch
 
-from ..core.checks import NON_EMPTY_STRING, NON_NEGATIVE_INT, check_fields, distinct, one_of, optional, sequence_of
+from ..core.checks import (
+    NON_EMPTY_STRING,
+    NON_NEGATIVE_INT,
+    POSITIVE_INT,
+    check_fields,
+    distinct,
+    one_of,
+    optional,
+    sequence_of,
+)
 from ..core.device import resolve_device, torch_threads
 from ..core.options import apply_overrides, option
 from ..data.tasks import TASKS_VERSION
@@ -35,16 +44,26 @@ from ..data.tokens import unigram_entropy, unigram_log_probs
 from ..evaluation.heuristics import (
     HEURISTICS,
     OUTCOME_COLUMNS,
+    SUMMARY_COLUMNS,
     evaluate,
     outcomes_of,
     random_accuracy,
     score_outcomes,
     summarize_outcomes,
 )
-from ..evaluation.statistics import BOOTSTRAP_REPLICATES, CONFIDENCE, paired_difference, trend
+from ..evaluation.statistics import (
+    BOOTSTRAP_REPLICATES,
+    CONFIDENCE,
+    CONSTANT_SHARE,
+    holm,
+    interval,
+    paired_difference,
+    replicates,
+    trend,
+)
 from ..models.config import PRESETS
 from ..models.gpt import GPT
-from ..models.params import count_parameters
+from ..models.params import count_parameters, non_embedding_parameters
 from ..training.language_model import TokenEvaluator, default_token_files, open_token_file
 from .cache import cached_frame, entry_path, is_done
 from .pool import cpu_workers, in_pool
@@ -56,9 +75,18 @@ EVALUATION_VERSION = 2
 """Bump when scoring or a readout changes its results, so that cached evaluations are redone."""
 
 POINT_COLUMNS = ["tokens", "val_loss"]
-READOUT_COLUMNS = ["task", "heuristic", "readout", "metric", "n", "accuracy", "ci_low", "ci_high", "random"]
+READOUT_COLUMNS = SUMMARY_COLUMNS
 CURVE_COLUMNS = ["model", "step", *POINT_COLUMNS, *READOUT_COLUMNS, "supervised", "relative"]
-SCALING_COLUMNS = ["preset", "parameters", "step", *POINT_COLUMNS, *READOUT_COLUMNS, "supervised", "relative"]
+SCALING_COLUMNS = [
+    "preset",
+    "parameters",
+    "non_embedding_params",
+    "step",
+    *POINT_COLUMNS,
+    *READOUT_COLUMNS,
+    "supervised",
+    "relative",
+]
 TREND_COLUMNS = [
     "model",
     "task",
@@ -74,18 +102,28 @@ TREND_COLUMNS = [
     "slope",
     "slope_low",
     "slope_high",
+    "last_share",
+    "p",
+    "p_holm",
     "verdict",
 ]
 
 PROTOCOL = (
-    f"A readout rises with pretraining when two {CONFIDENCE:.0%} bootstrap intervals ({BOOTSTRAP_REPLICATES} "
-    "resamples of the examples, the same resample at every checkpoint: paired by example) both lie above 0: "
-    "that of its change from the first kept checkpoint (update 1, the untrained baseline: chance is measured, "
-    "not assumed) to the last, and that of its least-squares slope against log10(tokens seen) over every kept "
-    "checkpoint. It falls when both lie below 0, and is flat otherwise. The same rule over model sizes uses "
-    "log10(parameters). The Transformer and the LSTM are compared at their last checkpoint by the paired "
-    "bootstrap interval of their difference. Relative performance is (accuracy - chance) / (supervised - "
-    "chance), reported only where the fine-tuned reference beats chance by at least 5 points."
+    "A readout rises with pretraining when its change from the first kept checkpoint (update 1, the untrained "
+    "baseline: chance is measured, not assumed) to the last and its least-squares slope against log10(tokens "
+    "seen) over every kept checkpoint are both above 0, tested together (the larger of their two-sided p-values, "
+    f"from {BOOTSTRAP_REPLICATES} bootstrap resamples of the examples, the same resample at every checkpoint: "
+    "paired by example) and decided by Holm's correction over the family of one model's readouts at "
+    f"{1 - CONFIDENCE:.2f}. It falls when both are below 0 under the same test, and is flat otherwise; a readout "
+    f"that gives one answer to more than {CONSTANT_SHARE:.0%} of the examples at its last point is constant (no "
+    f"information), never flat. The printed intervals are the uncorrected {CONFIDENCE:.0%} ones. The same rule "
+    "over model sizes uses log10(non-embedding parameters), the ladder's readouts one family. The Transformer "
+    "and the LSTM are compared paired by example, at equal tokens (both last checkpoints) and at equal "
+    "validation loss (the last checkpoint of the model whose final loss is higher against the other's kept "
+    "checkpoint nearest to it), all those comparisons one family under Holm; sentiment, the out-of-domain "
+    "control, is reported apart. Relative performance is (accuracy - chance) / (supervised - chance), reported "
+    "only where the fine-tuned reference beats chance by at least 5 points and the zero-shot accuracy does not "
+    "exceed it."
 )
 """What counts as a rise, written before any result is computed; :func:`findings` applies it."""
 
@@ -292,6 +330,18 @@ class ZeroShotExperiment:
         """Each model's change and slope per readout over its checkpoints (:func:`trends`)."""
         return trends(outcomes, "model", "step", "tokens")
 
+    def loss_by_position(self, gpt_run: PretrainRun, lstm_run: PretrainRun) -> pd.DataFrame:
+        """:func:`loss_by_position` of both language models at their last checkpoints."""
+        return loss_by_position({"transformer": [gpt_run], "lstm": [lstm_run]})
+
+    def position_gaps(self, gpt_run: PretrainRun, lstm_run: PretrainRun) -> pd.DataFrame:
+        """:func:`position_gaps`: where in the context the Transformer pulls ahead of the LSTM."""
+        return position_gaps({"transformer": gpt_run, "lstm": lstm_run})
+
+    def lstm_comparison(self, outcomes: pd.DataFrame) -> pd.DataFrame:
+        """:func:`lstm_comparison`: the Transformer against the LSTM at equal tokens and at equal loss."""
+        return lstm_comparison(outcomes)
+
     def scaling_outcomes(self, progress: bool = True) -> pd.DataFrame | None:
         """Per-example outcomes of one checkpoint of each size of the ladder; None when it is empty."""
         if not self.recipe.ladder:
@@ -310,17 +360,18 @@ class ZeroShotExperiment:
             )
             for index in range(self.recipe.pretraining_runs)
         ]
-        return pool_runs(frames, ["preset", "parameters"])
+        return pool_runs(frames, ["preset", "parameters", "non_embedding_params"])
 
     def scaling(self, outcomes: pd.DataFrame, reference: Mapping[str, float] | None) -> pd.DataFrame:
         """One row per preset and readout (:data:`SCALING_COLUMNS`), smallest model first."""
-        keys = ["preset", "parameters", "step", *POINT_COLUMNS]
+        keys = ["preset", "parameters", "non_embedding_params", "step", *POINT_COLUMNS]
         table = summarize_readouts(outcomes, keys, reference)[SCALING_COLUMNS]
         return table.sort_values("parameters", kind="stable", ignore_index=True)
 
     def scaling_trends(self, outcomes: pd.DataFrame) -> pd.DataFrame:
-        """Change and slope per readout from the smallest model to the largest, against log10(parameters)."""
-        return trends(outcomes.assign(model="ladder"), "model", "parameters", "parameters")
+        """Change and slope per readout from the smallest model to the largest, against log10(non-embedding
+        parameters), the N of Kaplan et al. (2020)."""
+        return trends(outcomes.assign(model="ladder"), "model", "non_embedding_params", "non_embedding_params")
 
     def pretrained_table(self, reference: Mapping[str, float] | None) -> pd.DataFrame | None:
         """The readouts on real Hugging Face weights (GPT-2 section) with GPT-2's tokenizer; None
@@ -338,8 +389,9 @@ class ZeroShotExperiment:
         outcomes: pd.DataFrame,
         scaling_trends: pd.DataFrame | None = None,
         reference: Mapping[str, float] | None = None,
+        positions: pd.DataFrame | None = None,
     ) -> str:
-        return "\n".join(findings(trends_table, outcomes, scaling_trends, reference))
+        return "\n".join(findings(trends_table, outcomes, scaling_trends, reference, positions))
 
 
 def with_seed(spec: PretrainSpec, offset: int) -> PretrainSpec:
@@ -380,6 +432,95 @@ def checkpoint_val_loss(run: PretrainRun, step: int, device: str = "cpu") -> flo
             return pd.DataFrame([evaluator(run.load(step).to(target))])
 
     return float(cached_frame("val_loss", config, compute)["val_loss"].iloc[0])
+
+
+LOSS_BY_POSITION_COLUMNS = ["model", "seed", "position", "n", "loss", "ci_low", "ci_high"]
+POSITION_WINDOWS = 1024
+"""Validation windows per model for the loss at each position: 1024 x 128 tokens, about a tenth of
+the validation split, which puts a 95% band of about +-0.1 nats on each position's mean."""
+
+
+def position_losses(run: PretrainRun, step: int | None = None, windows: int = POSITION_WINDOWS) -> np.ndarray:
+    """Per-token validation loss ``[windows, n_ctx]`` of ``run`` at kept ``step`` (None: the last),
+    on windows spread evenly over the validation tokens (the trainer's evaluation windows, more of
+    them), position 1 being each window's first prediction; cached."""
+    step = run.steps[-1] if step is None else step
+    if step not in run.steps:
+        raise ValueError(f"step={step!r} is not a kept checkpoint; kept steps: {run.steps}")
+    POSITIVE_INT(windows, "windows")
+    vocab_size = run.spec.gpt_config.vocab_size
+    n_ctx = run.spec.train.seq_len or run.spec.gpt_config.n_ctx
+    config = dict(run=run.run_dir.name, spec=run.spec.key(), step=step, windows=windows)
+
+    def compute() -> pd.DataFrame:
+        _, val_path = default_token_files(vocab_size, seed=run.spec.data_seed, progress=False)
+        tokens = open_token_file(val_path, vocab_size)[0]
+        starts = TokenEvaluator(tokens, n_ctx, windows, 64).starts
+        model = run.load(step).eval()
+        rows = []
+        with torch.no_grad(), torch_threads(1):
+            for i in range(0, len(starts), 64):
+                chunk = starts[i : i + 64]
+                ids = torch.from_numpy(tokens[chunk[:, None] + np.arange(n_ctx + 1)].astype(np.int64))
+                logits = model(ids[:, :-1]).logits.float()
+                rows.append(torch.nn.functional.cross_entropy(logits.transpose(1, 2), ids[:, 1:], reduction="none"))
+        return pd.DataFrame(torch.cat(rows).double().numpy(), columns=[str(p) for p in range(1, n_ctx + 1)])
+
+    return cached_frame("loss_by_position", config, compute).to_numpy()
+
+
+def loss_by_position(runs: Mapping[str, Sequence[PretrainRun]], windows: int = POSITION_WINDOWS) -> pd.DataFrame:
+    """Each model's validation loss at every position of the context at its last checkpoint (Kaplan et
+    al. 2020, Figure 7), per pretraining run (``seed``), with a 95% bootstrap interval over windows:
+    :data:`LOSS_BY_POSITION_COLUMNS`. ``runs`` maps a model name to its runs."""
+    rows = []
+    for model, model_runs in runs.items():
+        for run in model_runs:
+            losses = position_losses(run, windows=windows)
+            samples = losses[replicates(len(losses))].mean(axis=1)  # [replicates, positions]
+            low, high = np.percentile(samples, [2.5, 97.5], axis=0)
+            for position, (mean, lo, hi) in enumerate(zip(losses.mean(axis=0), low, high), start=1):
+                rows.append(
+                    dict(
+                        model=model,
+                        seed=run.spec.train.seed,
+                        position=position,
+                        n=len(losses),
+                        loss=mean,
+                        ci_low=lo,
+                        ci_high=hi,
+                    )
+                )
+    return pd.DataFrame(rows, columns=LOSS_BY_POSITION_COLUMNS)
+
+
+POSITION_BUCKETS = ((1, 1), (2, 8), (9, 32), (33, 64), (65, 128))
+
+
+def position_gaps(runs: Mapping[str, PretrainRun], windows: int = POSITION_WINDOWS) -> pd.DataFrame:
+    """The LSTM's loss minus the Transformer's (above 0: the Transformer predicts better) in buckets of
+    context position, paired by window, with a 95% bootstrap interval over windows: where in the
+    context the Transformer pulls ahead, if it does."""
+    transformer, lstm = (position_losses(runs[m], windows=windows) for m in ("transformer", "lstm"))
+    indices = replicates(len(transformer))
+    rows = []
+    for first, last in POSITION_BUCKETS:
+        if first > transformer.shape[1]:
+            continue
+        columns = slice(first - 1, min(last, transformer.shape[1]))
+        per_window = lstm[:, columns].mean(axis=1) - transformer[:, columns].mean(axis=1)
+        low, high = interval(per_window[indices].mean(axis=1))
+        rows.append(
+            dict(
+                positions=f"{first}-{min(last, transformer.shape[1])}" if last > first else str(first),
+                transformer=float(transformer[:, columns].mean()),
+                lstm=float(lstm[:, columns].mean()),
+                lstm_minus_transformer=float(per_window.mean()),
+                low=low,
+                high=high,
+            )
+        )
+    return pd.DataFrame(rows)
 
 
 def evaluate_checkpoint(
@@ -562,7 +703,11 @@ def scaling_outcomes(
     frames = evaluate_checkpoints(calls, "ladder checkpoints", progress)
     return pd.concat(
         [
-            frame.assign(preset=run_spec.preset, parameters=count_parameters(run_spec.gpt_config))
+            frame.assign(
+                preset=run_spec.preset,
+                parameters=count_parameters(run_spec.gpt_config),
+                non_embedding_params=non_embedding_parameters(run_spec.gpt_config),
+            )
             for frame, run_spec in zip(frames, specs)
         ],
         ignore_index=True,
@@ -575,9 +720,12 @@ dividing by a gap of a point or two turns noise into ratios of 10 or more."""
 
 
 def relative_performance(accuracy: float, random: float, supervised: float) -> float:
-    """``(accuracy - random) / (supervised - random)``; NaN when there is no supervised reference
-    or it beats chance by less than :data:`MIN_SUPERVISED_MARGIN` (the ratio would mean nothing)."""
+    """``(accuracy - random) / (supervised - random)``; NaN when there is no supervised reference,
+    when it beats chance by less than :data:`MIN_SUPERVISED_MARGIN` (the ratio would mean nothing),
+    or when the zero-shot accuracy exceeds it (GPT-1's axis ends at the fine-tuned model)."""
     if supervised is None or not math.isfinite(supervised) or supervised - random < MIN_SUPERVISED_MARGIN:
+        return math.nan
+    if accuracy > supervised:
         return math.nan
     return (accuracy - random) / (supervised - random)
 
@@ -640,10 +788,11 @@ def trends(outcomes: pd.DataFrame, group: str, order: str, x: str) -> pd.DataFra
     for label, frame in outcomes.groupby(group, sort=False):
         points = frame[list(dict.fromkeys([order, x]))].drop_duplicates().sort_values(order)
         per_point = [outcomes_of(frame[frame[order] == value]) for value in points[order]]
+        family = []
         for key, first in per_point[0].items():
             series = [p[key] for p in per_point]
             result = trend(np.log10(points[x].to_numpy(dtype=float)), series)
-            rows.append(
+            family.append(
                 dict(
                     model=label,
                     task=HEURISTICS[key[0]].task,
@@ -654,10 +803,21 @@ def trends(outcomes: pd.DataFrame, group: str, order: str, x: str) -> pd.DataFra
                     first=first.value(),
                     last=series[-1].value(),
                     **dataclasses.asdict(result),
-                    verdict=result.verdict,
+                    last_share=series[-1].predicted_share(),
                 )
             )
+        for row, adjusted in zip(family, holm([row["p"] for row in family])):
+            rows.append(dict(row, p_holm=adjusted, verdict=_verdict(row, adjusted)))
     return pd.DataFrame(rows, columns=TREND_COLUMNS)
+
+
+def _verdict(row: dict, p_holm: float) -> str:
+    """:data:`PROTOCOL`'s verdict of one readout's trend, decided within its family by Holm."""
+    if p_holm < 1 - CONFIDENCE and row["change"] > 0 and row["slope"] > 0:
+        return "rises"
+    if p_holm < 1 - CONFIDENCE and row["change"] < 0 and row["slope"] < 0:
+        return "falls"
+    return "constant" if row["last_share"] > CONSTANT_SHARE else "flat"
 
 
 def supervised_reference(
@@ -705,6 +865,7 @@ def findings(
     outcomes: pd.DataFrame,
     scaling_trends: pd.DataFrame | None = None,
     reference: Mapping[str, float] | None = None,
+    positions: pd.DataFrame | None = None,
 ) -> list[str]:
     """What the numbers say, in sentences computed from them under :data:`PROTOCOL`, and how they
     compare with GPT-1 Figure 2 (right) and with GPT-2, point by point; with ``reference`` (task ->
@@ -715,14 +876,17 @@ def findings(
         counts = rows["verdict"].value_counts()
         lines.append(
             f"{model}, update {steps.min()} -> {steps.max()}: {counts.get('rises', 0)} of {len(rows)} readouts rise, "
-            f"{counts.get('falls', 0)} fall, {counts.get('flat', 0)} flat (change and slope per decade of tokens, "
-            f"{CONFIDENCE:.0%} intervals):"
+            f"{counts.get('falls', 0)} fall, {counts.get('flat', 0)} flat, {counts.get('constant', 0)} constant "
+            f"(change and slope per decade of tokens, {CONFIDENCE:.0%} intervals; verdicts by Holm over these "
+            f"{len(rows)}):"
         )
         for row in rows.itertuples():
+            share = f", last answers {row.last_share:.0%} one class" if math.isfinite(row.last_share) else ""
             lines.append(
-                f"  - {_named(row)} ({row.metric}, n={row.n}): {row.first:.3f} -> {row.last:.3f}, change "
+                f"  - {_named(row)} ({row.metric}, n={row.n}): {row.first:.3f} -> {row.last:.3f}{share}, change "
                 f"{_interval(row.change, row.change_low, row.change_high, True)}, slope "
-                f"{_interval(row.slope, row.slope_low, row.slope_high, True)}: {row.verdict}"
+                f"{_interval(row.slope, row.slope_low, row.slope_high, True)}: {row.verdict} "
+                f"(Holm p = {row.p_holm:.3g})"
             )
     transformer = trends_table[trends_table["model"] == "transformer"]
     paper = transformer[transformer["readout"] == "paper"]
@@ -737,16 +901,31 @@ def findings(
     if reference is not None:
         lines.append(_relative_scale(reference, trends_table))
     if "lstm" in set(outcomes["model"]):
-        lines.append(_transformer_against_lstm(outcomes, trends_table))
+        lines += _transformer_against_lstm(outcomes, trends_table)
+    if positions is not None and len(positions):
+        lines.append(_by_position(positions))
     if scaling_trends is not None and len(scaling_trends):
         counts = scaling_trends["verdict"].value_counts()
         rising = scaling_trends[scaling_trends["verdict"] == "rises"]
         lines.append(
             f"GPT-2, zero-shot performance grows with capacity: over the size ladder, {counts.get('rises', 0)} of "
-            f"{len(scaling_trends)} readouts rise with log10(parameters), {counts.get('falls', 0)} fall "
+            f"{len(scaling_trends)} readouts rise with log10(non-embedding parameters), {counts.get('falls', 0)} fall "
             f"({', '.join(map(_named, rising.itertuples())) or 'none rises'})."
         )
     return lines
+
+
+def _by_position(gaps: pd.DataFrame) -> str:
+    ahead = gaps.loc[gaps["low"] > 0, "positions"].tolist()
+    behind = gaps.loc[gaps["high"] < 0, "positions"].tolist()
+    buckets = "; ".join(
+        f"{r.positions}: {_interval(r.lstm_minus_transformer, r.low, r.high, True)}" for r in gaps.itertuples()
+    )
+    return (
+        f"Kaplan et al. (2020, Figure 7), the Transformer pulls ahead of the LSTM late in the context: the LSTM's "
+        f"validation loss minus the Transformer's by position ({buckets}); the Transformer is ahead at positions "
+        f"{', '.join(ahead) or 'none'} and behind at {', '.join(behind) or 'none'}."
+    )
 
 
 def _relative_scale(reference: Mapping[str, float], trends_table: pd.DataFrame) -> str:
@@ -763,24 +942,91 @@ def _relative_scale(reference: Mapping[str, float], trends_table: pd.DataFrame) 
     )
 
 
-def _transformer_against_lstm(outcomes: pd.DataFrame, trends_table: pd.DataFrame) -> str:
-    last = outcomes.groupby("model")["step"].transform("max") == outcomes["step"]
-    final = {model: outcomes_of(frame) for model, frame in outcomes[last].groupby("model")}
-    above = below = 0
-    for key, lstm in final["lstm"].items():
-        difference, low, high = paired_difference(lstm, final["transformer"][key])
-        above, below = above + (low > 0), below + (high < 0)
+def lstm_comparison(outcomes: pd.DataFrame) -> pd.DataFrame:
+    """The Transformer minus the LSTM on every readout, paired by example, at equal tokens (both last
+    checkpoints) and at equal validation loss (the last checkpoint of the model whose final loss is
+    higher, against the other's kept checkpoint whose loss is nearest to it), each with its interval
+    and p-value; every verdict of the table is decided by Holm's correction over the whole table."""
+    columns = ["match", "task", "heuristic", "readout", "metric", "transformer_step", "lstm_step"]
+    columns += ["transformer_val_loss", "lstm_val_loss", "difference", "low", "high", "p", "p_holm", "verdict"]
+    points = outcomes[["model", "step", "val_loss"]].drop_duplicates().sort_values("step")
+    series = {model: points[points["model"] == model] for model in ("transformer", "lstm")}
+    final = {model: rows.iloc[-1] for model, rows in series.items()}
+    worse = max(final, key=lambda model: final[model]["val_loss"])
+    better = "lstm" if worse == "transformer" else "transformer"
+    candidates = series[better]
+    nearest = candidates.iloc[int(np.argmin(np.abs(candidates["val_loss"].to_numpy() - final[worse]["val_loss"])))]
+    matches = {"equal tokens": final, "equal validation loss": {worse: final[worse], better: nearest}}
+    rows = []
+    for match, chosen in matches.items():
+        per_model = {
+            model: outcomes_of(outcomes[(outcomes["model"] == model) & (outcomes["step"] == point["step"])])
+            for model, point in chosen.items()
+        }
+        for key, lstm in per_model["lstm"].items():
+            difference, low, high, p_value = paired_difference(lstm, per_model["transformer"][key])
+            rows.append(
+                dict(
+                    match=match,
+                    task=HEURISTICS[key[0]].task,
+                    heuristic=key[0],
+                    readout=key[1],
+                    metric=lstm.metric,
+                    transformer_step=int(chosen["transformer"]["step"]),
+                    lstm_step=int(chosen["lstm"]["step"]),
+                    transformer_val_loss=float(chosen["transformer"]["val_loss"]),
+                    lstm_val_loss=float(chosen["lstm"]["val_loss"]),
+                    difference=difference,
+                    low=low,
+                    high=high,
+                    p=p_value,
+                )
+            )
+    table = pd.DataFrame(rows, columns=columns[:-2])
+    table["p_holm"] = holm(table["p"].to_numpy())
+    significant = table["p_holm"] < 1 - CONFIDENCE
+    table["verdict"] = np.where(
+        significant, np.where(table["difference"] > 0, "transformer better", "lstm better"), "level"
+    )
+    return table[columns]
+
+
+def _transformer_against_lstm(outcomes: pd.DataFrame, trends_table: pd.DataFrame) -> list[str]:
+    table = lstm_comparison(outcomes)
     lstm_rises = (trends_table.loc[trends_table["model"] == "lstm", "verdict"] == "rises").sum()
     transformer_rises = (trends_table.loc[trends_table["model"] == "transformer", "verdict"] == "rises").sum()
-    return (
-        f"GPT-1, the LSTM does worse and less steadily: at the last checkpoint the Transformer is above the LSTM on "
-        f"{above} of {len(final['lstm'])} readouts and below on {below} (paired bootstrap interval of the "
-        f"difference excludes 0); {transformer_rises} readouts rise for the Transformer, {lstm_rises} for the LSTM."
-    )
+    lines = [
+        f"GPT-1, the LSTM does worse and less steadily: {transformer_rises} readouts rise for the Transformer, "
+        f"{lstm_rises} for the LSTM. Transformer minus LSTM, paired by example (Holm over the {len(table)} "
+        "comparisons below; sentiment, the out-of-domain control, apart):"
+    ]
+    for match, rows in table.groupby("match", sort=False):
+        first = rows.iloc[0]
+        head = (
+            f"  - at {match} (Transformer update {first['transformer_step']}, validation loss "
+            f"{first['transformer_val_loss']:.3f}; LSTM update {first['lstm_step']}, {first['lstm_val_loss']:.3f}):"
+        )
+        parts = []
+        domains = (("in-domain", rows[rows["task"] != "sentiment"]), ("sentiment", rows[rows["task"] == "sentiment"]))
+        for label, part in domains:
+            counts = part["verdict"].value_counts()
+            named = "; ".join(
+                f"{r.heuristic} / {r.readout} {_interval(r.difference, r.low, r.high, True)}"
+                for r in part.itertuples()
+                if r.verdict != "level"
+            )
+            parts.append(
+                f"{label}: Transformer better on {counts.get('transformer better', 0)}, LSTM better on "
+                f"{counts.get('lstm better', 0)}, level on {counts.get('level', 0)} of {len(part)}"
+                + (f" ({named})" if named else "")
+            )
+        lines.append(head + " " + "; ".join(parts) + ".")
+    return lines
 
 
 __all__ = [
     "CURVE_COLUMNS",
+    "LOSS_BY_POSITION_COLUMNS",
     "PROTOCOL",
     "SCALING_COLUMNS",
     "TREND_COLUMNS",
@@ -791,6 +1037,10 @@ __all__ = [
     "pool_runs",
     "evaluate_checkpoint",
     "findings",
+    "loss_by_position",
+    "lstm_comparison",
+    "position_gaps",
+    "position_losses",
     "reference_accuracy",
     "relative_performance",
     "scaling_outcomes",

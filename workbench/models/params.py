@@ -67,6 +67,13 @@ def count_parameters(config: GPTConfig, n_classes: int = 0, n_special: int = 0) 
     return int(parameter_breakdown(config, n_classes, n_special)["parameters"].sum())
 
 
+def non_embedding_parameters(config: GPTConfig) -> int:
+    """Parameters outside the token and position embeddings (the tied LM head is the token
+    embedding): the N of Kaplan et al. (2020), against which scaling laws are fit."""
+    breakdown = parameter_breakdown(config)
+    return int(breakdown.loc[breakdown["group"] != "embedding", "parameters"].sum())
+
+
 def per_block_parameters(config: GPTConfig) -> int:
     """Parameters of one transformer block: 12 d^2 of matrices (with d_ff = 4d) + 9d + 4d."""
     breakdown = parameter_breakdown(config)

@@ -43,6 +43,7 @@ ZERO_SHOT_MODEL_STYLES = {"transformer": "-", "lstm": "--", "ladder": "-"}
 ZERO_SHOT_AXES = {
     "tokens": dict(label="tokens seen (log)", log=True),
     "parameters": dict(label="parameters (log)", log=True),
+    "non_embedding_params": dict(label="non-embedding parameters (log)", log=True),
     "val_loss": dict(label="validation loss (nats, lower to the right)", log=False),
 }
 METRIC_LABELS = {"accuracy": "accuracy", "auc": "AUC"}
@@ -123,11 +124,11 @@ def plot_zero_shot(curve: pd.DataFrame) -> plt.Figure:
 
 
 def plot_zero_shot_scaling(table: pd.DataFrame) -> plt.Figure:
-    """GPT-2's claim: every readout at the last checkpoint of each model size, against parameters
-    (log axis, top) and against validation loss (bottom), 95% bands shaded."""
+    """GPT-2's claim: every readout at the last checkpoint of each model size, against non-embedding
+    parameters (log axis, top; Kaplan et al. 2020) and against validation loss (bottom), 95% bands shaded."""
     return _readout_panels(
         table.assign(model="ladder"),
-        ("parameters", "val_loss"),
+        ("non_embedding_params", "val_loss"),
         "Zero-shot readouts against model size (same tokens, same updates)",
     )
 
@@ -209,6 +210,24 @@ def plot_validation_loss(data: pd.DataFrame, unigram_entropy: float, title: str 
     ax.set_xlabel("tokens seen (millions)")
     ax.set_ylabel("validation cross-entropy (nats per token)")
     ax.set_title(title)
+    ax.legend()
+    ax.grid(alpha=0.3)
+    fig.tight_layout()
+    return fig
+
+
+def plot_loss_by_position(data: pd.DataFrame) -> plt.Figure:
+    """Validation loss at each position of the context, one line per model (and seed) with its 95%
+    band: where in the context each model predicts better (Kaplan et al. 2020, Figure 7)."""
+    fig, ax = plt.subplots(figsize=(6.5, 4))
+    styles = {"transformer": dict(linestyle="-"), "lstm": dict(linestyle="--")}
+    for (model, seed), rows in data.groupby(["model", "seed"], sort=False):
+        line = ax.plot(rows["position"], rows["loss"], label=f"{model} (seed {seed})", **styles.get(model, {}))[0]
+        ax.fill_between(rows["position"], rows["ci_low"], rows["ci_high"], color=line.get_color(), alpha=0.2)
+    ax.set_xscale("log")
+    ax.set_xlabel("position in the context (tokens, log scale)")
+    ax.set_ylabel("validation cross-entropy (nats per token)")
+    ax.set_title("Loss by position at the last checkpoint")
     ax.legend()
     ax.grid(alpha=0.3)
     fig.tight_layout()

@@ -945,8 +945,9 @@ def _relative_scale(reference: Mapping[str, float], trends_table: pd.DataFrame) 
 def lstm_comparison(outcomes: pd.DataFrame) -> pd.DataFrame:
     """The Transformer minus the LSTM on every readout, paired by example, at equal tokens (both last
     checkpoints) and at equal validation loss (the last checkpoint of the model whose final loss is
-    higher, against the other's kept checkpoint whose loss is nearest to it), each with its interval
-    and p-value; every verdict of the table is decided by Holm's correction over the whole table."""
+    higher, against the other's kept checkpoint whose loss is nearest to it; one match, "equal tokens
+    and validation loss", when that is the last one too), each with its interval and p-value; every
+    verdict of the table is decided by Holm's correction over the whole table."""
     columns = ["match", "task", "heuristic", "readout", "metric", "transformer_step", "lstm_step"]
     columns += ["transformer_val_loss", "lstm_val_loss", "difference", "low", "high", "p", "p_holm", "verdict"]
     points = outcomes[["model", "step", "val_loss"]].drop_duplicates().sort_values("step")
@@ -957,6 +958,8 @@ def lstm_comparison(outcomes: pd.DataFrame) -> pd.DataFrame:
     candidates = series[better]
     nearest = candidates.iloc[int(np.argmin(np.abs(candidates["val_loss"].to_numpy() - final[worse]["val_loss"])))]
     matches = {"equal tokens": final, "equal validation loss": {worse: final[worse], better: nearest}}
+    if nearest["step"] == final[better]["step"]:  # the nearest kept checkpoint in loss is the last one
+        matches = {"equal tokens and validation loss": final}
     rows = []
     for match, chosen in matches.items():
         per_model = {
@@ -1000,6 +1003,13 @@ def _transformer_against_lstm(outcomes: pd.DataFrame, trends_table: pd.DataFrame
         f"{lstm_rises} for the LSTM. Transformer minus LSTM, paired by example (Holm over the {len(table)} "
         "comparisons below; sentiment, the out-of-domain control, apart):"
     ]
+    if table["match"].nunique() == 1:
+        first = table.iloc[0]
+        lines.append(
+            f"  - the kept checkpoint nearest in validation loss is the last one ({first['transformer_val_loss']:.3f} "
+            f"against {first['lstm_val_loss']:.3f}), so the loss-matched comparison is the token-matched one (a "
+            "finer match needs checkpoints between them)."
+        )
     for match, rows in table.groupby("match", sort=False):
         first = rows.iloc[0]
         head = (

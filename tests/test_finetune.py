@@ -392,6 +392,13 @@ def test_pretrain_then_finetune_from_the_command_line(tmp_path, capsys):
     assert (tmp_path / "ft" / "history.csv").exists()
     assert main(["finetune", "--task", "sentiment", "--preset", "gpt1-micro", "--layers", "1", *common]) == 2
     assert "workbench finetune: error: --layers 1 needs --checkpoint" in capsys.readouterr().err
+    # --head reaches the model: the likelihood head on a multiple-choice task, and a clear refusal elsewhere
+    likelihood = ["--checkpoint", str(tmp_path / "pre"), "--head", "likelihood", "--n-train", "8", "--epochs", "none"]
+    out = ["--train.eval-every", "0", "--out", str(tmp_path / "ft-likelihood"), *common]
+    assert main(["finetune", "--task", "corrupted_pair", *likelihood, *out]) == 0
+    assert (tmp_path / "ft-likelihood" / "history.csv").exists()
+    assert main(["finetune", "--task", "sentiment", *likelihood, *out]) != 0
+    assert "scores the choices of a multiple_choice task, not a classification task" in capsys.readouterr().err
 
 
 def _likelihood_batch(delim):

@@ -126,7 +126,14 @@ def run(args) -> int:
         layers = model_config.n_layer if args.layers is None else args.layers
         copied = transfer(pretrained, gpt, layers)
         print(f"transferred {int(copied['copied'].sum())} tensors: embeddings + {layers} blocks from {source}")
-    model = TaskModel(gpt, model_kind(task.kind), n_classes=max(2, len(task.labels)), dropout=settings.head_dropout)
+    model = TaskModel(
+        gpt,
+        model_kind(task.kind),
+        n_classes=max(2, len(task.labels)),
+        dropout=settings.head_dropout,
+        head=settings.head,
+        delim_id=tokenizer.delim_id,
+    )
     train, dev = (
         encode_examples(task.kind, load_task(args.task, split, n_train=n), tokenizer, model_config.n_ctx)
         for split, n in (("train", args.n_train), ("dev", None))

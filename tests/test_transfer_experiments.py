@@ -152,15 +152,17 @@ def test_sweep_rows_columns_and_cache(run, lstm_run, count_runs):
 def test_head_and_fresh_layers_depend_on_the_seed_alone(run, monkeypatch):
     """Paired by seed: the task head starts the same for every layer count and checkpoint, and
     differs between seeds (loading a checkpoint reseeds the global generator, so it must come first)."""
+    from workbench.experiments import recipes
+
     heads = {}
-    real = transfer_module.TaskModel
+    real = recipes.TaskModel
 
     def recording(body, *args, **kwargs):
         model = real(body, *args, **kwargs)
         heads[len(heads)] = model.head.weight.detach().clone()
         return model
 
-    monkeypatch.setattr(transfer_module, "TaskModel", recording)
+    monkeypatch.setattr(recipes, "TaskModel", recording)  # FinetuneSettings.task_model builds every run's model
     monkeypatch.setenv("WORKBENCH_CACHE_DIR", str(run.run_dir.parent / "head-check"))
     settings = apply_overrides(FAST, {"train": {"steps": 1}})
     finetune_task(run, "sentiment", 0, seed=5, n_labelled=8, settings=settings, checkpoint_step=run.steps[0])

@@ -21,7 +21,7 @@ from ..experiments.recipes import RECIPES, FinetuneSettings
 from ..models.config import PRESETS, GPTConfig
 from ..models.gpt import GPT
 from ..training import checkpoint as ckpt
-from ..training.finetuning import TaskModel, finetune, model_kind
+from ..training.finetuning import finetune
 from ..training.surgery import transfer
 from . import UsageError
 from .pretrain import add_recipe_arguments, recipe_from_args
@@ -126,14 +126,7 @@ def run(args) -> int:
         layers = model_config.n_layer if args.layers is None else args.layers
         copied = transfer(pretrained, gpt, layers)
         print(f"transferred {int(copied['copied'].sum())} tensors: embeddings + {layers} blocks from {source}")
-    model = TaskModel(
-        gpt,
-        model_kind(task.kind),
-        n_classes=max(2, len(task.labels)),
-        dropout=settings.head_dropout,
-        head=settings.head,
-        delim_id=tokenizer.delim_id,
-    )
+    model = settings.task_model(gpt, task, tokenizer)
     train, dev = (
         encode_examples(task.kind, load_task(args.task, split, n_train=n), tokenizer, model_config.n_ctx)
         for split, n in (("train", args.n_train), ("dev", None))

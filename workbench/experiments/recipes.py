@@ -34,14 +34,14 @@ from ..core.checks import (
 )
 from ..core.options import apply_overrides, from_dict, option, to_dict, to_flat_dict
 from ..data.prepare import corpus_tokenizer
-from ..data.tasks import TASKS
+from ..data.tasks import TASKS, TaskSpec
 from ..data.tokenizer import Tokenizer
 from ..models.config import PRESETS, GPTConfig
 from ..models.gpt import GPT
 from ..models.lstm import LSTMConfig, LSTMLanguageModel, matching_lstm_config
 from ..training.checkpoint import log_spaced_steps
 from ..training.config import TrainConfig
-from ..training.finetuning import HEADS
+from ..training.finetuning import HEADS, TaskModel, model_kind
 
 MODELS = ("gpt", "lstm")
 SPLITS = ("dev", "test")  # what zero-shot evaluation reads; train is what the supervised model saw
@@ -158,6 +158,18 @@ class FinetuneSettings:
 
     def __post_init__(self) -> None:
         check_fields(self)
+
+    def task_model(self, body, task: TaskSpec, tokenizer) -> TaskModel:
+        """The model every fine-tuning run of ``task`` trains: ``body`` under this head (its dropout,
+        its kind), one place for the sweep, Table 5 and the ``finetune`` command."""
+        return TaskModel(
+            body,
+            model_kind(task.kind),
+            n_classes=max(2, len(task.labels)),
+            dropout=self.head_dropout,
+            head=self.head,
+            delim_id=tokenizer.delim_id,
+        )
 
     def updates(self, n_train: int) -> int:
         """Optimizer updates for ``n_train`` labelled examples."""

@@ -45,7 +45,7 @@ from ..evaluation.lens import minimal_pair_lens
 from ..evaluation.probes import PROBED_KINDS, SOLVER, layer_features, probe_layers
 from ..evaluation.statistics import bootstrap_mean
 from ..models.gpt import GPT
-from ..training.finetuning import TaskModel, correct_predictions, finetune, model_kind
+from ..training.finetuning import correct_predictions, finetune
 from ..training.surgery import transfer
 from .cache import entry_dir, entry_lock, is_done, mark_done
 from .pool import cpu_workers, in_pool
@@ -676,14 +676,7 @@ def _finetune(job: _Job) -> dict:
         body = GPT(spec.gpt_config.replace(n_ctx=n_ctx))
         if pretrained is not None:
             transfer(pretrained, body, job.n_layers)
-    model = TaskModel(
-        body,
-        model_kind(task_spec.kind),
-        n_classes=max(2, len(task_spec.labels)),
-        dropout=settings.head_dropout,
-        head=settings.head,
-        delim_id=tokenizer.delim_id,
-    )
+    model = settings.task_model(body, task_spec, tokenizer)
     train_config = settings.train_config(len(encoded["train"]), job.seed)
     trainer = finetune(
         model,

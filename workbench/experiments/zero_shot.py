@@ -55,6 +55,7 @@ from ..evaluation.statistics import (
     BOOTSTRAP_REPLICATES,
     CONFIDENCE,
     CONSTANT_SHARE,
+    Outcomes,
     holm,
     interval,
     paired_difference,
@@ -795,10 +796,7 @@ def trends(outcomes: pd.DataFrame, group: str, order: str, x: str) -> pd.DataFra
             family.append(
                 dict(
                     model=label,
-                    task=HEURISTICS[key[0]].task,
-                    heuristic=key[0],
-                    readout=key[1],
-                    metric=first.metric,
+                    **_readout_fields(key, first),
                     n=len(first.correct),
                     first=first.value(),
                     last=series[-1].value(),
@@ -809,6 +807,11 @@ def trends(outcomes: pd.DataFrame, group: str, order: str, x: str) -> pd.DataFra
         for row, adjusted in zip(family, holm([row["p"] for row in family])):
             rows.append(dict(row, p_holm=adjusted, verdict=_verdict(row, adjusted)))
     return pd.DataFrame(rows, columns=TREND_COLUMNS)
+
+
+def _readout_fields(key: tuple[str, str], outcomes: Outcomes) -> dict:
+    """The columns that name a readout: its task, heuristic, readout and metric."""
+    return dict(task=HEURISTICS[key[0]].task, heuristic=key[0], readout=key[1], metric=outcomes.metric)
 
 
 def _verdict(row: dict, p_holm: float) -> str:
@@ -971,10 +974,7 @@ def lstm_comparison(outcomes: pd.DataFrame) -> pd.DataFrame:
             rows.append(
                 dict(
                     match=match,
-                    task=HEURISTICS[key[0]].task,
-                    heuristic=key[0],
-                    readout=key[1],
-                    metric=lstm.metric,
+                    **_readout_fields(key, lstm),
                     transformer_step=int(chosen["transformer"]["step"]),
                     lstm_step=int(chosen["lstm"]["step"]),
                     transformer_val_loss=float(chosen["transformer"]["val_loss"]),

@@ -1,5 +1,5 @@
-"""Atomic file writes: write next to the target, then rename, so nothing is left half-written; and the
-one error for a write that finds the disk full."""
+"""Atomic writes of a file or a whole directory: write next to the target, then rename, so nothing is left
+half-written; and the one error for a write that finds the disk full."""
 
 from __future__ import annotations
 
@@ -39,6 +39,48 @@ def atomic_path(target: str | os.PathLike[str]) -> Iterator[Path]:
         os.replace(tmp_path, target)
     finally:
         tmp_path.unlink(missing_ok=True)
+
+
+@contextlib.contextmanager
+def atomic_directory(target: str | os.PathLike[str]) -> Iterator[Path]:
+    """Yield an empty hidden directory next to ``target``; on success it replaces ``target``.
+
+    Files written into it are fsynced before the rename, so a power cut cannot leave a renamed
+    directory with empty files either. On an exception nothing at ``target`` changes. The directory
+    gets the permissions a plain ``mkdir`` would give it (``mkdtemp`` alone makes it 0700).
+    """
+    target = Path(target)
+    target.parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(dir=target.parent, prefix=f".{target.name}.", suffix=".tmp"))
+    try:
+        yield tmp
+        os.chmod(tmp, 0o777 & ~_UMASK)
+        for path in tmp.iterdir():
+            with open(path, "rb") as handle:
+                os.fsync(handle.fileno())
+        if target.exists():  # re-saving a step: swap, then drop the old copy
+            old = Path(tempfile.mkdtemp(dir=target.parent, prefix=f".{target.name}.", suffix=".tmp"))
+            os.replace(target, old / "old")
+            try:
+                os.replace(tmp, target)
+            except BaseException:
+                os.replace(old / "old", target)  # put the previous copy back
+                shutil.rmtree(old, ignore_errors=True)
+                raise
+            shutil.rmtree(old, ignore_errors=True)  # a leftover is a stale temporary, removed later
+        else:
+            os.replace(tmp, target)
+        _fsync_directory(target.parent)
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+
+
+def _fsync_directory(path: Path) -> None:
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
 
 
 def write_text_atomic(target: str | os.PathLike[str], text: str) -> None:

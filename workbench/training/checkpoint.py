@@ -24,13 +24,10 @@ traceback or a silently broken model.
 
 from __future__ import annotations
 
-import contextlib
 import json
 import os
 import re
 import shutil
-import tempfile
-from collections.abc import Iterator
 from pathlib import Path
 
 import numpy as np
@@ -40,7 +37,7 @@ from safetensors import SafetensorError, safe_open
 from safetensors.torch import save_file
 from torch import nn
 
-from ..core.io import disk_full_error, is_disk_full
+from ..core.io import atomic_directory, disk_full_error, is_disk_full
 from ..data.sources import file_sha256, sha256_file
 from ..models.config import GPTConfig
 from ..models.gpt import GPT
@@ -128,45 +125,6 @@ def log_spaced_steps(steps: int, count: int) -> tuple[int, ...]:
     if steps < 1 or count < 1:
         raise ValueError(f"steps and count must be positive, got steps={steps}, count={count}")
     return tuple(int(s) for s in np.unique(np.round(np.geomspace(1, steps, count)).astype(int)))
-
-
-@contextlib.contextmanager
-def atomic_directory(target: Path) -> Iterator[Path]:
-    """Yield an empty hidden directory next to ``target``; on success it replaces ``target``.
-
-    Files written into it are fsynced before the rename, so a power cut cannot leave a renamed
-    directory with empty files either. On an exception nothing at ``target`` changes.
-    """
-    target.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(dir=target.parent, prefix=f".{target.name}.", suffix=".tmp"))
-    try:
-        yield tmp
-        for path in tmp.iterdir():
-            with open(path, "rb") as handle:
-                os.fsync(handle.fileno())
-        if target.exists():  # re-saving a step: swap, then drop the old copy
-            old = Path(tempfile.mkdtemp(dir=target.parent, prefix=f".{target.name}.", suffix=".tmp"))
-            os.replace(target, old / "old")
-            try:
-                os.replace(tmp, target)
-            except BaseException:
-                os.replace(old / "old", target)  # put the previous copy back
-                shutil.rmtree(old, ignore_errors=True)
-                raise
-            shutil.rmtree(old, ignore_errors=True)  # a leftover is a stale temporary, removed later
-        else:
-            os.replace(tmp, target)
-        _fsync_directory(target.parent)
-    finally:
-        shutil.rmtree(tmp, ignore_errors=True)
-
-
-def _fsync_directory(path: Path) -> None:
-    fd = os.open(path, os.O_RDONLY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
 
 
 def unique_state_dict(model: nn.Module) -> tuple[dict[str, torch.Tensor], dict[str, str]]:

@@ -25,6 +25,7 @@ from pathlib import Path
 import tokenizers
 from tokenizers import decoders, models, pre_tokenizers, trainers
 
+from ..core.checks import POSITIVE_INT
 from ..core.io import write_text_atomic
 from .sources import source_dir
 
@@ -35,6 +36,7 @@ EXTRACT = "<|extract|>"
 PAD = "<|pad|>"
 SPECIAL_TOKENS = (EOS, START, DELIM, EXTRACT, PAD)
 FILENAME = "tokenizer.json"
+TRANSFORMERS_CONFIG = "tokenizer_config.json"
 
 
 def _check_texts(texts: Sequence[object], what: str) -> None:
@@ -156,6 +158,32 @@ class Tokenizer:
             path = path / FILENAME
         write_text_atomic(path, self.to_json())
         return path
+
+    def transformers_files(self, model_max_length: int) -> dict[str, str]:
+        """``tokenizer.json`` and the ``tokenizer_config.json`` beside it that make a directory load with
+        ``transformers.AutoTokenizer`` as this tokenizer (file name -> text; the caller writes them).
+
+        ``PreTrainedTokenizerFast`` reads ``tokenizer.json`` as is, and ``split_special_tokens`` keeps
+        this class's rule that text is text: a string that spells ``<|endoftext|>`` encodes as its
+        characters there too. ``model_max_length`` is the model's context (``n_ctx``).
+        """
+        POSITIVE_INT(model_max_length, "model_max_length")
+        if EOS not in self.special_tokens:
+            raise ValueError(
+                f"this tokenizer has no {EOS} (special tokens: {self.special_tokens}); expected one, as the "
+                "token that starts, ends and pads text in the Hugging Face layout"
+            )
+        config = {
+            "tokenizer_class": "PreTrainedTokenizerFast",
+            "bos_token": EOS,  # GPT-2's convention: <|endoftext|> also starts and pads text
+            "eos_token": EOS,
+            "unk_token": EOS,
+            "pad_token": PAD if PAD in self.special_tokens else EOS,
+            "model_max_length": model_max_length,
+            "clean_up_tokenization_spaces": False,  # decode as this class does, spaces untouched
+            "split_special_tokens": True,
+        }
+        return {FILENAME: self.to_json(), TRANSFORMERS_CONFIG: json.dumps(config, indent=2)}
 
     @classmethod
     def load(cls, path: str | os.PathLike[str]) -> Tokenizer:

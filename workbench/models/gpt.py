@@ -23,6 +23,9 @@ from .weights import load_state_checked
 
 if TYPE_CHECKING:
     from os import PathLike
+    from pathlib import Path
+
+    from ..data.tokenizer import Tokenizer
 
 PastKeyValues = list[tuple[torch.Tensor, torch.Tensor]] | KVCache
 """One ``(key, value)`` pair per layer, each ``[batch, heads, time, head_dim]`` (Hugging Face's
@@ -250,6 +253,11 @@ class GPT(nn.Module):
         model = cls(config)
         load_state_checked(model, state, str(directory))
         return model.eval()
+
+    def save_pretrained(self, directory: str | PathLike[str], tokenizer: Tokenizer) -> Path:
+        """Write this model and its ``tokenizer`` as a Hugging Face checkpoint that ``transformers`` and
+        :meth:`from_pretrained` load exactly (:func:`~workbench.models.huggingface.write_pretrained`)."""
+        return huggingface.write_pretrained(self, tokenizer, directory)
 
     def num_parameters(self) -> int:
         """Unique parameters (the tied LM head is counted once)."""

@@ -1,4 +1,4 @@
-"""Convert Hugging Face-format GPT-1 (``openai-gpt``) and GPT-2 (``gpt2``) checkpoints.
+"""Convert Hugging Face-format GPT-1 (``openai-gpt``) and GPT-2 (``gpt2``) checkpoints, both ways.
 
 A checkpoint is a directory with ``config.json`` and ``model.safetensors`` (or a sharded
 ``model.safetensors.index.json``, or ``pytorch_model.bin`` or its sharded ``pytorch_model.bin.index.json``,
@@ -10,6 +10,12 @@ weights file is an error naming the file and what is wrong.
 Hugging Face stores the attention and MLP weights as ``Conv1D`` (in, out); this model uses
 ``nn.Linear`` (out, in), so those matrices are transposed on the way in. This module only converts
 (a :class:`GPTConfig` and a state dict under our names); ``GPT.from_pretrained`` builds the model.
+
+Export (:func:`write_pretrained`, ``GPT.save_pretrained``) is the inverse, through the same name maps:
+a pre-LN model is written in the ``gpt2`` layout (``GPT2LMHeadModel``), a post-LN one in the
+``openai-gpt`` layout (``OpenAIGPTLMHeadModel``), with the tokenizer's files beside the weights, so
+that ``transformers`` loads the directory as it loads the released checkpoints, and reading it back
+gives every tensor bit for bit. What a layout cannot hold is refused, saying what and why.
 """
 
 from __future__ import annotations
@@ -18,13 +24,19 @@ import json
 import os
 import pickle
 from pathlib import Path
-from typing import NamedTuple
+from typing import TYPE_CHECKING, NamedTuple
 
 import torch
 from safetensors import SafetensorError
-from safetensors.torch import load_file
+from safetensors.torch import load_file, save_file
+from torch import nn
 
+from ..core.io import atomic_directory, disk_full_error, is_disk_full
 from .config import GPTConfig
+from .weights import non_finite, tied_parameters
+
+if TYPE_CHECKING:
+    from ..data.tokenizer import Tokenizer
 
 MODEL_TYPES = ("openai-gpt", "gpt2")
 
@@ -268,3 +280,147 @@ def read_pretrained(path_or_name: str | os.PathLike[str]) -> PretrainedWeights:
     config = config_from_hf(hf_config, str(config_path))
     state = convert_state_dict(_read_weights(directory), hf_config["model_type"])
     return PretrainedWeights(config, state, directory)
+
+
+# What an export writes: a directory holding these files and nothing else may be replaced by another export.
+CONFIG_FILE = "config.json"
+WEIGHTS_FILE = "model.safetensors"
+_ARCHITECTURES = {"gpt2": "GPT2LMHeadModel", "openai-gpt": "OpenAIGPTLMHeadModel"}
+
+
+def hf_model_type(config: GPTConfig) -> str:
+    """The Hugging Face layout that holds ``config`` exactly (``gpt2`` for pre-LN, ``openai-gpt`` for
+    post-LN), or a ``ValueError`` saying what that layout lacks."""
+    if config.norm == "pre":
+        return "gpt2"
+    why = "a post-LN (GPT-1) model goes to the openai-gpt layout (OpenAIGPTLMHeadModel), "
+    if config.d_ff != 4 * config.d_model:
+        raise ValueError(
+            f"d_ff={config.d_ff} cannot be exported: {why}whose MLP width is fixed at 4 x n_embd "
+            f"= {4 * config.d_model} (it has no n_inner)"
+        )
+    if config.activation not in _ACTIVATIONS["openai-gpt"].values():
+        raise ValueError(
+            f"activation={config.activation!r} cannot be exported: {why}whose 'gelu' is the tanh "
+            "approximation (activation='gelu_tanh'); it has no exact erf GELU"
+        )
+    return "openai-gpt"
+
+
+def config_to_hf(config: GPTConfig, eos_id: int) -> dict:
+    """The ``config.json`` of ``config`` (the inverse of :func:`config_from_hf`); ``eos_id`` is the
+    tokenizer's ``<|endoftext|>``, which Hugging Face's generation stops at."""
+    model_type = hf_model_type(config)
+    activation = next(hf for hf, ours in _ACTIVATIONS[model_type].items() if ours == config.activation)
+    hf = {
+        "architectures": [_ARCHITECTURES[model_type]],
+        "model_type": model_type,
+        "n_layer": config.n_layer,
+        "n_embd": config.d_model,
+        "n_head": config.n_head,
+        "vocab_size": config.vocab_size,
+        "n_positions": config.n_ctx,
+        "resid_pdrop": config.dropout,  # one dropout rate here, three there
+        "embd_pdrop": config.dropout,
+        "attn_pdrop": config.dropout,
+        "layer_norm_epsilon": config.layer_norm_eps,
+        "bos_token_id": eos_id,
+        "eos_token_id": eos_id,
+        "tie_word_embeddings": True,
+    }
+    if model_type == "gpt2":
+        return hf | {"n_inner": config.d_ff, "activation_function": activation}
+    return hf | {"afn": activation}
+
+
+def export_state_dict(state: dict[str, torch.Tensor], model_type: str) -> dict[str, torch.Tensor]:
+    """Rename (and transpose) this model's tensors into Hugging Face's (the inverse of
+    :func:`convert_state_dict`); the tied ``lm_head.weight`` must not be in ``state``."""
+    blocks = {ours: theirs for theirs, ours in _BLOCK_NAMES.items()}
+    top = {ours: theirs for theirs, ours in _TOP_NAMES[model_type].items()}
+    hf_state: dict[str, torch.Tensor] = {}
+    for name, tensor in state.items():
+        if name.startswith("blocks."):
+            _, layer, rest = name.split(".", 2)
+            module, _, param = rest.rpartition(".")
+            if module not in blocks:
+                raise ValueError(f"tensor {name!r} has no place in the {model_type} layout")
+            key = f"{blocks[module]}.{param}"
+            if key in _CONV1D:
+                tensor = tensor.t()
+            hf_state[f"transformer.h.{layer}.{key}"] = tensor.contiguous()
+            continue
+        module, _, param = name.partition(".")
+        if module not in top:
+            raise ValueError(f"tensor {name!r} has no place in the {model_type} layout")
+        hf_state[f"transformer.{top[module]}.{param}"] = tensor.contiguous()
+    return hf_state
+
+
+def _exportable_state(model: nn.Module) -> dict[str, torch.Tensor]:
+    """The model's tensors without the tied head, on the CPU; an untied head or a NaN/inf is refused."""
+    tied = tied_parameters(model)
+    if tied != {"lm_head.weight": "wte.weight"}:
+        raise ValueError(
+            f"the LM head is not tied to the token embedding (tied tensors: {tied}); the gpt2 and openai-gpt "
+            "layouts hold one matrix for both, so an untied head cannot be exported"
+        )
+    state = {name: t.detach().cpu().contiguous() for name, t in model.state_dict().items() if name not in tied}
+    broken = [f"{name} holds {problem}" for name, t in state.items() if (problem := non_finite(t))]
+    if broken:
+        raise ValueError(f"the weights are not finite ({'; '.join(broken[:4])}): a diverged model is not exported")
+    return state
+
+
+def _check_target(directory: Path, ours: set[str]) -> None:
+    """Refuse a ``directory`` that holds anything but an earlier export's files (it is replaced whole)."""
+    if directory.exists() and not directory.is_dir():
+        raise ValueError(f"{directory} is a file; expected a directory to export into (new, empty or an export)")
+    if directory.is_dir():
+        others = sorted(p.name for p in directory.iterdir() if p.name not in ours)
+        if others:
+            shown = others[:5] + ([f"and {len(others) - 5} more"] if len(others) > 5 else [])
+            raise ValueError(
+                f"{directory} holds files an export does not write ({', '.join(shown)}); expected a new or empty "
+                "directory, or one an earlier export wrote (it is replaced whole)"
+            )
+
+
+def write_pretrained(model: nn.Module, tokenizer: Tokenizer, directory: str | os.PathLike[str]) -> Path:
+    """Write ``model`` and ``tokenizer`` as a Hugging Face checkpoint directory, atomically.
+
+    ``config.json``, ``model.safetensors`` and the tokenizer's files; ``transformers`` loads it with
+    ``GPT2LMHeadModel`` (pre-LN) or ``OpenAIGPTLMHeadModel`` (post-LN), :func:`read_pretrained` reads
+    back every tensor exactly. Refused, saying why: a model the layout cannot hold (see
+    :func:`hf_model_type`), an untied head, non-finite weights, and a tokenizer whose ids the model
+    cannot read. The directory is assembled next to its target and renamed into place.
+    """
+    config = getattr(model, "config", None)
+    if not isinstance(config, GPTConfig):
+        raise ValueError(
+            f"a {type(model).__name__} cannot be exported: the Hugging Face gpt2 and openai-gpt layouts hold "
+            "the GPT transformer only (evaluate the LSTM baseline with lm_eval's `workbench` model instead)"
+        )
+    model_type = hf_model_type(config)
+    if tokenizer.vocab_size > config.vocab_size:
+        raise ValueError(
+            f"the tokenizer has {tokenizer.vocab_size} ids but the model's vocabulary only {config.vocab_size}; "
+            "expected the tokenizer the model was trained with"
+        )
+    hf_config = config_to_hf(config, tokenizer.eos_id)
+    tensors = export_state_dict(_exportable_state(model), model_type)
+    files = tokenizer.transformers_files(config.n_ctx)
+    directory = Path(directory)
+    _check_target(directory, {CONFIG_FILE, WEIGHTS_FILE, *files})
+    try:
+        with atomic_directory(directory) as tmp:
+            (tmp / CONFIG_FILE).write_text(json.dumps(hf_config, indent=2))
+            save_file(tensors, str(tmp / WEIGHTS_FILE), metadata={"format": "pt"})  # transformers requires it
+            for name, text in files.items():
+                (tmp / name).write_text(text)
+    except (OSError, SafetensorError) as error:
+        if not is_disk_full(error):
+            raise
+        size = sum(t.numel() * t.element_size() for t in tensors.values())
+        raise disk_full_error(directory, size, f"cannot export to {directory}", "Nothing was written.") from error
+    return directory

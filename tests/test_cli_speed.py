@@ -36,6 +36,7 @@ print("IMPORTED", status, *[name for name in {heavy!r} if name in sys.modules])
         ["data", "--help"],
         ["--debug", "data", "-h"],
         ["verify", "-h"],
+        ["export", "--help"],
     ],
 )
 def test_help_imports_no_torch(argv):

@@ -10,9 +10,11 @@ import pytest
 import torch
 from torch import nn
 
+from workbench.cli import main
 from workbench.data.tokenizer import train_bpe
 from workbench.models import GPT, GPTConfig, LSTMConfig, LSTMLanguageModel
 from workbench.models.huggingface import read_pretrained, write_pretrained
+from workbench.training import checkpoint as ckpt
 
 transformers = pytest.importorskip("transformers")
 
@@ -135,3 +137,45 @@ def test_an_export_replaces_an_earlier_one_and_nothing_else(tokenizer, tmp_path)
     assert (out / "notes.txt").read_text() == "mine"
     with pytest.raises(ValueError, match="notes.txt is a file; expected a directory"):
         write_pretrained(second, tokenizer, out / "notes.txt")
+
+
+def test_export_command_writes_a_run_or_checkpoint_that_transformers_loads(tokenized_runs, tmp_path, capsys):
+    run = tokenized_runs["gpt"]
+    checkpoint = ckpt.latest_checkpoint(run)
+    for source, out in ((run, tmp_path / "from-run"), (checkpoint, tmp_path / "from-checkpoint")):
+        assert main(["export", str(source), str(out)]) == 0
+        assert f"exported {checkpoint} to {out}: transformers.GPT2LMHeadModel" in capsys.readouterr().out
+    ours, tokenizer = ckpt.load_model(checkpoint), ckpt.checkpoint_tokenizer(checkpoint)
+    hf = transformers.GPT2LMHeadModel.from_pretrained(tmp_path / "from-run").eval()
+    ids = torch.tensor([tokenizer.encode(SENTENCE)])
+    with torch.no_grad():
+        assert (ours(ids).logits - hf(ids).logits).abs().max().item() < 1e-5
+    assert (
+        transformers.AutoTokenizer.from_pretrained(tmp_path / "from-checkpoint")(SENTENCE)["input_ids"]
+        == ids[0].tolist()
+    )
+
+
+@pytest.mark.parametrize(
+    "source, message",
+    [
+        ("nowhere", "RUN_OR_CHECKPOINT {tmp}/nowhere does not exist; expected a pretraining run directory"),
+        ("notes", "RUN_OR_CHECKPOINT {tmp}/notes is neither a run directory nor a checkpoint"),
+        ("lstm", "a LSTMLanguageModel cannot be exported: the Hugging Face gpt2 and openai-gpt layouts hold"),
+        ("untokenized", "records no tokenizer"),
+    ],
+)
+def test_export_command_names_what_it_cannot_export(source, message, tokenized_runs, license_tokens, tmp_path, capsys):
+    (tmp_path / "notes").mkdir()
+    if source == "lstm":
+        source = tokenized_runs["lstm"]
+    elif source == "untokenized":  # a run on raw token ids, whose vocabulary has no tokenizer files
+        options = ["--preset", "gpt2-micro", "--n-checkpoints", "1", "--train.steps", "1", "--train.batch-size", "2"]
+        options += ["--train.device", "cpu", "--train.eval-every", "0", "--train.progress", "false"]
+        source = tmp_path / "untokenized"
+        assert main(["pretrain", "--train-tokens", str(license_tokens), "--out", str(source), *options]) == 0
+    else:
+        source = tmp_path / source
+    assert main(["export", str(source), str(tmp_path / "out")]) == 1
+    assert message.format(tmp=tmp_path) in capsys.readouterr().err
+    assert not (tmp_path / "out").exists()

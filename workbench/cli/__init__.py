@@ -36,6 +36,10 @@ COMMANDS = {
         "workbench.cli.verify",
         "check every checkpoint of a run against the hashes recorded when it was written",
     ),
+    "export": (
+        "workbench.cli.export",
+        "write a checkpoint as a Hugging Face model directory (GPT2LMHeadModel or OpenAIGPTLMHeadModel)",
+    ),
 }
 
 OPTIONS = {
@@ -43,6 +47,7 @@ OPTIONS = {
     "recipes": arguments.recipes,
     "data": arguments.data,
     "verify": arguments.verify,
+    "export": arguments.export,
 }
 """Commands whose options are added without importing their module (which imports torch)."""
 

@@ -1,4 +1,5 @@
-"""The options of ``reproduce``, ``recipes``, ``data`` and ``verify``, apart from their modules: ``--help`` is instant.
+"""The options of ``reproduce``, ``recipes``, ``data``, ``verify`` and ``export``, apart from their modules:
+``--help`` is instant.
 
 Those modules import ``workbench.core``, ``.data`` or ``.experiments``, whose packages import torch
 (seconds), and the package keeps workbench imports at module level (tests/test_structure.py). So these
@@ -100,4 +101,20 @@ def verify(parser: argparse.ArgumentParser) -> None:
         type=Path,
         metavar="RUN_DIR",
         help="a run directory (every checkpoint under its checkpoints/) or one checkpoint directory",
+    )
+
+
+def export(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "source",
+        type=Path,
+        metavar="RUN_OR_CHECKPOINT",
+        help="a pretraining run directory (its latest checkpoint; cached runs live under the experiment cache) "
+        "or one checkpoint directory (checkpoints/step-N)",
+    )
+    parser.add_argument(
+        "out",
+        type=Path,
+        metavar="OUT_DIR",
+        help="the Hugging Face model directory to write (new, empty, or an earlier export, which is replaced)",
     )

@@ -16,7 +16,7 @@ from ..core.options import add_arguments as add_option_arguments
 from ..core.options import apply_overrides, overrides_from_args
 from ..data.tasks import TASKS, get_task, load_task
 from ..data.transforms import encode_examples
-from ..data.vocabulary import corpus_tokenizer, trained_tokenizer
+from ..data.vocabulary import corpus_tokenizer
 from ..experiments.recipes import RECIPES, FinetuneSettings
 from ..models.config import PRESETS, GPTConfig
 from ..models.gpt import GPT
@@ -82,24 +82,6 @@ def _checked(convert, check: Check):
     return parse
 
 
-def _pretrained_checkpoint(source: Path) -> Path:
-    """The checkpoint ``--checkpoint`` names: itself, or the latest of a run directory."""
-    if not source.exists():
-        raise FileNotFoundError(
-            f"--checkpoint {source} does not exist; expected a pretraining run directory or one of its "
-            "checkpoints (checkpoints/step-N)"
-        )
-    if (source / ckpt.CHECKPOINTS).is_dir():  # a run directory: its latest checkpoint
-        latest = ckpt.latest_checkpoint(source)
-        if latest is None:
-            raise FileNotFoundError(
-                f"--checkpoint {source} holds no checkpoint in {ckpt.CHECKPOINTS}/; expected a run directory "
-                "written by `python -m workbench pretrain`"
-            )
-        return latest
-    return source
-
-
 def run(args) -> int:
     """Fine-tune; bad options raise (``python -m workbench`` prints them as one line)."""
     if args.layers is not None and args.checkpoint is None:
@@ -109,7 +91,7 @@ def run(args) -> int:
     task = get_task(args.task)
     pretrained, source = None, args.checkpoint
     if source is not None:
-        source = _pretrained_checkpoint(Path(source))
+        source = ckpt.checkpoint_of(source, "--checkpoint")
         pretrained = ckpt.load_model(source)
         model_config = pretrained.config
     else:
@@ -119,7 +101,7 @@ def run(args) -> int:
     if source is None:
         tokenizer = corpus_tokenizer(model_config.vocab_size)
     else:
-        tokenizer = trained_tokenizer(source, ckpt.read_state(source)["metadata"], model_config.vocab_size)
+        tokenizer = ckpt.checkpoint_tokenizer(source)
     torch.manual_seed(settings.train.seed)
     gpt = GPT(model_config)
     if pretrained is not None:

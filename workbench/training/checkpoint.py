@@ -39,8 +39,11 @@ from torch import nn
 
 from ..core.io import atomic_directory, disk_full_error, is_disk_full
 from ..data.sources import file_sha256, sha256_file
+from ..data.tokenizer import Tokenizer
+from ..data.vocabulary import trained_tokenizer
 from ..models.config import GPTConfig
 from ..models.gpt import GPT
+from ..models.lstm import LSTMConfig, LSTMLanguageModel
 from ..models.weights import load_state_checked, non_finite
 
 CHECKPOINTS = "checkpoints"
@@ -365,22 +368,75 @@ def read_history(path: str | os.PathLike[str]) -> pd.DataFrame:
         raise CheckpointError(f"{path} is not a readable history CSV ({error}): it is damaged") from None
 
 
-def load_model(path: str | os.PathLike[str]):
+RUN_OR_CHECKPOINT = (
+    f"a pretraining run directory (holding {CHECKPOINTS}/; its latest checkpoint is used) or one of its "
+    f"checkpoints ({CHECKPOINTS}/step-N, holding {STATE_FILE})"
+)
+
+
+def checkpoint_of(path: str | os.PathLike[str], what: str) -> Path:
+    """The checkpoint ``path`` names: itself, or the latest of a run directory (a pretraining run's, or a
+    cached one under the experiment cache); anything else is an error naming ``what`` and ``path``."""
+    path = Path(path)
+    if (path / STATE_FILE).is_file():
+        return path
+    if (path / CHECKPOINTS).is_dir():
+        latest = latest_checkpoint(path)
+        if latest is None:
+            raise FileNotFoundError(
+                f"{what} {path} holds no checkpoint in {CHECKPOINTS}/; expected a run directory written by "
+                "`python -m workbench pretrain`"
+            )
+        return latest
+    if not path.exists():
+        raise FileNotFoundError(f"{what} {path} does not exist; expected {RUN_OR_CHECKPOINT}")
+    raise ValueError(f"{what} {path} is neither a run directory nor a checkpoint; expected {RUN_OR_CHECKPOINT}")
+
+
+# The language models a checkpoint's model_class may name, and how each is built from its model_config.
+_LANGUAGE_MODELS = {
+    "GPT": (GPT, GPTConfig.from_dict),
+    "LSTMLanguageModel": (LSTMLanguageModel, lambda config: LSTMConfig(**config)),
+}
+
+
+def load_language_model(path: str | os.PathLike[str]) -> GPT | LSTMLanguageModel:
+    """The language model (GPT or the LSTM baseline) stored in a checkpoint directory, built from its
+    own config, in eval mode; a fine-tuned task model or a damaged config is an error naming the file."""
+    state = read_state(path)
+    kind = state["model_class"]
+    if kind not in _LANGUAGE_MODELS:
+        raise ValueError(
+            f"checkpoint {path} holds a {kind}; expected a language model ({' or '.join(_LANGUAGE_MODELS)}), "
+            "as a pretraining run writes"
+        )
+    model_class, build_config = _LANGUAGE_MODELS[kind]
+    try:
+        config = build_config(state["model_config"])
+    except (TypeError, ValueError) as error:
+        if isinstance(error, CheckpointError):
+            raise
+        raise CheckpointError(f"{state.path}: model_config is not a valid {kind} config: {error}") from None
+    model = model_class(config)
+    load_weights(model, path)
+    return model.eval()
+
+
+def load_model(path: str | os.PathLike[str]) -> GPT:
     """The GPT stored in a checkpoint directory, built from its own config, in eval mode."""
     state = read_state(path)
     if state["model_class"] != "GPT":
         raise ValueError(
             f"checkpoint {path} holds a {state['model_class']}, not a GPT; build that model and use load_weights"
         )
-    try:
-        config = GPTConfig.from_dict(state["model_config"])
-    except (TypeError, ValueError) as error:
-        if isinstance(error, CheckpointError):
-            raise
-        raise CheckpointError(f"{state.path}: model_config is not a valid GPT config: {error}") from None
-    model = GPT(config)
-    load_weights(model, path)
-    return model.eval()
+    return load_language_model(path)
+
+
+def checkpoint_tokenizer(path: str | os.PathLike[str]) -> Tokenizer:
+    """The tokenizer a checkpoint's training tokens were encoded with (see
+    :func:`~workbench.data.vocabulary.trained_tokenizer`: one that records none is refused)."""
+    state = read_state(path)
+    return trained_tokenizer(Path(path), state["metadata"], state["model_config"]["vocab_size"])
 
 
 def optimizer_tensors(optimizer: torch.optim.Optimizer) -> tuple[dict[str, torch.Tensor], list[dict]]:

@@ -1,0 +1,136 @@
+"""The workbench's language models as an lm-evaluation-harness model, ``workbench``: any task of the harness
+on a GPT or LSTM checkpoint as it is, without conversion.
+
+Importing this module registers the model with ``lm_eval`` (an optional dependency: ``pip install
+gpt-workbench[lm-eval]``); ``python -m workbench lm-eval`` does that for the command line. Requests run
+through the workbench's own batched scoring (:mod:`workbench.evaluation.scoring`) and decoding
+(:mod:`workbench.models.generation`), so a harness number is the number the notebooks would compute.
+Where the two could part, the workbench's rules hold, and on the exported checkpoint (``python -m
+workbench export``) ``lm_eval``'s ``hf`` model gives the same results when none of these apply:
+
+- a context and its continuation are encoded separately (the harness encodes them whole and splits), which
+  differs only where BPE would merge across the boundary (a continuation that does not start a word);
+- a continuation longer than the window is an error, not cut; a document longer than the window is scored
+  by :func:`~workbench.evaluation.scoring.rolling_windows` (each token predicted from at least
+  ``n_ctx // 2`` tokens before it) where the harness's windows share one token of context;
+- text is text: a string that spells a special token is encoded as its characters, and a control token a
+  model generates stays in the generated text, where the ``hf`` model drops it.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+from lm_eval.api.model import LM
+from lm_eval.api.registry import register_model
+from lm_eval.models.utils import normalize_gen_kwargs
+
+from ..core.checks import POSITIVE_INT
+from ..core.device import resolve_device
+from ..data.tokenizer import Tokenizer
+from ..models.generation import generate_text
+from ..models.gpt import GPT
+from ..models.lstm import LSTMLanguageModel
+from ..training import checkpoint as ckpt
+from .scoring import score
+
+DEFAULT_MAX_GEN_TOKS = 256  # the harness's default for a task that does not say
+SAMPLING_OPTIONS = ("top_k", "top_p", "seed")
+"""Generation options a task may pass besides the harness's own (until, max_gen_toks, do_sample, temperature)."""
+
+
+@register_model("workbench")
+class WorkbenchLM(LM):
+    """A workbench checkpoint for ``lm_eval``: ``checkpoint`` is a pretraining run directory (its latest
+    checkpoint) or a checkpoint directory, read with the tokenizer it was trained with; or pass ``model``
+    and ``tokenizer`` directly. ``batch_size`` bounds the rows of each forward pass."""
+
+    def __init__(
+        self,
+        checkpoint: str | os.PathLike[str] | None = None,
+        batch_size: int | str = 32,
+        device: str = "auto",
+        max_gen_toks: int = DEFAULT_MAX_GEN_TOKS,
+        *,
+        model: GPT | LSTMLanguageModel | None = None,
+        tokenizer: Tokenizer | None = None,
+    ) -> None:
+        super().__init__()
+        if (checkpoint is None) == (model is None) or (model is None) != (tokenizer is None):
+            raise ValueError(
+                f"the workbench model takes checkpoint=RUN_OR_CHECKPOINT, or model= and tokenizer= together; got "
+                f"checkpoint={checkpoint!r}, model={type(model).__name__}, tokenizer={type(tokenizer).__name__}"
+            )
+        if checkpoint is not None:
+            path = ckpt.checkpoint_of(Path(checkpoint), "checkpoint")
+            model, tokenizer = ckpt.load_language_model(path), ckpt.checkpoint_tokenizer(path)
+        if isinstance(batch_size, str) and batch_size.isdigit():  # from lm_eval's command line
+            batch_size = int(batch_size)
+        POSITIVE_INT(batch_size, "batch_size")
+        POSITIVE_INT(max_gen_toks, "max_gen_toks")
+        self.model = model.to(resolve_device(device)).eval()
+        self.tokenizer = tokenizer
+        self.batch_size, self.max_gen_toks = batch_size, max_gen_toks
+
+    def loglikelihood(self, requests, disable_tqdm: bool = False) -> list[tuple[float, bool]]:
+        """``(log-probability, greedy)`` of each ``(context, continuation)``; an empty context reads
+        ``<|endoftext|>``."""
+        pairs = [tuple(request.args) for request in requests]
+        frame = score(self.model, self.tokenizer, pairs, self.batch_size)
+        results = [(float(logprob), bool(greedy)) for logprob, greedy in zip(frame["logprob"], frame["greedy"])]
+        for pair, result in zip(pairs, results):
+            self.cache_hook.add_partial("loglikelihood", pair, result)
+        return results
+
+    def loglikelihood_rolling(self, requests, disable_tqdm: bool = False) -> list[float]:
+        """The log-probability of each whole text after ``<|endoftext|>`` (perplexity tasks)."""
+        texts = [request.args[0] for request in requests]
+        frame = score(self.model, self.tokenizer, [("", text) for text in texts], self.batch_size, rolling=True)
+        results = [float(logprob) for logprob in frame["logprob"]]
+        for text, result in zip(texts, results):
+            self.cache_hook.add_partial("loglikelihood_rolling", (text,), result)
+        return results
+
+    def generate_until(self, requests, disable_tqdm: bool = False) -> list[str]:
+        """Each context's continuation up to a stop string, ``<|endoftext|>`` or ``max_gen_toks`` tokens;
+        greedy unless the task samples. Requests with the same options are decoded in batches."""
+        if not isinstance(self.model, GPT):
+            raise ValueError(
+                f"generate_until needs a GPT: the workbench decodes with a key/value cache "
+                f"(workbench.models.generation), which a {type(self.model).__name__} does not have; its "
+                "loglikelihood and loglikelihood_rolling tasks run"
+            )
+        groups: dict[str, list[int]] = {}
+        for i, request in enumerate(requests):
+            groups.setdefault(repr(sorted(request.args[1].items())), []).append(i)
+        results: list[str] = [""] * len(requests)
+        for members in groups.values():
+            options = self._generation_options(requests[members[0]].args[1])
+            members = sorted(members, key=lambda i: len(requests[i].args[0]))  # rows of a batch pad little
+            for start in range(0, len(members), self.batch_size):
+                batch = members[start : start + self.batch_size]
+                texts = generate_text(self.model, self.tokenizer, [requests[i].args[0] for i in batch], **options)
+                for i, text in zip(batch, texts):
+                    results[i] = text
+                    self.cache_hook.add_partial("generate_until", requests[i].args, text)
+        return results
+
+    def _generation_options(self, gen_kwargs: dict) -> dict:
+        """A task's generation options, normalised as the harness does for every model, as
+        :func:`~workbench.models.generation.generate_text` arguments; an option it has not is named."""
+        options = normalize_gen_kwargs(gen_kwargs, self.max_gen_toks)
+        do_sample, temperature = options.pop("do_sample"), options.pop("temperature", 1.0)  # transformers' default
+        stops = [stop for stop in options.pop("until") if stop]  # the harness ignores empty ones too
+        arguments = dict(
+            max_new_tokens=options.pop("max_gen_toks"),
+            temperature=temperature if do_sample else 0.0,
+            stop=stops or None,
+        )
+        unknown = sorted(set(options) - set(SAMPLING_OPTIONS))
+        if unknown:
+            raise ValueError(
+                f"generation options {unknown} (of {gen_kwargs!r}) are not supported by the workbench model; "
+                f"expected until, max_gen_toks, do_sample, temperature and {', '.join(SAMPLING_OPTIONS)}"
+            )
+        return arguments | options

@@ -37,6 +37,7 @@ print("IMPORTED", status, *[name for name in {heavy!r} if name in sys.modules])
         ["--debug", "data", "-h"],
         ["verify", "-h"],
         ["export", "--help"],
+        ["lm-eval", "--help"],
     ],
 )
 def test_help_imports_no_torch(argv):

@@ -103,9 +103,18 @@ def test_workbench_model_equals_lm_evals_hf_model_on_the_export(tokenized_runs, 
     assert sum(bool(text[0].strip()) for text in generated) >= len(generated) // 2  # not an empty comparison
 
 
-def test_workbench_model_scores_an_lstm_checkpoint_and_names_what_it_cannot(tokenized_runs, task_manager):
+def test_workbench_model_scores_an_lstm_checkpoint_and_names_what_it_cannot(
+    tokenized_runs, task_manager, tmp_path, capsys
+):
     run = tokenized_runs["lstm"]
     result = _evaluate("workbench", task_manager, ["wb_choice"], model_args={"checkpoint": str(run)}, batch_size=8)
+    command = ["lm-eval", str(run), "--include-path", str(tmp_path), "--only-include-path", "--batch-size", "8"]
+    assert main([*command, "--tasks", "wb_choice", "--output", str(tmp_path / "results.json")]) == 0
+    assert "|wb_choice|" in capsys.readouterr().out.replace(" ", "")
+    written = json.loads((tmp_path / "results.json").read_text())["wb_choice"]
+    assert written["acc,none"] == result["results"]["wb_choice"]["acc,none"]
+    assert main([*command, "--tasks", "wb_choice,wb_nothing"]) == 1
+    assert f"['wb_nothing'] not found in {tmp_path}; expected task names" in capsys.readouterr().err
     checkpoint = ckpt.latest_checkpoint(run)
     model, tokenizer = ckpt.load_language_model(checkpoint), ckpt.checkpoint_tokenizer(checkpoint)
     samples = sorted(result["samples"]["wb_choice"], key=lambda s: s["doc_id"])

@@ -40,6 +40,10 @@ COMMANDS = {
         "workbench.cli.export",
         "write a checkpoint as a Hugging Face model directory (GPT2LMHeadModel or OpenAIGPTLMHeadModel)",
     ),
+    "lm-eval": (
+        "workbench.cli.harness",
+        "evaluate a checkpoint (GPT or LSTM) on lm-evaluation-harness tasks, without conversion",
+    ),
 }
 
 OPTIONS = {
@@ -48,11 +52,13 @@ OPTIONS = {
     "data": arguments.data,
     "verify": arguments.verify,
     "export": arguments.export,
+    "lm-eval": arguments.lm_eval,
 }
 """Commands whose options are added without importing their module (which imports torch)."""
 
-FAILURES = (ValueError, OSError, RuntimeError, FloatingPointError)
-"""What a command may raise for bad input or a failed run: exit status 1 and one line, no traceback."""
+FAILURES = (ValueError, OSError, RuntimeError, FloatingPointError, ModuleNotFoundError)
+"""What a command may raise for bad input, a failed run or a missing optional dependency (``lm-eval``'s
+lm_eval): exit status 1 and one line, no traceback."""
 
 
 class UsageError(ValueError):

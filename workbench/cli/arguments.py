@@ -1,5 +1,5 @@
-"""The options of ``reproduce``, ``recipes``, ``data``, ``verify`` and ``export``, apart from their modules:
-``--help`` is instant.
+"""The options of ``reproduce``, ``recipes``, ``data``, ``verify``, ``export`` and ``lm-eval``, apart from their
+modules: ``--help`` is instant.
 
 Those modules import ``workbench.core``, ``.data`` or ``.experiments``, whose packages import torch
 (seconds), and the package keeps workbench imports at module level (tests/test_structure.py). So these
@@ -118,3 +118,28 @@ def export(parser: argparse.ArgumentParser) -> None:
         metavar="OUT_DIR",
         help="the Hugging Face model directory to write (new, empty, or an earlier export, which is replaced)",
     )
+
+
+def lm_eval(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "source",
+        type=Path,
+        metavar="RUN_OR_CHECKPOINT",
+        help="a pretraining run directory (its latest checkpoint), GPT or LSTM, or one checkpoint directory",
+    )
+    parser.add_argument(
+        "--tasks", required=True, help="lm-evaluation-harness task names, comma-separated (e.g. lambada_openai)"
+    )
+    parser.add_argument(
+        "--include-path", type=Path, default=None, metavar="DIR", help="a folder of your own task YAML files"
+    )
+    parser.add_argument(
+        "--only-include-path",
+        action="store_true",
+        help="look for --tasks under --include-path only (skips indexing the harness's own tasks: about 20 s)",
+    )
+    parser.add_argument("--num-fewshot", type=int, default=None, help="examples in each prompt (default the task's)")
+    parser.add_argument("--limit", type=int, default=None, help="evaluate only the first N documents of each task")
+    parser.add_argument("--batch-size", type=int, default=32, help="rows per forward pass")
+    parser.add_argument("--device", default="auto", help="auto (CUDA, then MPS, then CPU), cpu, cuda, mps, ...")
+    parser.add_argument("--output", type=Path, default=None, metavar="FILE", help="also write the results as JSON")

@@ -1,6 +1,7 @@
 """Evaluation without fine-tuning: log-likelihood scoring, GPT-1's zero-shot heuristics and their
 readouts, linear probes on frozen features, the logit lens, the baselines that use no language model,
-and the paired statistics that judge them."""
+and the paired statistics that judge them. ``harness`` (the lm-evaluation-harness model) is not imported
+here: it needs the optional lm_eval, and importing it registers the model with the harness."""
 
 from .baselines import BASELINE_COLUMNS, task_baselines
 from .heuristics import (

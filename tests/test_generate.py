@@ -1,4 +1,4 @@
-"""Generation: KV cache vs no cache, left-padded batches, streaming, stop strings, empty prompts."""
+"""Generation: KV cache vs no cache, left-padded batches, streaming, stop strings, empty prompts; the LSTM."""
 
 from __future__ import annotations
 
@@ -7,7 +7,8 @@ import torch
 
 from workbench import GPT, GPTConfig
 from workbench.data.tokenizer import Tokenizer, train_bpe
-from workbench.models.generation import generate_text, left_pad
+from workbench.models import LSTMConfig, LSTMLanguageModel
+from workbench.models.generation import generate, generate_text, left_pad
 
 CORPUS = [
     "It was the best of times, it was the worst of times, it was the age of wisdom.",
@@ -186,3 +187,41 @@ def test_generate_text_bad_input(text_model, tokenizer):
         generate_text(text_model, tokenizer, "a", 2, stop="")
     with pytest.raises(ValueError, match="non-empty list of strings"):
         generate_text(text_model, tokenizer, [], 2)
+
+
+def _lstm(vocab_size: int = 512) -> LSTMLanguageModel:
+    torch.manual_seed(0)
+    model = LSTMLanguageModel(
+        LSTMConfig(vocab_size=vocab_size, d_model=32, hidden=48, n_layer=2, n_ctx=16, dropout=0.0)
+    )
+    with torch.no_grad():
+        for p in model.parameters():
+            p.normal_(0.0, 0.3)
+    return model.eval()
+
+
+def test_the_lstm_decodes_carrying_its_state_as_a_full_forward_pass_would():
+    """Greedy decoding equals taking the argmax of a full forward pass over the whole sequence at every
+    step, and a left-padded batch continues each prompt as it would alone (the padding is never read)."""
+    lstm = _lstm()
+    alone = []
+    for prompt in PROMPTS:
+        sequence = torch.tensor([prompt])
+        for _ in range(10):  # the reference: no state carried, everything read again
+            sequence = torch.cat([sequence, lstm(sequence).logits[:, -1].argmax(-1, keepdim=True)], 1)
+        assert torch.equal(generate(lstm, torch.tensor([prompt]), 10, temperature=0), sequence)
+        alone.append(sequence[0, len(prompt) :])
+    idx, mask = left_pad(PROMPTS, pad_id=0)
+    batched = generate(lstm, idx, 10, attention_mask=mask, temperature=0)[:, idx.size(1) :]
+    assert all(torch.equal(row, expected) for row, expected in zip(batched, alone))
+    assert len({tuple(row.tolist()) for row in batched}) == len(PROMPTS)  # the prompts lead to different text
+
+
+def test_generate_text_runs_the_lstm(tokenizer):
+    lstm = _lstm(tokenizer.vocab_size)
+    texts = generate_text(lstm, tokenizer, ["It was the", "To be"], 6, temperature=0, stop_at_eos=False)
+    assert texts == [
+        generate_text(lstm, tokenizer, prompt, 6, temperature=0, stop_at_eos=False)
+        for prompt in ("It was the", "To be")
+    ]
+    assert all(texts)

@@ -12,6 +12,7 @@ import pytest
 
 from workbench.cli import main
 from workbench.evaluation.scoring import score
+from workbench.models.generation import generate_text
 from workbench.training import checkpoint as ckpt
 
 lm_eval = pytest.importorskip("lm_eval")
@@ -103,7 +104,7 @@ def test_workbench_model_equals_lm_evals_hf_model_on_the_export(tokenized_runs, 
     assert sum(bool(text[0].strip()) for text in generated) >= len(generated) // 2  # not an empty comparison
 
 
-def test_workbench_model_scores_an_lstm_checkpoint_and_names_what_it_cannot(
+def test_workbench_model_runs_an_lstm_checkpoint_and_names_what_it_cannot(
     tokenized_runs, task_manager, tmp_path, capsys
 ):
     run = tokenized_runs["lstm"]
@@ -122,8 +123,13 @@ def test_workbench_model_scores_an_lstm_checkpoint_and_names_what_it_cannot(
     assert len(requests) == 2 * len(_documents())
     expected = score(model, tokenizer, requests)["logprob"].tolist()
     assert _logprobs(result, "wb_choice") == pytest.approx(expected, abs=1e-5)
-    with pytest.raises(ValueError, match="generate_until needs a GPT"):
-        _evaluate(WorkbenchLM(checkpoint=run), task_manager, ["wb_generate"])
+    generated = _responses(
+        _evaluate(WorkbenchLM(checkpoint=run, batch_size=8), task_manager, ["wb_generate"]), "wb_generate"
+    )
+    alone = [  # each context on its own, unbatched, as the task asks: greedy, 8 tokens, up to a newline or a period
+        [generate_text(model, tokenizer, doc["context"], 8, temperature=0, stop=["\n", "."])] for doc in _documents()
+    ]
+    assert generated == alone and any(text[0].strip() for text in alone)
     with pytest.raises(ValueError, match=r"generation options \['num_beams'\]"):
         WorkbenchLM(checkpoint=tokenized_runs["gpt"])._generation_options({"until": ["\n"], "num_beams": 4})
     with pytest.raises(ValueError, match="checkpoint=RUN_OR_CHECKPOINT, or model= and tokenizer= together"):

@@ -5,14 +5,16 @@ Importing this module registers the model with ``lm_eval`` (an optional dependen
 gpt-workbench[lm-eval]``); ``python -m workbench lm-eval`` does that for the command line. Requests run
 through the workbench's own batched scoring (:mod:`workbench.evaluation.scoring`) and decoding
 (:mod:`workbench.models.generation`), so a harness number is the number the notebooks would compute.
-Where the two could part, the workbench's rules hold, and on the exported checkpoint (``python -m
-workbench export``) ``lm_eval``'s ``hf`` model gives the same results when none of these apply:
+On the exported checkpoint (``python -m workbench export``), ``lm_eval``'s own ``hf`` model gives the same
+results (tests/test_lm_eval.py) except where the workbench's rules differ from the harness's:
 
 - a context and its continuation are encoded separately (the harness encodes them whole and splits), which
   differs only where BPE would merge across the boundary (a continuation that does not start a word);
 - a continuation longer than the window is an error, not cut; a document longer than the window is scored
   by :func:`~workbench.evaluation.scoring.rolling_windows` (each token predicted from at least
   ``n_ctx // 2`` tokens before it) where the harness's windows share one token of context;
+- a prompt that leaves less than ``max_gen_toks`` of the window is cropped as decoding goes (the window
+  moves), where the harness crops it first to leave room for every new token;
 - text is text: a string that spells a special token is encoded as its characters, and a control token a
   model generates stays in the generated text, where the ``hf`` model drops it.
 """
@@ -105,12 +107,6 @@ class WorkbenchLM(LM):
     def generate_until(self, requests, disable_tqdm: bool = False) -> list[str]:
         """Each context's continuation up to a stop string, ``<|endoftext|>`` or ``max_gen_toks`` tokens;
         greedy unless the task samples. Requests with the same options are decoded in batches."""
-        if not isinstance(self.model, GPT):
-            raise ValueError(
-                f"generate_until needs a GPT: the workbench decodes with a key/value cache "
-                f"(workbench.models.generation), which a {type(self.model).__name__} does not have; its "
-                "loglikelihood and loglikelihood_rolling tasks run"
-            )
         groups: dict[str, list[int]] = {}
         for i, request in enumerate(requests):
             groups.setdefault(repr(sorted(request.args[1].items())), []).append(i)

@@ -1,7 +1,9 @@
 """Sampling from a :class:`~workbench.models.gpt.GPT`: the key/value-cache decode loop and text in, text out.
 
 Kept apart from the model, which only computes logits: ``GPT.generate`` and ``GPT.stream`` delegate
-here, and :func:`generate_text` adds the tokenizer, stop strings and streaming callbacks.
+here, and :func:`generate_text` adds the tokenizer, stop strings and streaming callbacks. The LSTM
+baseline decodes here too: a model with ``step(idx, state)`` (:meth:`LSTMLanguageModel.step
+<workbench.models.lstm.LSTMLanguageModel.step>`) carries its recurrent state instead of a cache.
 """
 
 from __future__ import annotations
@@ -60,7 +62,8 @@ def generate(
 
     ``temperature=0`` is greedy decoding; ``top_k`` keeps the k most likely tokens and ``top_p``
     the smallest set holding that much probability (nucleus sampling); ``seed`` makes sampling
-    repeatable. With ``use_cache`` the prompt is run once and each step feeds only the new token.
+    repeatable. With ``use_cache`` the prompt is run once and each step feeds only the new token (a
+    recurrent model, the LSTM, always carries its state).
     Prompts of different lengths go in one batch left-padded, with ``attention_mask`` marking
     the padding (see :func:`left_pad`). A sequence longer than the context is cropped from the
     left: the model sees the last ``n_ctx`` tokens (the cache is rebuilt when the window moves,
@@ -100,6 +103,7 @@ def stream(
     For streaming output (the playground shows text as it comes). The arguments are checked
     here, before the first step; leaving the loop early stops the computation.
     """
+    recurrent = hasattr(model, "step")  # the LSTM: its (h, c) state is its cache, and it reads any length
     NON_NEGATIVE_INT(max_new_tokens, "max_new_tokens")
     TEMPERATURE(temperature, "temperature")
     TOP_K(top_k, "top_k")
@@ -108,9 +112,12 @@ def stream(
     optional(Check(f"a token id in [0, {model.config.vocab_size})", lambda v: _is_id(v, model.config.vocab_size)))(
         eos_token_id, "eos_token_id"
     )
-    if not isinstance(idx, torch.Tensor):
-        model.check_input(idx, 0)  # refuses it, naming what it is
-    model.check_input(idx[..., -model.config.n_ctx :], 0)  # longer prompts are cropped, not refused
+    if recurrent and not (isinstance(idx, torch.Tensor) and idx.dim() == 2):
+        raise ValueError(f"expected token ids as an integer tensor [batch, time], got {idx!r:.80}")
+    if not recurrent:
+        if not isinstance(idx, torch.Tensor):
+            model.check_input(idx, 0)  # refuses it, naming what it is
+        model.check_input(idx[..., -model.config.n_ctx :], 0)  # longer prompts are cropped, not refused
     if idx.size(1) == 0:
         raise ValueError("the prompt is empty; start from <|endoftext|> for an unconditional sample")
     if attention_mask is not None:
@@ -129,6 +136,8 @@ def stream(
     if seed is not None:
         generator = torch.Generator(device=idx.device).manual_seed(seed)
     choose = functools.partial(_pick_token, temperature=temperature, top_k=top_k, top_p=top_p, generator=generator)
+    if recurrent:
+        return _recurrent_steps(model, idx, attention_mask, max_new_tokens, choose, eos_token_id)
     return _steps(model, idx, attention_mask, max_new_tokens, choose, eos_token_id, use_cache)
 
 
@@ -161,6 +170,33 @@ def _steps(model, idx, attention_mask, max_new_tokens, choose, eos_token_id, use
         refill = cache is None or cache.length == n_ctx
         if not refill:
             model_input = token[:, None]
+
+
+@torch.no_grad()
+def _recurrent_steps(model, idx, attention_mask, max_new_tokens, choose, eos_token_id):
+    """The decoding loop of a recurrent model (the LSTM), a generator like :func:`_steps`. Each prompt
+    is read alone, without its padding (a recurrent state has no mask), its last ``n_ctx`` tokens as the
+    scorer reads a context; then every row steps together, one token each, carrying its state."""
+    n_ctx = model.config.n_ctx
+    rows = list(idx) if attention_mask is None else [row[keep] for row, keep in zip(idx, attention_mask)]
+    last, states = [], []
+    for row in rows:
+        hidden, state = model.step(row[None, -n_ctx:])
+        last.append(hidden[:, -1])
+        states.append(state)
+    hidden = torch.cat(last)
+    state = tuple(torch.cat(parts, dim=1) for parts in zip(*states))  # rows are dimension 1 of (h, c)
+    finished = torch.zeros(idx.size(0), dtype=torch.bool, device=idx.device)
+    for step in range(max_new_tokens):
+        token = choose(_next_token_logits(model, hidden).float())
+        if eos_token_id is not None:
+            token = torch.where(finished, torch.full_like(token, eos_token_id), token)
+            finished |= token == eos_token_id
+        yield token
+        if (eos_token_id is not None and bool(finished.all())) or step == max_new_tokens - 1:
+            return
+        hidden, state = model.step(token[:, None], state)
+        hidden = hidden[:, -1]
 
 
 def _next_token_logits(model: GPT, last_hidden: torch.Tensor) -> torch.Tensor:

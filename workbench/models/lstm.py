@@ -99,6 +99,14 @@ class LSTMLanguageModel(nn.Module):
 
         Position ``t`` has read tokens ``0..t`` only, left to right.
         """
+        return self.step(idx)[0]
+
+    def step(
+        self, idx: torch.Tensor, state: tuple[torch.Tensor, torch.Tensor] | None = None
+    ) -> tuple[torch.Tensor, tuple[torch.Tensor, torch.Tensor]]:
+        """:meth:`hidden_states` of ``idx`` read after ``state``, and the state after it: the LSTM's
+        ``(h, c)``, each ``[n_layer, batch, hidden]`` (None: nothing read yet). Decoding carries it from
+        token to token, as a GPT carries its key/value cache."""
         if idx.dim() != 2:
             raise ValueError(f"expected token ids [batch, time], got shape {tuple(idx.shape)}")
         if idx.numel() and (int(idx.min()) < 0 or int(idx.max()) >= self.config.vocab_size):
@@ -111,8 +119,8 @@ class LSTMLanguageModel(nn.Module):
                 "bf16 LSTM there): use precision='fp32', or set WORKBENCH_NATIVE_CPU_KERNELS=1 before importing "
                 "workbench"
             )
-        hidden, _ = self.lstm(self.drop(self.ln_in(self.wte(idx))))
-        return self.ln_out(self.proj(self.drop(hidden)))
+        hidden, state = self.lstm(self.drop(self.ln_in(self.wte(idx))), state)
+        return self.ln_out(self.proj(self.drop(hidden))), state
 
     def forward(self, idx: torch.Tensor, targets: torch.Tensor | None = None, return_logits: bool = True) -> GPTOutput:
         """As :meth:`GPT.forward`: logits, the mean next-token loss with ``targets``, and the loss

@@ -794,6 +794,36 @@ COMMANDS = [
         ("step-00000001", "model.safetensors", "SHA-256"),
         ("1 damaged checkpoint(s)", "hashes.json recorded"),
     ),
+    # export and lm-eval
+    BadCommand("export-without-out-dir", lambda c: ["export", str(c.tmp)], 2, ("OUT_DIR",), ("required",)),
+    BadCommand(
+        "export-missing-source",
+        lambda c: ["export", str(c.tmp / "nowhere"), str(c.tmp / "out")],
+        1,
+        ("RUN_OR_CHECKPOINT", "nowhere"),
+        ("does not exist", "expected a pretraining run directory"),
+    ),
+    BadCommand(
+        "export-untokenized-run",
+        lambda c: ["export", str(c.run_without_tokenizer()), str(c.tmp / "out")],
+        1,
+        ("train.npy",),
+        ("records no tokenizer", "expected a checkpoint trained on packed tokens"),
+    ),
+    BadCommand(
+        "lm-eval-only-include-path-alone",
+        lambda c: ["lm-eval", str(c.tmp), "--tasks", "hellaswag", "--only-include-path"],
+        2,
+        ("--only-include-path",),
+        ("needs --include-path DIR",),
+    ),
+    BadCommand(
+        "lm-eval-not-a-run-directory",
+        lambda c: ["lm-eval", str(c.file("notes/todo.txt").parent), "--tasks", "x", "--include-path", str(c.tmp)],
+        1,
+        ("checkpoint", "notes"),
+        ("neither a run directory nor a checkpoint", "expected a pretraining run directory"),
+    ),
 ]
 
 

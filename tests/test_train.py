@@ -497,3 +497,24 @@ def test_tensorboard_without_its_package_names_the_extra(monkeypatch, tmp_path):
         TensorBoardSink(tmp_path / "tensorboard")
     assert isinstance(error.value, ImportError) and isinstance(error.value, RuntimeError)
     assert not (tmp_path / "tensorboard").exists()
+
+
+def test_tensorboard_shows_a_resumed_run_once(tmp_path):
+    """A killed session logged steps 1-6, its last checkpoint was at 3: the resumed session's rows
+    from step 4 on replace the old ones, as history.csv's do."""
+    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+
+    with TensorBoardSink(tmp_path) as killed:
+        for step in range(1, 7):
+            killed.log(step, {"loss": 10.0 + step})
+    with TensorBoardSink(tmp_path) as resumed:
+        for step in range(4, 9):
+            resumed.log(step, {"loss": 20.0 + step})
+    events = EventAccumulator(str(tmp_path))
+    events.Reload()
+    assert [(e.step, e.value) for e in events.Scalars("loss")] == [
+        (1, 11),
+        (2, 12),
+        (3, 13),
+        *((s, 20 + s) for s in range(4, 9)),
+    ]

@@ -620,7 +620,8 @@ def finetune_task(
     ``tensorboard``: see the module's docstring.
     """
     job = _job(run, task, n_layers, seed, n_labelled, lm_weight, settings, spec, checkpoint_step)
-    return _cached(job) or _compute(job, _tensorboard_root(tensorboard))
+    tensorboard = _tensorboard_root(tensorboard)
+    return _cached(job) or _compute(job, tensorboard)
 
 
 def finetune_all(

@@ -1,5 +1,6 @@
-"""The training layer: one Trainer for pretraining and fine-tuning, its options, schedules and
-checkpoints and metrics sinks, GPT-1's fine-tuning heads and objective, and the weight surgery between the two."""
+"""The training layer: one Trainer for pretraining and fine-tuning, its options, schedules,
+checkpoints and metrics sinks, GPT-1's fine-tuning heads and objective, and the weight surgery
+between the two."""
 
 from .checkpoint import load_model, log_spaced_steps
 from .checkpointer import Checkpointer

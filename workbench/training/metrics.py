@@ -39,7 +39,7 @@ class MetricsLog:
 
     ``clock()`` gives the row's ``seconds`` (training time over the whole run); MFU divides the
     model FLOP/s by ``peak_flops`` per device times ``world_size`` (NaN when the peak is unknown).
-    ``sink`` receives every row :meth:`add` adds (rows restored from a checkpoint were sent before).
+    ``sink`` receives every row :meth:`add` adds; rows restored from a checkpoint are not sent again.
     """
 
     def __init__(

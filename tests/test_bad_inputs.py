@@ -21,6 +21,7 @@ import functools
 import math
 import os
 import re
+import sys
 import sysconfig
 import tempfile
 from collections.abc import Callable
@@ -546,6 +547,12 @@ def _pretrain(c: Context, *extra: str) -> list[str]:
     return ["pretrain", "--train-tokens", str(c.token_files()[0]), "--out", str(c.tmp / "run"), *TINY_PRETRAIN, *extra]
 
 
+def _pretrain_without_tensorboard(c: Context) -> list[str]:
+    """``pretrain --tensorboard`` where TensorBoard is not installed (its import fails for this test)."""
+    c.request.getfixturevalue("monkeypatch").setitem(sys.modules, "torch.utils.tensorboard", None)
+    return _pretrain(c, "--tensorboard", str(c.tmp / "tensorboard"))
+
+
 def _finetune_cli(*extra: str) -> list[str]:
     return ["finetune", "--task", "sentiment", *extra]
 
@@ -695,6 +702,13 @@ COMMANDS = [
         1,
         ("micro_batch_size=3",),
         ("not a multiple",),
+    ),
+    BadCommand(
+        "pretrain-tensorboard-not-installed",
+        _pretrain_without_tensorboard,
+        1,
+        ("TensorBoard logging needs the tensorboard package",),
+        ("pip install 'gpt-workbench[tensorboard]'",),
     ),
     # finetune
     BadCommand(

@@ -27,6 +27,7 @@ from ..models.gpt import GPT
 from ..models.linear_cross_entropy import IGNORE_INDEX, linear_cross_entropy
 from ..models.lstm import LSTMLanguageModel
 from .config import BatchPlan, TrainConfig
+from .sinks import MetricsSink
 from .trainer import Trainer
 
 HEADS = ("linear", "likelihood")
@@ -324,11 +325,13 @@ def finetune(
     group_by_length: bool = False,
     run_dir: str | os.PathLike[str] | None = None,
     metadata: dict | None = None,
+    sink: MetricsSink | None = None,
 ) -> Trainer:
     """Train ``model`` on encoded examples with L3 = L2 + lm_weight * L1; returns the Trainer.
 
     With ``dev``, dev accuracy is logged every ``config.eval_every`` updates; ``group_by_length``
-    batches examples of similar lengths together (see :class:`TaskBatches`).
+    batches examples of similar lengths together (see :class:`TaskBatches`); ``sink`` receives the
+    history rows too (see :class:`~workbench.training.trainer.Trainer`).
     """
     LM_WEIGHT(lm_weight, "lm_weight (lambda)")
     if not train:
@@ -345,6 +348,7 @@ def finetune(
         loss_fn=lambda m, batch: task_loss(m, batch, lm_weight),
         run_dir=run_dir,
         metadata={**(metadata or {}), "lm_weight": lm_weight},
+        sink=sink,
     )
     trainer.train()
     return trainer

@@ -114,9 +114,7 @@ class CausalSelfAttention(nn.Module):
         """``mask`` (True = attend, ``[batch, 1, query, key]``, causality included) is only given
         for padded batches; without it the causal structure alone decides. ``hooks``: the ``attn.``
         hook points of this layer (:mod:`workbench.models.hooks`)."""
-        n_batch, n_time, width = x.shape
-        # "b t (three h d) -> three b h t d" (views only; einops' own overhead showed in decoding)
-        q, k, v = self.qkv(x).view(n_batch, n_time, 3, self.n_head, -1).permute(2, 0, 3, 1, 4).unbind(0)
+        q, k, v = split_heads(self.qkv(x), self.n_head)
         if hooks is not None:
             q, k, v = (at_heads(hooks, f"hook_{name}", heads) for name, heads in zip("qkv", (q, k, v)))
         if isinstance(past, LayerCache):
@@ -145,8 +143,26 @@ class CausalSelfAttention(nn.Module):
         else:
             causal = _causal_mask(n_query, n_key, q.device)
             y = F.scaled_dot_product_attention(q, k, v, attn_mask=causal, dropout_p=dropout)
-        y = at_heads(hooks, "hook_z", y).transpose(1, 2).reshape(n_batch, n_time, width)  # "b h t d -> b t (h d)"
-        return self.resid_dropout(self.proj(y)), (k, v)
+        return self.resid_dropout(self.proj(merge_heads(at_heads(hooks, "hook_z", y)))), (k, v)
+
+
+SPLIT_HEADS = "batch time (three head d) -> three batch head time d"
+MERGE_HEADS = "batch head time d -> batch time (head d)"
+"""The attention's head split and merge in einops' notation. :func:`split_heads` and :func:`merge_heads`
+compute them with plain views instead: einops' own overhead per call (tens of microseconds on a CPU,
+four calls a layer) cost 9% of a decoding step (``bench/bench_hooks.py``); a test holds them equal."""
+
+
+def split_heads(qkv: torch.Tensor, n_head: int) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """Queries, keys and values ``[batch, head, time, head_dim]`` from the fused projection: :data:`SPLIT_HEADS`."""
+    n_batch, n_time, _ = qkv.shape
+    return qkv.view(n_batch, n_time, 3, n_head, -1).permute(2, 0, 3, 1, 4).unbind(0)
+
+
+def merge_heads(y: torch.Tensor) -> torch.Tensor:
+    """The heads' outputs side by side, ``[batch, time, d_model]``: :data:`MERGE_HEADS`."""
+    n_batch, n_head, n_time, head_dim = y.shape
+    return y.transpose(1, 2).reshape(n_batch, n_time, n_head * head_dim)
 
 
 def _causal_mask(n_query: int, n_key: int, device: torch.device) -> torch.Tensor:

@@ -1,6 +1,7 @@
 """Hook points and the activation cache: each name holds what its name says (checked against Hugging
 Face's outputs, and against TransformerLens's meaning of each name computed by hand from Hugging Face's
-weights), patching and ablation act downstream, and a forward pass without hooks is left as it was."""
+weights), patching and ablation act downstream, and a forward pass without hooks is left as it was.
+Bad names and hook functions are in tests/test_bad_inputs.py's catalogue."""
 
 from __future__ import annotations
 
@@ -243,23 +244,3 @@ def test_residual_stream_and_padding(model):
     assert alone.accumulated_resid().shape == (model.config.n_layer + 1, 1, 5, model.config.d_model)
     assert torch.allclose(batch.accumulated_resid()[:, :, 2:], alone.accumulated_resid(), atol=1e-5)
     assert torch.count_nonzero(batch["blocks.0.attn.hook_pattern"][:, :, 2:, :2]) == 0  # padding unread
-
-
-def test_bad_names_and_functions_are_named(model):
-    idx = torch.tensor([[1, 2, 3]])
-    with pytest.raises(ValueError, match=r"unknown hook point 'blocks\.9\.hook_resid_pre'.*blocks\.\{0\.\.1\}\."):
-        model.run_with_cache(idx, ["blocks.9.hook_resid_pre"])
-    if model.ln_f is None:
-        with pytest.raises(ValueError, match=r"'ln_final\.hook_normalized'.*\(no final LayerNorm\)"):
-            model.run_with_cache(idx, ["ln_final.hook_normalized"])
-    with pytest.raises(ValueError, match="names must be a list of hook names"):
-        model.run_with_cache(idx, "hook_embed")
-    with pytest.raises(ValueError, match="the hook at hook_embed must be a function"):
-        model.run_with_hooks(idx, {"hook_embed": 0})
-    with pytest.raises(
-        ValueError, match=r"the hook at blocks\.0\.hook_mlp_out returned \(3,\); expected .*\(1, 3, 64\)"
-    ):
-        model.run_with_hooks(idx, {"blocks.0.hook_mlp_out": lambda x, _: x[0, :, 0]})
-    _, cache = model.run_with_cache(idx, ["hook_embed"])
-    with pytest.raises(KeyError, match=r"'hook_pos_embed' was not cached; cached: \['hook_embed'\]"):
-        cache["hook_pos_embed"]

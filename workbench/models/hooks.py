@@ -94,7 +94,7 @@ def residual_stream_names(config: GPTConfig) -> list[str]:
 
 
 def _describe(config: GPTConfig) -> str:
-    """The valid names in a few lines: the block points once, with the range of block indices."""
+    """The valid names in one line: the block points once, with the range of block indices."""
     final = ", ".join(_layer_norm_points("ln_final")) if config.final_norm else "(no final LayerNorm)"
     return (
         f"hook_embed, hook_pos_embed; blocks.{{0..{config.n_layer - 1}}}. + one of "
@@ -132,8 +132,8 @@ class HookPoints:
 
     def __call__(self, name: str, tensor: torch.Tensor) -> torch.Tensor:
         """``tensor`` passed through the functions at ``name`` in turn."""
+        full_name = self.prefix + name
         for function in self.functions.get(name, ()):
-            full_name = self.prefix + name
             replaced = function(tensor, full_name)
             if replaced is not None:
                 if not isinstance(replaced, torch.Tensor) or replaced.shape != tensor.shape:
@@ -161,7 +161,8 @@ def at_heads(hooks: HookPoints | None, name: str, heads: torch.Tensor) -> torch.
     TransformerLens's ``[batch, pos, head, head_dim]`` layout (views both ways: no copy)."""
     if hooks is None or name not in hooks:
         return heads
-    return rearrange(hooks(name, rearrange(heads, "b h t d -> b t h d")), "b t h d -> b h t d")
+    shown = hooks(name, rearrange(heads, "batch head pos d -> batch pos head d"))
+    return rearrange(shown, "batch pos head d -> batch head pos d")
 
 
 def hook_points(config: GPTConfig, functions: Mapping[str, HookFunction | Sequence[HookFunction]]) -> HookPoints:

@@ -302,6 +302,39 @@ API = [
         ("non-empty strings",),
     ),
     Bad("left-pad-an-empty-sequence", lambda: left_pad([[1], []], pad_id=0), ("[1, 0]",), ("no empty ones",)),
+    # --- hook points and the activation cache
+    Bad(
+        "hook-unknown-name",
+        lambda: _model().run_with_cache(_ids([1, 2]), ["blocks.5.hook_resid_pre"]),
+        ("'blocks.5.hook_resid_pre'",),
+        ("its hook points are", "blocks.{0..1}.", "hook_resid_post"),
+    ),
+    Bad(
+        "hook-final-layer-norm-of-a-post-ln-model",
+        lambda: _model().run_with_cache(_ids([1, 2]), ["ln_final.hook_normalized"]),
+        ("'ln_final.hook_normalized'",),
+        ("(no final LayerNorm)",),
+    ),
+    Bad("hook-names-a-string", lambda: _model().run_with_cache(_ids([1]), "hook_embed"), ("'hook_embed'",), ("list",)),
+    Bad(
+        "hook-not-a-function",
+        lambda: _model().run_with_hooks(_ids([1, 2]), {"hook_embed": 3}),
+        ("hook_embed", "got 3"),
+        ("must be a function (tensor, name) -> tensor or None",),
+    ),
+    Bad(
+        "hook-returns-another-shape",
+        lambda: _model().run_with_hooks(_ids([1, 2]), {"blocks.0.hook_mlp_out": lambda x, _: x[0]}),
+        ("blocks.0.hook_mlp_out returned (2, 64)",),
+        ("expected a tensor of shape (1, 2, 64)",),
+    ),
+    Bad(
+        "cache-name-not-cached",
+        lambda: _model().run_with_cache(_ids([1, 2]), ["hook_embed"])[1]["blocks.0.hook_z"],
+        ("'blocks.0.hook_z' was not cached",),
+        ("cached: ['hook_embed']",),
+        error=KeyError,
+    ),
     # --- the tokenizer
     Bad("decode-id-outside-vocabulary", lambda: _tok().decode([5, 10**6]), ("1000000",), ("expected 0 <= id <",)),
     Bad("decode-negative-id", lambda: _tok().decode([-1]), ("-1",), ("expected 0 <= id <",)),

@@ -21,6 +21,7 @@ import functools
 import math
 import os
 import re
+import sys
 import sysconfig
 import tempfile
 from collections.abc import Callable
@@ -301,6 +302,39 @@ API = [
         ("non-empty strings",),
     ),
     Bad("left-pad-an-empty-sequence", lambda: left_pad([[1], []], pad_id=0), ("[1, 0]",), ("no empty ones",)),
+    # --- hook points and the activation cache
+    Bad(
+        "hook-unknown-name",
+        lambda: _model().run_with_cache(_ids([1, 2]), ["blocks.5.hook_resid_pre"]),
+        ("'blocks.5.hook_resid_pre'",),
+        ("its hook points are", "blocks.{0..1}.", "hook_resid_post"),
+    ),
+    Bad(
+        "hook-final-layer-norm-of-a-post-ln-model",
+        lambda: _model().run_with_cache(_ids([1, 2]), ["ln_final.hook_normalized"]),
+        ("'ln_final.hook_normalized'",),
+        ("(no final LayerNorm)",),
+    ),
+    Bad("hook-names-a-string", lambda: _model().run_with_cache(_ids([1]), "hook_embed"), ("'hook_embed'",), ("list",)),
+    Bad(
+        "hook-not-a-function",
+        lambda: _model().run_with_hooks(_ids([1, 2]), {"hook_embed": 3}),
+        ("hook_embed", "got 3"),
+        ("must be a function (tensor, name) -> tensor or None",),
+    ),
+    Bad(
+        "hook-returns-another-shape",
+        lambda: _model().run_with_hooks(_ids([1, 2]), {"blocks.0.hook_mlp_out": lambda x, _: x[0]}),
+        ("blocks.0.hook_mlp_out returned (2, 64)",),
+        ("expected a tensor of shape (1, 2, 64)",),
+    ),
+    Bad(
+        "cache-name-not-cached",
+        lambda: _model().run_with_cache(_ids([1, 2]), ["hook_embed"])[1]["blocks.0.hook_z"],
+        ("'blocks.0.hook_z' was not cached",),
+        ("cached: ['hook_embed']",),
+        error=KeyError,
+    ),
     # --- the tokenizer
     Bad("decode-id-outside-vocabulary", lambda: _tok().decode([5, 10**6]), ("1000000",), ("expected 0 <= id <",)),
     Bad("decode-negative-id", lambda: _tok().decode([-1]), ("-1",), ("expected 0 <= id <",)),
@@ -546,6 +580,12 @@ def _pretrain(c: Context, *extra: str) -> list[str]:
     return ["pretrain", "--train-tokens", str(c.token_files()[0]), "--out", str(c.tmp / "run"), *TINY_PRETRAIN, *extra]
 
 
+def _pretrain_without_tensorboard(c: Context) -> list[str]:
+    """``pretrain --tensorboard`` where TensorBoard is not installed (its import fails for this test)."""
+    c.request.getfixturevalue("monkeypatch").setitem(sys.modules, "torch.utils.tensorboard", None)
+    return _pretrain(c, "--tensorboard", str(c.tmp / "tensorboard"))
+
+
 def _finetune_cli(*extra: str) -> list[str]:
     return ["finetune", "--task", "sentiment", *extra]
 
@@ -695,6 +735,13 @@ COMMANDS = [
         1,
         ("micro_batch_size=3",),
         ("not a multiple",),
+    ),
+    BadCommand(
+        "pretrain-tensorboard-not-installed",
+        _pretrain_without_tensorboard,
+        1,
+        ("TensorBoard logging needs the tensorboard package",),
+        ("pip install 'gpt-workbench[tensorboard]'",),
     ),
     # finetune
     BadCommand(

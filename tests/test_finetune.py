@@ -350,7 +350,10 @@ def test_finetune_learns_a_real_task(tmp_path):
 
 @pytest.mark.data
 def test_pretrain_then_finetune_from_the_command_line(tmp_path, capsys):
+    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+
     from workbench.cli import main
+    from workbench.training import checkpoint as ckpt
 
     common = [
         "--train.steps",
@@ -364,7 +367,8 @@ def test_pretrain_then_finetune_from_the_command_line(tmp_path, capsys):
         "--train.progress",
         "false",
     ]
-    assert main(["pretrain", "--preset", "gpt1-micro", "--out", str(tmp_path / "pre"), *common]) == 0
+    pretrain = ["pretrain", "--preset", "gpt1-micro", "--out", str(tmp_path / "pre")]
+    assert main([*pretrain, "--tensorboard", str(tmp_path / "tb-pre"), *common]) == 0
     assert (
         main(
             [
@@ -383,13 +387,22 @@ def test_pretrain_then_finetune_from_the_command_line(tmp_path, capsys):
                 "0",
                 "--out",
                 str(tmp_path / "ft"),
+                "--tensorboard",
+                str(tmp_path / "tb-ft"),
                 *common,
             ]
         )
         == 0
     )
     assert "embeddings + 1 blocks" in capsys.readouterr().out
-    assert (tmp_path / "ft" / "history.csv").exists()
+    # --tensorboard: the history rows as TensorBoard scalars, beside history.csv
+    for run, log_dir in (("pre", "tb-pre"), ("ft", "tb-ft")):
+        history = ckpt.read_history(tmp_path / run).dropna(subset=["loss"])  # not step 0's evaluation
+        events = EventAccumulator(str(tmp_path / log_dir))
+        events.Reload()
+        assert [(e.step, e.value) for e in events.Scalars("loss")] == list(
+            zip(history["step"], history["loss"].astype("float32"))
+        )
     assert main(["finetune", "--task", "sentiment", "--preset", "gpt1-micro", "--layers", "1", *common]) == 2
     assert "workbench finetune: error: --layers 1 needs --checkpoint" in capsys.readouterr().err
     # --head reaches the model: the likelihood head on a multiple-choice task, and a clear refusal elsewhere

@@ -2,8 +2,10 @@ import math
 
 import pytest
 import torch
+from einops import rearrange
 
 from workbench import GPT, GPTConfig
+from workbench.models.gpt import MERGE_HEADS, SPLIT_HEADS, merge_heads, split_heads
 from workbench.models.kv_cache import KVCache
 from workbench.models.weights import load_state_checked, tied_parameters
 
@@ -189,3 +191,14 @@ def test_load_state_checked_ties_names_and_lists_problems():
     small = GPT(GPTConfig.from_preset("gpt2-micro", n_ctx=32))
     with pytest.raises(ValueError, match=r"wpe.weight has shape \(64, 64\), this model expects \(32, 64\)"):
         load_state_checked(small, source.state_dict(), "here")
+
+
+def test_plain_head_split_and_merge_equal_their_einops_patterns():
+    # The attention splits and merges heads with plain views (einops' overhead shows in decoding):
+    # the same values, in the same memory layout, as the einops patterns they stand for.
+    qkv = torch.randn(2, 5, 3 * 4 * 8)
+    for mine, theirs in zip(split_heads(qkv, 4), rearrange(qkv, SPLIT_HEADS, three=3, head=4), strict=True):
+        assert torch.equal(mine, theirs) and mine.stride() == theirs.stride()
+    heads = torch.randn(2, 4, 5, 8)
+    assert torch.equal(merge_heads(heads), rearrange(heads, MERGE_HEADS))
+    assert torch.equal(merge_heads(heads.transpose(2, 3).contiguous().transpose(2, 3)), rearrange(heads, MERGE_HEADS))

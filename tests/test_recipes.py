@@ -196,7 +196,7 @@ def test_bad_yaml_names_the_file_and_the_field(tmp_path, capsys):
             text.replace("preset: gpt2-slim", "preset: gpt9"),
             r"PretrainSpec.preset must be one of \[.*\], got 'gpt9'",
         ),
-        "ladder.yaml": (text.replace("- gpt2-nano", "- gpt9"), r"Recipe.ladder must be a list of items each one of"),
+        "ladder.yaml": (text.replace("- gpt2-2x64", "- gpt9"), r"Recipe.ladder must be a list of items each one of"),
         "list.yaml": ("- 1\n- 2\n", "Recipe: expected a mapping of options, got list"),
         "syntax.yaml": ("pretraining: [\n", "is not valid YAML"),
     }
@@ -248,7 +248,7 @@ def test_misshapen_recipe_files_name_the_field_and_bound_the_value(tmp_path):
         ),
         "bomb.yaml": (bomb, r"line 2 uses a YAML alias \(\*a\); a recipe file spells every value out$"),
         "ladder.yaml": (
-            text.replace("- gpt2-nano", "\n".join(["- gpt2-nano"] * 200_000), 1),
+            text.replace("- gpt2-2x64", "\n".join(["- gpt2-2x64"] * 200_000), 1),
             r"bytes; a recipe file is at most 1,000,000",
         ),
     }
@@ -263,7 +263,7 @@ def test_misshapen_recipe_files_name_the_field_and_bound_the_value(tmp_path):
     with pytest.raises(ValueError, match=f"^{re.escape(str(latin))} is not UTF-8 text: invalid .* at byte"):
         load_recipe(latin)
     long = tmp_path / "long.yaml"
-    long.write_text(text.replace("- gpt2-nano", "\n".join(["- gpt9"] * 20_000), 1))  # under the size limit
+    long.write_text(text.replace("- gpt2-2x64", "\n".join(["- gpt9"] * 20_000), 1))  # under the size limit
     with pytest.raises(ValueError, match=r"Recipe.ladder must be a list of items each one of") as raised:
         load_recipe(long)
     assert len(str(raised.value)) < 1000

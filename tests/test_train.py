@@ -1,9 +1,11 @@
-"""The Trainer: optimizer groups, schedules, batching, resume, interruption, divergence, bad input."""
+"""The Trainer: optimizer groups, schedules, batching, resume, interruption, divergence, bad input, metrics sinks."""
 
 from __future__ import annotations
 
+import collections
 import math
 import signal
+import sys
 import sysconfig
 from pathlib import Path
 
@@ -19,6 +21,7 @@ from workbench.training.config import TrainConfig, plan_batches
 from workbench.training.language_model import TokenEvaluator, TokenSampler, train_language_model
 from workbench.training.metrics import TrainingDiverged
 from workbench.training.schedules import Schedule
+from workbench.training.sinks import MissingExtra, TensorBoardSink
 from workbench.training.trainer import Trainer, build_optimizer, flops_per_token, lm_loss, param_groups
 from workbench.ui.plots import plot_schedule
 
@@ -394,3 +397,124 @@ def test_custom_batches_and_loss_metrics_plug_in(tmp_path):
     assert list(h["tokens"]) == [0, 2 * 4 * 32, 4 * 4 * 32]
     assert ((h["accuracy"][1:] >= 0) & (h["accuracy"][1:] <= 1)).all()
     assert ckpt.read_state(ckpt.latest_checkpoint(tmp_path))["batches"] == {"next_window": 16}
+
+
+# ---------------------------------------------------------------------------- metrics sinks
+
+
+class RecordingSink:
+    """A :class:`MetricsSink` that keeps what it receives, and how many rows ``history_rows`` (a
+    Trainer's ``log.rows``) held at each call."""
+
+    def __init__(self) -> None:
+        self.received: list[tuple[int, dict]] = []
+        self.history_rows: list = []
+        self.history_lengths: list[int] = []
+        self.closed = False
+
+    def log(self, step, scalars):
+        self.received.append((step, dict(scalars)))
+        self.history_lengths.append(len(self.history_rows))
+
+    def close(self):
+        self.closed = True
+
+
+def _evaluator() -> TokenEvaluator:
+    return TokenEvaluator(VAL, seq_len=32, sequences=4, batch_size=4)
+
+
+def test_a_sink_receives_every_history_row_as_it_is_logged(tmp_path):
+    """Every row, step 0's evaluation included, in order; a resumed run sends only its new rows."""
+    config = quick(steps=6, log_every=2, eval_every=3, checkpoint_every=3)
+    sink = RecordingSink()
+    first = trainer(micro_gpt(), config, tmp_path, evaluate=_evaluator(), sink=sink)
+    sink.history_rows = first.log.rows
+    first.train(until=3)
+    assert sink.received == [(row["step"], {k: v for k, v in row.items() if k != "step"}) for row in first.log.rows]
+    assert [step for step, _ in sink.received] == [0, 2, 3] == list(first.history["step"])
+    assert sink.history_lengths == [1, 2, 3]  # sent the moment the row joins the history
+    assert not sink.closed  # the caller made it, the caller closes it
+
+    resumed_sink = RecordingSink()
+    resumed = trainer(micro_gpt(), config, tmp_path, resume=True, evaluate=_evaluator(), sink=resumed_sink)
+    resumed.train()
+    assert [step for step, _ in resumed_sink.received] == [4, 6]
+    assert resumed_sink.received[-1][1]["loss"] == resumed.history["loss"].iloc[-1]
+    assert "val_loss" in resumed_sink.received[-1][1] and "val_loss" not in resumed_sink.received[0][1]
+
+
+@pytest.mark.train
+def test_tensorboard_holds_the_scalars_of_the_csv_log_at_the_same_steps(tmp_path):
+    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+
+    config = quick(steps=8, log_every=2, eval_every=4, eval_sequences=4)
+    with TensorBoardSink(tmp_path / "tensorboard") as sink:
+        trainer(micro_gpt(), config, tmp_path / "run", evaluate=_evaluator(), sink=sink).train()
+    history = ckpt.read_history(tmp_path / "run")
+    events = EventAccumulator(str(tmp_path / "tensorboard"))
+    events.Reload()
+    columns = [c for c in history.columns if c != "step"]
+    assert sorted(events.Tags()["scalars"]) == sorted(columns)
+    for column in columns:
+        logged = history.dropna(subset=[column])
+        scalars = events.Scalars(column)
+        assert [e.step for e in scalars] == list(logged["step"]), column
+        # TensorBoard keeps 32-bit floats
+        np.testing.assert_allclose([e.value for e in scalars], logged[column], rtol=1e-6, err_msg=column)
+    assert list(history["step"]) == [0, 2, 4, 6, 8] and history["val_loss"].notna().sum() == 3
+
+
+def test_a_sink_adds_no_host_synchronisation(monkeypatch, tmp_path):
+    """The calls that copy a tensor to the host are the same with TensorBoard as without: the
+    sink gets the numbers of the metrics log's one ``tolist()`` per history row."""
+    syncs = collections.Counter()
+    for name in ("item", "tolist", "cpu", "numpy", "__float__", "__int__", "__bool__"):
+        real = getattr(torch.Tensor, name)
+
+        def counting(self, *args, _real=real, _name=name, **kwargs):
+            syncs[_name] += 1
+            return _real(self, *args, **kwargs)
+
+        monkeypatch.setattr(torch.Tensor, name, counting)
+
+    def count(sink):
+        syncs.clear()
+        t = trainer(micro_gpt(), quick(steps=6, log_every=2), sink=sink)
+        t.train()
+        assert len(t.history) == 3
+        return dict(syncs)
+
+    without = count(None)
+    with TensorBoardSink(tmp_path / "tensorboard") as sink:
+        assert count(sink) == without
+    assert without["tolist"] >= 3  # the counter sees the metrics log's read-backs (the model reads its targets too)
+
+
+def test_tensorboard_without_its_package_names_the_extra(monkeypatch, tmp_path):
+    monkeypatch.setitem(sys.modules, "torch.utils.tensorboard", None)  # what a missing tensorboard raises
+    with pytest.raises(MissingExtra, match=r"pip install 'gpt-workbench\[tensorboard\]'") as error:
+        TensorBoardSink(tmp_path / "tensorboard")
+    assert isinstance(error.value, ImportError) and isinstance(error.value, RuntimeError)
+    assert not (tmp_path / "tensorboard").exists()
+
+
+def test_tensorboard_shows_a_resumed_run_once(tmp_path):
+    """A killed session logged steps 1-6, its last checkpoint was at 3: the resumed session's rows
+    from step 4 on replace the old ones, as history.csv's do."""
+    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+
+    with TensorBoardSink(tmp_path) as killed:
+        for step in range(1, 7):
+            killed.log(step, {"loss": 10.0 + step})
+    with TensorBoardSink(tmp_path) as resumed:
+        for step in range(4, 9):
+            resumed.log(step, {"loss": 20.0 + step})
+    events = EventAccumulator(str(tmp_path))
+    events.Reload()
+    assert [(e.step, e.value) for e in events.Scalars("loss")] == [
+        (1, 11),
+        (2, 12),
+        (3, 13),
+        *((s, 20 + s) for s in range(4, 9)),
+    ]

@@ -1,4 +1,6 @@
 import dataclasses
+import functools
+import sys
 
 import pandas as pd
 import pytest
@@ -18,6 +20,7 @@ from workbench.experiments.transfer import (
     layer_probes,
     layer_transfer_sweep,
 )
+from workbench.training.sinks import MissingExtra
 from workbench.ui import plots
 
 pytestmark = [pytest.mark.data, pytest.mark.train]
@@ -74,9 +77,9 @@ def count_runs(monkeypatch):
     calls = []
     real = transfer_module._finetune
 
-    def counting(job):
+    def counting(job, sink=None):
         calls.append((job.task, job.n_layers, job.checkpoint_step))
-        return real(job)
+        return real(job, sink)
 
     monkeypatch.setattr(transfer_module, "_finetune", counting)
     return calls
@@ -196,11 +199,23 @@ def test_sweep_on_a_multiple_choice_task(run):
 
 def test_parallel_runs_match_serial_ones(run, tmp_path, monkeypatch):
     """With ``threads`` set, a CPU sweep runs one process per core group; the numbers are those of
-    the same run done alone."""
+    the same run done alone. Each worker logs its run to TensorBoard when asked."""
     settings = dataclasses.replace(FAST, threads=1)
     parallel = layer_transfer_sweep(
-        run, "sentiment", layers=[1], seeds=(3,), n_labelled=8, settings=settings, progress=False
+        run,
+        "sentiment",
+        layers=[1],
+        seeds=(3,),
+        n_labelled=8,
+        settings=settings,
+        progress=False,
+        tensorboard=tmp_path / "tensorboard",
     )
+    logged = {path.parent.name.split("_seed-")[0] for path in (tmp_path / "tensorboard").rglob("events.*")}
+    assert logged == {
+        f"gpt-step-{run.steps[-1]}_layers-1_lambda-0.5_linear-head",
+        "no-pretraining_lambda-0.5_linear-head",
+    }
     monkeypatch.setenv("WORKBENCH_CACHE_DIR", str(tmp_path / "serial"))
     alone = finetune_task(run, "sentiment", 1, seed=3, n_labelled=8, settings=settings)
     transfer = parallel[parallel["variant"] == "transfer"].set_index("split")["accuracy"]
@@ -441,3 +456,48 @@ def test_the_likelihood_head_runs_the_sweep_and_table_5_keeps_gpt1s_head(cache):
     linear = transfer_module._job(run, "corrupted_pair", None, 0, 8, 0.5, experiment.linear_head, None)
     assert transfer_module._cached(linear)["settings"]["train"]["lr"] == FAST.train.lr
     assert "linear_head: full minus linear_head" in experiment.findings(sweep, table, splits=["dev"])
+
+
+def _tensorboard_scalars(log_dir, tag: str) -> list[tuple[int, float]]:
+    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+
+    events = EventAccumulator(str(log_dir))
+    events.Reload()
+    return [(event.step, event.value) for event in events.Scalars(tag)]
+
+
+def test_each_run_of_a_sweep_logs_to_tensorboard_in_its_own_directory(run, tmp_path, count_runs):
+    """A run trained with a ``tensorboard`` directory writes its learning curve to a subdirectory
+    named after it; the directory is no part of the cache key: without it, the same runs are read."""
+    sweep = functools.partial(
+        layer_transfer_sweep, run, "sentiment", layers=[1], seeds=(7,), n_labelled=8, settings=FAST, progress=False
+    )
+    logged = sweep(tensorboard=tmp_path / "tensorboard")
+    assert len(count_runs) == 2  # one layer count and the run without pretraining
+    transferred = transfer_module._job(run, "sentiment", 1, 7, 8, 0.5, FAST, None)
+    fresh = transfer_module._job(None, "sentiment", None, 7, 8, 0.5, FAST, TINY)
+    names = {
+        f"gpt-step-{run.steps[-1]}_layers-1_lambda-0.5_linear-head_seed-7_{transferred.entry().name}",
+        f"no-pretraining_lambda-0.5_linear-head_seed-7_{fresh.entry().name}",
+    }
+    assert {path.name for path in (tmp_path / "tensorboard" / "sentiment").iterdir()} == names
+    for job in (transferred, fresh):
+        curve = transfer_module._cached(job)["curve"]
+        scalars = _tensorboard_scalars(tmp_path / "tensorboard" / job.run_name, "loss")
+        assert [step for step, _ in scalars] == curve["step"]
+        assert [value for _, value in scalars] == pytest.approx(curve["loss"], rel=1e-6)
+
+    event_files = sorted((tmp_path / "tensorboard").rglob("events.*"))
+    pd.testing.assert_frame_equal(sweep(), logged)
+    pd.testing.assert_frame_equal(sweep(tensorboard=tmp_path / "tensorboard"), logged)
+    assert len(count_runs) == 2  # read from the cache: nothing trained, nothing logged again
+    assert sorted((tmp_path / "tensorboard").rglob("events.*")) == event_files
+
+
+def test_a_sweep_asking_for_tensorboard_without_it_fails_before_any_run(run, tmp_path, monkeypatch, count_runs):
+    monkeypatch.setitem(sys.modules, "torch.utils.tensorboard", None)  # what a missing tensorboard raises
+    with pytest.raises(MissingExtra, match=r"gpt-workbench\[tensorboard\]"):
+        layer_transfer_sweep(
+            run, "sentiment", layers=[1], seeds=(8,), settings=FAST, progress=False, tensorboard=tmp_path
+        )
+    assert count_runs == [] and not list(tmp_path.iterdir())

@@ -6,6 +6,7 @@ import pandas as pd
 import pytest
 
 from workbench.core.options import apply_overrides
+from workbench.evaluation import auc
 from workbench.evaluation.heuristics import HEURISTICS, OUTCOME_COLUMNS
 from workbench.experiments import RECIPES, EvaluationSettings, PretrainRun, ZeroShotExperiment, pretrain
 from workbench.experiments import zero_shot as zs
@@ -201,6 +202,7 @@ def test_scaling_trains_each_size_on_the_same_tokens(runs):
     table = experiment.scaling(outcomes, REFERENCE)
     assert list(table.columns) == zs.SCALING_COLUMNS
     assert table["preset"].tolist() == ["gpt1-micro"] * 4 + ["gpt2-micro"] * 4  # by parameters
+    from workbench.models.config import PRESETS
     from workbench.models.params import count_parameters, non_embedding_parameters
 
     for preset, rows in table.groupby("preset"):
@@ -215,6 +217,22 @@ def test_scaling_trains_each_size_on_the_same_tokens(runs):
     assert shared["correct"].tolist() == last["correct"].tolist()
     trends = experiment.scaling_trends(outcomes)
     assert len(trends) == 4 and set(trends["model"]) == {"ladder"}
+    # two runs of a rung: one row per run in the table, the trend's value at that size their mean
+    seeded = zs.scaling_outcomes(spec, ("gpt2-micro", "gpt1-micro"), heuristics, SMALL, runs=(2, 1), progress=False)
+    assert seeded.groupby("preset")["seed"].unique().map(sorted).to_dict() == {
+        "gpt2-micro": [spec.train.seed, spec.train.seed + 1],
+        "gpt1-micro": [spec.train.seed],
+    }
+    seeded_table = experiment.scaling(seeded, REFERENCE)
+    assert len(seeded_table) == len(table) + 4 and seeded_table["seed"].notna().all()
+    readout = ["heuristic", "readout"]
+    seeded_trends = experiment.scaling_trends(seeded).set_index(readout)
+    smallest = seeded_table[seeded_table["preset"] == "gpt1-micro"].set_index(readout)
+    assert seeded_trends["first"].to_dict() == pytest.approx(smallest["accuracy"].to_dict())
+    largest = seeded_table[seeded_table["preset"] == "gpt2-micro"].groupby(readout)["accuracy"].mean()
+    assert seeded_trends["last"].to_dict() == pytest.approx(largest.to_dict())
+    with pytest.raises(ValueError, match=r"runs has 1 counts \[2\] for 2 presets"):
+        zs.scaling_outcomes(spec, ("gpt2-micro", "gpt1-micro"), heuristics, SMALL, runs=(2,), progress=False)
     # early stopping: the kept checkpoint of lowest validation loss instead of the last
     best = dataclasses.replace(SMALL, checkpoint="best")
     chosen = zs.scaling_outcomes(spec, ("gpt1-micro",), heuristics, best, progress=False)
@@ -228,13 +246,17 @@ def test_scaling_trains_each_size_on_the_same_tokens(runs):
         zs.scaling_specs(spec, [])
     with pytest.raises(ValueError, match="scaling runs are Transformers"):
         zs.scaling_specs(apply_overrides(spec, {"model": "lstm"}), ["gpt1-micro"])
-    assert RECIPES["cpu"].ladder == ("gpt2-nano", "gpt2-tiny", "gpt2-slim")
     for recipe in RECIPES.values():
         ladder = zs.scaling_specs(recipe.pretraining, recipe.ladder)
         sizes = [count_parameters(s.gpt_config) for s in ladder]
         assert sizes == sorted(sizes) and len(set(sizes)) == len(sizes) >= 3
         assert all(s.train == recipe.pretraining.train for s in ladder)  # same tokens, steps and optimiser
     cpu = RECIPES["cpu"]
+    # issue 23: at least 5 sizes over at least 1.5 decades of N, the cheapest rungs with 2 runs
+    for recipe in (cpu, RECIPES["gpu"]):
+        n = [non_embedding_parameters(PRESETS[p]) for p in recipe.ladder]
+        assert len(n) >= 5 and math.log10(max(n) / min(n)) >= 1.5
+    assert cpu.rung_runs() == (2, 2, 1, 1, 1) and RECIPES["gpu"].rung_runs() == (3,) * 5
     # the shared run is a rung, read from the cache
     assert cpu.pretraining in zs.scaling_specs(cpu.pretraining, cpu.ladder)
 
@@ -252,8 +274,21 @@ def test_figures_are_written(runs, tmp_path):
     assert styles["transformer: paper"] == "-" and styles["lstm: paper"] == "--"
     png, csv = plots.save_figure(fig, curve, "zero_shot", tmp_path)
     assert png.stat().st_size > 0 and pd.read_csv(csv).columns.tolist() == zs.CURVE_COLUMNS
-    scaling = curve[curve["model"] == "transformer"].assign(preset="a", parameters=1e5, non_embedding_params=3e4)
+    scaling = curve[curve["model"] == "transformer"].assign(
+        preset="a", parameters=1e5, non_embedding_params=3e4, seed=0
+    )
     assert plots.plot_zero_shot_scaling(scaling).axes[0].get_xscale() == "log"
+    # the per-example outcomes saved beside the figures give back every accuracy of the curve
+    audit = zs.audit_table(outcomes)
+    assert list(audit.columns) == zs.AUDIT_COLUMNS and len(audit) == len(curve)
+    for row in audit.itertuples():
+        point = curve[(curve["model"] == row.model) & (curve["step"] == row.step) & (curve["readout"] == row.readout)]
+        point = point[point["heuristic"] == row.heuristic]
+        if row.metric == "accuracy":
+            assert sum(map(int, row.correct)) / row.n == pytest.approx(point["accuracy"].item())
+        else:
+            scores = [float(v) for v in row.score.split()]
+            assert auc(scores, [int(c) for c in row.label]) == pytest.approx(point["accuracy"].item(), abs=1e-6)
     with pytest.raises(ValueError, match="empty"):
         plots.plot_zero_shot(curve.iloc[:0])
 
@@ -340,8 +375,9 @@ def test_several_pretraining_runs_are_averaged_per_example(runs):
     assert mine["correct"].tolist() == pytest.approx(expected.tolist())
     assert set(mine["correct"]) <= {0, 0.5, 1}
     assert len(two.trends(pooled)) == 2 * 5  # 2 models x 5 readouts
-    ladder = two.scaling_outcomes(progress=False)
-    assert set(ladder["preset"]) == set(TINY_RECIPE.ladder) and len(ladder) == len(one.scaling_outcomes(False))
+    ladder = two.scaling_outcomes(progress=False)  # every rung twice: the ladder keeps one row per run
+    assert set(ladder["preset"]) == set(TINY_RECIPE.ladder) and len(ladder) == 2 * len(one.scaling_outcomes(False))
+    assert set(ladder["seed"]) == {gpt_run.spec.train.seed, gpt_run.spec.train.seed + 1}
     with pytest.raises(ValueError, match="Recipe.pretraining_runs must be a positive integer, got 0"):
         ZeroShotExperiment.from_params("cpu", pretraining_runs=0)
 

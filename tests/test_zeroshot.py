@@ -210,6 +210,52 @@ def test_trend_and_paired_difference_are_paired_by_example():
     assert falling.verdict == "falls"
 
 
+def test_seed_trend_holds_the_variance_between_runs():
+    """One run per point is :func:`trend` exactly; runs that disagree widen the interval beyond what
+    the same outcomes pooled per example (an example-only bootstrap) would give."""
+    from workbench.evaluation import seed_trend
+
+    rng = np.random.default_rng(1)
+    n, x = 600, np.log10([1e4, 1e5, 1e6])
+    skill = rng.random(n)
+    single = [Outcomes("accuracy", (skill < p).astype(int), skill, np.ones(n)) for p in (0.5, 0.55, 0.6)]
+    assert seed_trend(x, [[o] for o in single]) == trend(x, single)
+    # two runs per point whose levels differ by several points: seed variance the examples do not show
+    runs = [
+        [Outcomes("accuracy", (skill < p + shift).astype(int), skill, np.ones(n)) for shift in (-0.04, 0.04)]
+        for p in (0.5, 0.55, 0.6)
+    ]
+    pooled = [Outcomes("accuracy", np.mean([o.correct for o in r], axis=0), skill, np.ones(n)) for r in runs]
+    by_seed, by_example = seed_trend(x, runs), trend(x, pooled)
+    assert by_seed.change == pytest.approx(by_example.change) and by_seed.slope == pytest.approx(by_example.slope)
+    assert by_seed.slope_high - by_seed.slope_low > 1.5 * (by_example.slope_high - by_example.slope_low)
+    with pytest.raises(ValueError, match="every point of a trend needs at least one run"):
+        seed_trend(x, [runs[0], [], runs[2]])
+    with pytest.raises(ValueError, match="same examples"):
+        seed_trend(x[:2], [runs[0], [Outcomes("accuracy", np.ones(5), np.ones(5), np.ones(5))]])
+
+
+def test_scaling_law_fit_recovers_a_known_law_and_refuses_too_few_runs():
+    from workbench.evaluation import fit_scaling_law
+    from workbench.evaluation.scaling_law import scaling_law
+
+    n = np.array([1.2e4, 1.2e4, 5e4, 5e4, 1e5, 2e5, 8e5])
+    exact = scaling_law(n, 0.25, np.log(3e3), 4.2)
+    fit = fit_scaling_law(n, exact + np.random.default_rng(0).normal(0, 1e-3, len(n)))
+    assert fit.alpha[1] < 0.25 < fit.alpha[2] and fit.alpha[2] - fit.alpha[1] < 0.05
+    assert fit.l_inf[0] == pytest.approx(4.2, abs=0.05) and fit.n_c[0] == pytest.approx(3e3, rel=0.3)
+    assert (fit.runs, fit.sizes, fit.df) == (7, 5, 4)
+    assert fit.predict(n) == pytest.approx(exact, abs=5e-3)
+    table = fit.table()
+    assert table["parameter"].tolist() == ["alpha", "N_c", "L_inf"] and (table["ci_low"] <= table["value"]).all()
+    noisier = fit_scaling_law(n, exact + np.random.default_rng(0).normal(0, 3e-2, len(n)))
+    assert noisier.alpha[2] - noisier.alpha[1] > fit.alpha[2] - fit.alpha[1]  # the interval widens with noise
+    with pytest.raises(ValueError, match="at least 4 runs of at least 3 sizes, got 4 runs of 2"):
+        fit_scaling_law([1e4, 1e4, 1e5, 1e5], [5.0, 5.1, 4.8, 4.9])
+    with pytest.raises(ValueError, match="N must be positive"):
+        fit_scaling_law([0, 1e4, 1e5, 1e6], [5.0, 5.1, 4.8, 4.9])
+
+
 def test_predicted_share_reads_the_answers_back_from_the_outcomes():
     labels = np.array([0, 1, 0, 1, 1, 0, 1, 0, 1, 0])
     always_one = Outcomes("accuracy", (labels == 1).astype(int), np.zeros(10), labels)

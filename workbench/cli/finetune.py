@@ -1,7 +1,8 @@
 """``python -m workbench finetune``: fine-tune a checkpoint on a task with GPT-1's L3 = L2 + lambda L1.
 
 The fine-tuning settings are a recipe's (``--recipe paper`` is GPT-1's), with overrides such as
-``--train.lr 1e-4`` or ``--epochs none --train.steps 300``.
+``--train.lr 1e-4`` or ``--epochs none --train.steps 300``. ``--tensorboard DIR`` also writes the
+history rows to TensorBoard (the ``tensorboard`` extra).
 """
 
 from __future__ import annotations
@@ -22,9 +23,10 @@ from ..models.config import PRESETS, GPTConfig
 from ..models.gpt import GPT
 from ..training import checkpoint as ckpt
 from ..training.finetuning import finetune
+from ..training.sinks import MetricsSink
 from ..training.surgery import transfer
 from . import UsageError
-from .pretrain import add_recipe_arguments, recipe_from_args
+from .pretrain import add_recipe_arguments, add_tensorboard_argument, recipe_from_args, tensorboard_sink
 
 
 def add_arguments(parser) -> None:
@@ -63,6 +65,7 @@ def add_arguments(parser) -> None:
         metavar="DIR",
         help="run directory for checkpoints and history.csv; default runs/finetune-TASK",
     )
+    add_tensorboard_argument(parser)
     add_option_arguments(parser, FinetuneSettings, base=RECIPES["cpu"].finetuning)
 
 
@@ -86,6 +89,11 @@ def run(args) -> int:
     """Fine-tune; bad options raise (``python -m workbench`` prints them as one line)."""
     if args.layers is not None and args.checkpoint is None:
         raise UsageError(f"--layers {args.layers} needs --checkpoint: without pretraining nothing is transferred")
+    with tensorboard_sink(args.tensorboard) as sink:
+        return _finetune(args, sink)
+
+
+def _finetune(args, sink: MetricsSink | None) -> int:
     recipe = recipe_from_args(args)
     settings = apply_overrides(recipe.finetuning, overrides_from_args(args, FinetuneSettings))
     task = get_task(args.task)
@@ -122,6 +130,7 @@ def run(args) -> int:
         dev=dev,
         lm_weight=args.lm_weight,
         run_dir=args.out or Path("runs") / f"finetune-{args.task}",
+        sink=sink,
     )
     print(trainer.history.tail(1).to_string(index=False))
     return 0

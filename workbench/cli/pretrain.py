@@ -3,11 +3,13 @@
 ``python -m workbench pretrain --recipe cpu --train.steps 1200`` builds exactly the spec that the
 notebooks build from the same recipe and parameters, and trains it into the experiment cache, where
 the notebooks then find it (``--out`` chooses another directory). An interrupted run resumes.
+``--tensorboard DIR`` also writes the history rows to TensorBoard (the ``tensorboard`` extra).
 """
 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import os
 from pathlib import Path
 
@@ -19,6 +21,7 @@ from ..core.options import apply_overrides, overrides_from_args
 from ..experiments.pretraining import cache_entry, pretrain
 from ..experiments.recipes import RECIPES, PretrainSpec, load_recipe
 from ..training.checkpoint import latest_checkpoint
+from ..training.sinks import TENSORBOARD_EXTRA, TensorBoardSink
 from . import UsageError
 
 
@@ -40,6 +43,23 @@ def add_recipe_arguments(parser: argparse.ArgumentParser) -> None:
 
 def recipe_from_args(args: argparse.Namespace):
     return load_recipe(args.recipe_file if args.recipe_file is not None else args.recipe)
+
+
+def add_tensorboard_argument(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--tensorboard",
+        type=Path,
+        default=None,
+        metavar="DIR",
+        help=f"also write the history rows to TensorBoard event files in DIR (needs the {TENSORBOARD_EXTRA!r} "
+        "extra; view them with tensorboard --logdir DIR); history.csv is written as always",
+    )
+
+
+def tensorboard_sink(log_dir: Path | None) -> contextlib.AbstractContextManager[TensorBoardSink | None]:
+    """The ``--tensorboard`` sink (None without the option), closed when the command ends; made
+    before any work, so that a missing extra fails at once."""
+    return TensorBoardSink(log_dir) if log_dir is not None else contextlib.nullcontext()
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -65,6 +85,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         metavar="PATH",
         help="packed validation tokens (with --train-tokens); default no validation",
     )
+    add_tensorboard_argument(parser)
     add_option_arguments(parser, PretrainSpec, base=RECIPES["cpu"].pretraining)
 
 
@@ -77,7 +98,8 @@ def run(args: argparse.Namespace) -> int:
             raise UsageError("--val-tokens was given without --train-tokens")
         context = init_distributed(spec.train.device)  # join torchrun's job before anything else
         tokens = None if args.train_tokens is None else (args.train_tokens, args.val_tokens)
-        result = pretrain(spec, progress=spec.train.progress, run_dir=args.out, tokens=tokens)
+        with tensorboard_sink(args.tensorboard) as sink:
+            result = pretrain(spec, progress=spec.train.progress, run_dir=args.out, tokens=tokens, sink=sink)
     except KeyboardInterrupt:
         if int(os.environ.get("RANK", "0")) == 0 and spec is not None:
             run_dir = args.out or cache_entry(spec, tokens)

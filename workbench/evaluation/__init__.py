@@ -18,6 +18,7 @@ from .heuristics import (
 )
 from .lens import lens_logprobs, minimal_pair_lens
 from .probes import fit_probe, layer_features, probe_layers
+from .scaling_law import KAPLAN_ALPHA_N, SCALING_FIT_COLUMNS, ScalingFit, fit_scaling_law
 from .scoring import score
 from .statistics import (
     auc,
@@ -26,10 +27,14 @@ from .statistics import (
     holm,
     paired_difference,
     seed_example_bootstrap,
+    seed_trend,
     trend,
 )
 
 __all__ = [
+    "KAPLAN_ALPHA_N",
+    "SCALING_FIT_COLUMNS",
+    "ScalingFit",
     "BASELINE_COLUMNS",
     "HEURISTICS",
     "VERBALIZERS",
@@ -39,6 +44,7 @@ __all__ = [
     "describe_readouts",
     "evaluate",
     "fit_probe",
+    "fit_scaling_law",
     "fixed_effects_slope",
     "holm",
     "layer_features",
@@ -50,6 +56,7 @@ __all__ = [
     "score",
     "score_outcomes",
     "seed_example_bootstrap",
+    "seed_trend",
     "single_token_verbalizer",
     "summarize_outcomes",
     "task_baselines",

@@ -1,8 +1,9 @@
 """The logit lens: each layer's residual stream read through the final LayerNorm and the LM head.
 
 A view of layer-by-layer knowledge that needs no fine-tuning (nostalgebraist, 2020): the state
-after block ``l`` (``l = 0`` is the embeddings) is decoded as if it were the last one, and the line's
-tokens are scored under it. On minimal pairs (a line as written against its corrupted twin), the
+after block ``l`` (``l = 0`` is the embeddings), read from the activation cache
+(:meth:`~workbench.models.hooks.ActivationCache.accumulated_resid`), is decoded as if it were the last
+one, and the line's tokens are scored under it. On minimal pairs (a line as written against its corrupted twin), the
 accuracy per layer says which layer already holds what the language model knows; at the last
 layer it is the zero-shot minimal-pairs readout itself. Tokens are encoded as the scorer of
 :mod:`workbench.evaluation.scoring` encodes a line with no context: ``<|endoftext|>`` then ``" " + line``.
@@ -16,6 +17,7 @@ import numpy as np
 import torch
 
 from ..models.gpt import GPT
+from ..models.hooks import residual_stream_names
 from .scoring import encode_requests
 
 
@@ -41,13 +43,11 @@ def lens_logprobs(model: GPT, tokenizer, lines: Sequence[str], batch_size: int =
             for i, ((context, _), sequence) in enumerate(zip(requests[start : start + batch_size], batch)):
                 ids[i, : len(sequence)] = torch.as_tensor(sequence)
                 scored[i, len(context) - 1 : len(sequence) - 1] = True
-            states = model(ids, output_hidden_states=True).hidden_states
+            _, cache = model.run_with_cache(ids, residual_stream_names(model.config), return_logits=False)
             rows = scored.nonzero()[:, 0]  # the line of each scored position
             targets = ids[:, 1:][scored]
             per_layer = []
-            for layer, state in enumerate(states):
-                final = layer == len(states) - 1  # already through the final LayerNorm
-                normed = state if final or model.ln_f is None else model.ln_f(state)
+            for normed in cache.accumulated_resid(apply_ln=True):
                 logits = model.lm_head(normed[:, :-1][scored]).float()
                 picked = logits.gather(1, targets[:, None]).squeeze(1) - torch.logsumexp(logits, 1)
                 per_layer.append(torch.zeros(len(batch), dtype=picked.dtype).index_add_(0, rows, picked))

@@ -19,6 +19,7 @@ from sklearn.preprocessing import StandardScaler
 
 from ..data.transforms import collate
 from ..models.gpt import GPT
+from ..models.hooks import residual_stream_names
 
 PROBE_COLUMNS = ["layer", "split", "n", "accuracy", "correct"]
 SOLVER = "newton-cholesky"
@@ -34,8 +35,8 @@ def layer_features(
     """The state at each example's ``[extract]`` token after every layer: ``[n_layer + 1, n, d_model]`` float32.
 
     Layer 0 is the embedding output (token + position), layer ``i`` the residual stream after block
-    ``i``. The last layer is read from the last block's output, before GPT-2's final LayerNorm
-    (``ln_f``), so every layer is the same kind of state. ``encoded`` is
+    ``i`` (the activation cache's ``accumulated_resid``). The last layer is the last block's output,
+    before GPT-2's final LayerNorm (``ln_f``), so every layer is the same kind of state. ``encoded`` is
     :func:`~workbench.data.transforms.encode_examples` output of a one-sequence kind
     (classification, entailment). Batches are sorted by length to pad less; rows keep input order.
     """
@@ -52,8 +53,7 @@ def layer_features(
     order = np.argsort([len(sequences[0]) for sequences, _ in encoded], kind="stable")
     features = np.empty((model.config.n_layer + 1, len(encoded), model.config.d_model), dtype=np.float32)
     device = next(model.parameters()).device
-    last_block = []  # the last block's output: hidden_states ends with ln_f's output instead
-    hook = model.blocks[-1].register_forward_hook(lambda module, args, output: last_block.append(output[0]))
+    names = residual_stream_names(model.config)
     was_training = model.training
     model.eval()
     try:
@@ -61,12 +61,11 @@ def layer_features(
             for start in range(0, len(order), batch_size):
                 rows = order[start : start + batch_size]
                 ids, extract = collate([encoded[i][0][0] for i in rows], pad_id)
-                _, hidden_states, _, _ = model.transformer(ids.to(device), output_hidden_states=True)
-                at = torch.arange(len(rows), device=device), extract.to(device)
-                states = [state[at] for state in (*hidden_states[:-1], last_block.pop())]
-                features[:, rows] = torch.stack(states).float().cpu().numpy()
+                _, cache = model.run_with_cache(ids.to(device), names, return_logits=False)
+                states = cache.accumulated_resid()  # [n_layer + 1, batch, time, d_model]
+                at_extract = states[:, torch.arange(len(rows), device=device), extract.to(device)]
+                features[:, rows] = at_extract.float().cpu().numpy()
     finally:
-        hook.remove()
         model.train(was_training)
     return features
 

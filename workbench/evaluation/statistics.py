@@ -8,6 +8,7 @@ or ``"auc"`` (the area under the ROC curve of a per-example score against its 0/
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 import numpy as np
@@ -125,14 +126,33 @@ class Trend:
 
 def trend(x: np.ndarray, outcomes: list[Outcomes], count: int = BOOTSTRAP_REPLICATES, seed: int = 0) -> Trend:
     """The paired change from the first to the last of ``outcomes`` (ordered by ``x``) and the slope over all."""
-    if len(outcomes) < 2 or len(x) != len(outcomes):
-        raise ValueError(f"a trend needs at least two checkpoints and one x per checkpoint, got {len(x)} x values")
-    n = {len(o.correct) for o in outcomes}
+    return seed_trend(x, [[o] for o in outcomes], count, seed)
+
+
+def seed_trend(
+    x: np.ndarray, points: list[Sequence[Outcomes]], count: int = BOOTSTRAP_REPLICATES, seed: int = 0
+) -> Trend:
+    """:func:`trend` with one or more runs (pretraining seeds) at each point, a point's value the mean over
+    its runs. Each replicate draws the examples (the same at every point: paired by example) and, at each
+    point, that point's runs with replacement, so that the intervals hold seed-to-seed variance as well as
+    example variance (runs at different points are independent trainings, so they are drawn independently).
+    With one run per point it is the example bootstrap of :func:`trend`, value for value."""
+    if len(points) < 2 or len(x) != len(points):
+        raise ValueError(f"a trend needs at least two points and one x per point, got {len(x)} x values")
+    if any(len(runs) == 0 for runs in points):
+        raise ValueError("every point of a trend needs at least one run")
+    n = {len(o.correct) for runs in points for o in runs}
     if len(n) != 1:
         raise ValueError(f"paired outcomes must cover the same examples, got sizes {sorted(n)}")
     indices = replicates(n.pop(), count, seed)
-    values = np.stack([o.values(indices) for o in outcomes], axis=1)  # [replicates, checkpoints]
-    point = np.array([o.value() for o in outcomes])
+    draw = np.random.default_rng(seed + 1)  # the runs' resamples, apart from the examples'
+    columns, point = [], []
+    for runs in points:
+        per_run = np.stack([o.values(indices) for o in runs], axis=1)  # [replicates, runs]
+        drawn = draw.integers(0, len(runs), size=(count, len(runs)))
+        columns.append(np.take_along_axis(per_run, drawn, axis=1).mean(axis=1))
+        point.append(np.mean([o.value() for o in runs]))
+    values, point = np.stack(columns, axis=1), np.array(point)  # [replicates, points], [points]
     changes, slopes = values[:, -1] - values[:, 0], slope(x, values)
     change, slope_value = float(point[-1] - point[0]), float(slope(x, point))
     return Trend(

@@ -42,10 +42,17 @@ def in_pool(function, calls: list[tuple], workers: int, desc: str, progress: boo
 
 def beside(function, first: tuple, others: list[tuple], workers: int) -> list:
     """``function(*first)`` in this process (its progress bar stays visible) while ``others`` run in
-    ``workers - 1`` spawned processes; results in the order first, *others."""
+    ``workers - 1`` spawned processes; once ``first`` is done, this process takes the others the pool
+    has not started, last first, so that every core stays busy; results in the order first, *others."""
     if not others or workers <= 1:
         return [function(*call) for call in (first, *others)]
     with ProcessPoolExecutor(workers - 1, mp_context=multiprocessing.get_context("spawn")) as pool:
         futures = [pool.submit(function, *call) for call in others]
-        result = function(*first)
-        return [result, *(future.result() for future in futures)]
+        results = [function(*first), *([None] * len(others))]
+        for i in reversed(range(len(others))):
+            if futures[i].cancel():
+                results[1 + i] = function(*others[i])
+        for i, future in enumerate(futures):
+            if not future.cancelled():
+                results[1 + i] = future.result()
+        return results

@@ -31,6 +31,7 @@ from ..training.checkpointer import hold_run_directory
 from ..training.config import plan_batches
 from ..training.language_model import default_token_files, open_token_file, train_language_model
 from ..training.schedules import Schedule
+from ..training.sinks import MetricsSink
 from .cache import cache_root, claim_dir, entry_dir, entry_path, is_done, mark_done
 from .pool import beside, cpu_workers
 from .recipes import PretrainSpec, Recipe, load_recipe
@@ -81,12 +82,15 @@ def pretrain(
     progress: bool = True,
     run_dir: str | os.PathLike[str] | None = None,
     tokens: tuple[Path, Path | None] | None = None,
+    sink: MetricsSink | None = None,
 ) -> PretrainRun:
     """Train the run ``spec`` describes, or load it when finished; an interrupted run resumes.
 
     The run lives in the experiment cache under a hash of ``spec`` and its data, unless ``run_dir``
     is given. ``tokens`` (train, val or None) replaces the books corpus with other packed token
     files. Under torchrun every rank calls this; rank 0 prepares the data and marks the run done.
+    ``sink`` (e.g. a :class:`~workbench.training.sinks.TensorBoardSink`) receives the history rows
+    this call trains: none for a finished run; it is no part of the cache key.
 
     One process at a time trains a run: another process that wants the same cache entry (a second
     notebook) waits for it and then loads the finished run; another process in the same ``run_dir``
@@ -120,6 +124,7 @@ def pretrain(
             run_dir=run_dir,
             resume=resume,
             metadata=metadata,
+            sink=sink,
         )
         if context.is_main:
             mark_done(run_dir)

@@ -7,14 +7,21 @@ them once and a notebook re-run reads them back. Each run keeps its per-example 
 dev and test splits, so that conditions are compared paired by seed and by example. Tasks are
 split with the pretraining run's ``data_seed``: their examples come from the documents that run
 held out.
+
+Given a ``tensorboard`` directory, each run trained (not read from the cache) also logs its history
+rows there as TensorBoard scalars, in a subdirectory named after the run (``TASK/``, what it starts
+from, layers, lambda, head, seed, then its cache entry's hash). Runs may train in worker processes,
+so they are given a directory rather than a sink; the directory is no part of any cache key.
 """
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import functools
 import json
 import math
+import os
 import time
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
@@ -46,6 +53,7 @@ from ..evaluation.probes import PROBED_KINDS, SOLVER, layer_features, probe_laye
 from ..evaluation.statistics import bootstrap_mean
 from ..models.gpt import GPT
 from ..training.finetuning import correct_predictions, finetune
+from ..training.sinks import MetricsSink, TensorBoardSink, require_tensorboard
 from ..training.surgery import transfer
 from .cache import entry_dir, entry_lock, is_done, mark_done
 from .pool import cpu_workers, in_pool
@@ -436,9 +444,11 @@ class TransferExperiment:
         )
         return pd.concat([layer_probes(*call) for call in calls], ignore_index=True)
 
-    def sweep(self, run: PretrainRun, progress: bool = True) -> pd.DataFrame:
+    def sweep(
+        self, run: PretrainRun, progress: bool = True, tensorboard: str | os.PathLike[str] | None = None
+    ) -> pd.DataFrame:
         """GPT-1 Figure 2 (left) at every checkpoint, for every task, in one pool of runs:
-        :func:`layer_transfer_sweep` rows."""
+        :func:`layer_transfer_sweep` rows (``tensorboard``: see the module's docstring)."""
         labelled = [
             (job, variant, layers)
             for task in self.tasks
@@ -446,10 +456,16 @@ class TransferExperiment:
                 run, task, self.layers, self.seeds, self.n_labelled(task), self.recipe.finetuning, 0.5, self.checkpoints
             )
         ]
-        return _frame(labelled, "fine-tuning runs (layer transfer)", progress)
+        return _frame(labelled, "fine-tuning runs (layer transfer)", progress, tensorboard)
 
-    def ablation(self, run: PretrainRun, lstm_run: PretrainRun | None, progress: bool = True) -> pd.DataFrame:
-        """GPT-1 Table 5 for every task: :func:`ablation` rows."""
+    def ablation(
+        self,
+        run: PretrainRun,
+        lstm_run: PretrainRun | None,
+        progress: bool = True,
+        tensorboard: str | os.PathLike[str] | None = None,
+    ) -> pd.DataFrame:
+        """GPT-1 Table 5 for every task: :func:`ablation` rows (``tensorboard``: see the module's docstring)."""
         return ablation(
             run,
             self.tasks,
@@ -459,6 +475,7 @@ class TransferExperiment:
             lstm_run=lstm_run,
             linear_head=self.linear_head,
             progress=progress,
+            tensorboard=tensorboard,
         )
 
     def findings(
@@ -525,6 +542,14 @@ class _Job:
             ),
         )
 
+    @property
+    def run_name(self) -> str:
+        """A readable name that is unique to the run: what it is, then its cache entry's hash."""
+        start = f"{self.spec.model}-step-{self.checkpoint_step}" if self.run is not None else "no-pretraining"
+        layers = [f"layers-{self.n_layers}"] if self.n_layers is not None else []
+        parts = [start, *layers, f"lambda-{self.lm_weight:g}", f"{self.settings.head}-head", f"seed-{self.seed}"]
+        return f"{self.task}/{'_'.join(parts)}_{self.entry().name}"
+
 
 def _job(
     run: PretrainRun | None,
@@ -582,6 +607,7 @@ def finetune_task(
     *,
     spec: PretrainSpec | None = None,
     checkpoint_step: int | None = None,
+    tensorboard: str | os.PathLike[str] | None = None,
 ) -> dict:
     """Fine-tune on ``task`` from a checkpoint of ``run`` (cached); return accuracies and settings.
 
@@ -591,9 +617,11 @@ def finetune_task(
     of ``spec``, default the CPU recipe's. ``n_labelled`` keeps the first labelled examples of the
     train split (None: all). ``lm_weight`` is lambda in L3 = L2 + lambda L1. The result holds each
     evaluated split's accuracy, size and per-example outcomes (``{split}_correct``, a 0/1 string).
+    ``tensorboard``: see the module's docstring.
     """
     job = _job(run, task, n_layers, seed, n_labelled, lm_weight, settings, spec, checkpoint_step)
-    return _cached(job) or _compute(job)
+    tensorboard = _tensorboard_root(tensorboard)
+    return _cached(job) or _compute(job, tensorboard)
 
 
 def finetune_all(
@@ -602,11 +630,12 @@ def finetune_all(
     settings: FinetuneSettings | None = None,
     progress: bool = True,
     desc: str = "fine-tuning runs",
+    tensorboard: str | os.PathLike[str] | None = None,
 ) -> list[dict]:
     """:func:`finetune_task` with every layer transferred and lambda = 0.5 for each ``(task, seed,
     n_labelled)`` of ``runs``, as many at once as the cores allow (cached runs are read)."""
     jobs = [_job(run, task, None, seed, n_labelled, 0.5, settings, None) for task, seed, n_labelled in runs]
-    return _run_jobs(jobs, desc, progress)
+    return _run_jobs(jobs, desc, progress, tensorboard)
 
 
 def _cached(job: _Job) -> dict | None:
@@ -614,28 +643,41 @@ def _cached(job: _Job) -> dict | None:
     return json.loads((path / "result.json").read_text()) if is_done(path) else None
 
 
-def _compute(job: _Job) -> dict:
+def _tensorboard_root(tensorboard: str | os.PathLike[str] | None) -> Path | None:
+    """The directory of the runs' TensorBoard logs, once TensorBoard is known to be installed."""
+    if tensorboard is None:
+        return None
+    require_tensorboard()
+    return Path(tensorboard)
+
+
+def _compute(job: _Job, tensorboard: Path | None = None) -> dict:
     """Train and evaluate one run with ``settings.threads`` torch threads, then cache its result;
-    if another process is computing the same run, wait for it and read its result instead."""
+    if another process is computing the same run, wait for it and read its result instead. With
+    ``tensorboard``, the run logs its history to ``tensorboard / job.run_name`` as it trains."""
     path = job.entry()
     with entry_lock(path):
         if (cached := _cached(job)) is not None:
             return cached
-        with torch_threads(job.settings.threads):
-            result = _finetune(job)
+        log = TensorBoardSink(tensorboard / job.run_name) if tensorboard is not None else contextlib.nullcontext()
+        with torch_threads(job.settings.threads), log as sink:
+            result = _finetune(job, sink)
         write_text_atomic(path / "result.json", json.dumps(result, indent=1))
         mark_done(path)
     return result
 
 
-def _run_jobs(jobs: list[_Job], desc: str, progress: bool) -> list[dict]:
+def _run_jobs(
+    jobs: list[_Job], desc: str, progress: bool, tensorboard: str | os.PathLike[str] | None = None
+) -> list[dict]:
     """Every job's result, read from the cache or computed; on a CPU with ``settings.threads``
     set, as many runs at once as the cores allow (each in its own process), longest first."""
+    tensorboard = _tensorboard_root(tensorboard)
     results = [_cached(job) for job in jobs]
     todo = sorted((i for i, result in enumerate(results) if result is None), key=lambda i: -_cost(jobs[i]))
     computed = in_pool(
         _compute,
-        [(jobs[i],) for i in todo],
+        [(jobs[i], tensorboard) for i in todo],
         cpu_workers(jobs[0].settings.threads, jobs[0].settings.train.device),
         desc,
         progress,
@@ -652,7 +694,7 @@ def _cost(job: _Job) -> float:
     return sequences * (1 + (job.lm_weight > 0) + (job.settings.head == "likelihood"))
 
 
-def _finetune(job: _Job) -> dict:
+def _finetune(job: _Job, sink: MetricsSink | None = None) -> dict:
     start = time.perf_counter()
     spec, settings, task_spec = job.spec, job.settings, TASKS[job.task]
     tokenizer = spec.tokenizer()
@@ -685,6 +727,7 @@ def _finetune(job: _Job) -> dict:
         tokenizer.pad_id,
         lm_weight=job.lm_weight,
         group_by_length=settings.group_by_length,
+        sink=sink,
     )
     curve = trainer.history.dropna(subset=["loss"])
     result = dict(
@@ -757,9 +800,11 @@ def _sweep_jobs(run, task, layers, seeds, n_labelled, settings, lm_weight, check
     return jobs
 
 
-def _frame(labelled_jobs: list, desc: str, progress: bool) -> pd.DataFrame:
+def _frame(
+    labelled_jobs: list, desc: str, progress: bool, tensorboard: str | os.PathLike[str] | None = None
+) -> pd.DataFrame:
     """The long frame (:data:`SWEEP_COLUMNS` and ``correct``) of ``(job, variant, layers)`` runs."""
-    results = _run_jobs([job for job, _, _ in labelled_jobs], desc, progress)
+    results = _run_jobs([job for job, _, _ in labelled_jobs], desc, progress, tensorboard)
     rows = []
     for (job, variant, layers), result in zip(labelled_jobs, results):
         rows += _long_rows(job, result, variant=variant, layers_transferred=layers)
@@ -780,9 +825,11 @@ def layer_transfer_sweep(
     checkpoints: Iterable[int] | None = None,
     *,
     progress: bool = True,
+    tensorboard: str | os.PathLike[str] | None = None,
 ) -> pd.DataFrame:
     """Accuracy against the number of pretrained layers transferred (GPT-1 Figure 2, left), from
-    each kept checkpoint step of ``checkpoints`` (None: the last).
+    each kept checkpoint step of ``checkpoints`` (None: the last); ``tensorboard``: see the module's
+    docstring.
 
     One row per run and split (:data:`SWEEP_COLUMNS`, plus ``correct``): ``variant`` is
     ``"transfer"`` (``layers_transferred`` 0..L, 0 = embeddings only) or ``"no_pretraining"`` (the
@@ -793,7 +840,7 @@ def layer_transfer_sweep(
         raise ValueError("layer_transfer_sweep needs a pretraining run to transfer layers from")
     check_task(task)
     jobs = _sweep_jobs(run, task, layers, seeds, n_labelled, settings, lm_weight, checkpoints)
-    return _frame(jobs, f"{task}: fine-tuning runs", progress)
+    return _frame(jobs, f"{task}: fine-tuning runs", progress, tensorboard)
 
 
 def ablation(
@@ -806,6 +853,7 @@ def ablation(
     lstm_run: PretrainRun | None = None,
     linear_head: FinetuneSettings | None = None,
     progress: bool = True,
+    tensorboard: str | os.PathLike[str] | None = None,
 ) -> pd.DataFrame:
     """GPT-1 Table 5 (see :data:`VARIANTS`) for each task and seed, from the last checkpoints; with
     ``settings.head`` "likelihood", also the full method with GPT-1's linear head, trained with
@@ -814,7 +862,7 @@ def ablation(
     ``n_labelled`` is one count for every task or a ``{task: count}`` mapping. The ``lstm`` row
     needs ``lstm_run``, an LSTM pretrained on the same tokens (left out without it). Runs shared
     with a layer-transfer sweep of the same settings (all layers, lambda 0.5; no pretraining) are
-    read from the cache.
+    read from the cache. ``tensorboard``: see the module's docstring.
     """
     if run is None:
         raise ValueError("ablation needs a pretraining run: its variants are measured against it")
@@ -846,5 +894,5 @@ def ablation(
                         run, task, None, seed, labelled[task], 0.0 if variant == "no_aux_lm" else 0.5, settings, None
                     )
                 jobs.append((job, variant, pd.NA))
-    frame = _frame(jobs, "ablation runs", progress)
+    frame = _frame(jobs, "ablation runs", progress, tensorboard)
     return frame[[*ABLATION_COLUMNS, "first_task_loss", "final_task_loss", "correct"]]

@@ -51,6 +51,7 @@ from ..evaluation.heuristics import (
     score_outcomes,
     summarize_outcomes,
 )
+from ..evaluation.scaling_law import KAPLAN_ALPHA_N, ScalingFit, fit_scaling_law
 from ..evaluation.statistics import (
     BOOTSTRAP_REPLICATES,
     CONFIDENCE,
@@ -60,7 +61,7 @@ from ..evaluation.statistics import (
     interval,
     paired_difference,
     replicates,
-    trend,
+    seed_trend,
 )
 from ..models.config import PRESETS
 from ..models.gpt import GPT
@@ -82,6 +83,7 @@ SCALING_COLUMNS = [
     "preset",
     "parameters",
     "non_embedding_params",
+    "seed",
     "step",
     *POINT_COLUMNS,
     *READOUT_COLUMNS,
@@ -344,35 +346,41 @@ class ZeroShotExperiment:
         return lstm_comparison(outcomes)
 
     def scaling_outcomes(self, progress: bool = True) -> pd.DataFrame | None:
-        """Per-example outcomes of one checkpoint of each size of the ladder; None when it is empty."""
+        """Per-example outcomes of one checkpoint of each run of each size of the ladder, with a ``seed``
+        column (the run's training seed); None when the ladder is empty."""
         if not self.recipe.ladder:
             return None
-        unigram = self.unigram_log_probs()
-        frames = [
-            scaling_outcomes(
-                with_seed(self.spec, index),
-                self.recipe.ladder,
-                self.heuristics,
-                self.evaluation,
-                unigram=unigram,
-                device=self.spec.train.device,
-                progress=progress,
-                threads=self.spec.train.threads,
-            )
-            for index in range(self.recipe.pretraining_runs)
-        ]
-        return pool_runs(frames, ["preset", "parameters", "non_embedding_params"])
+        return scaling_outcomes(
+            self.spec,
+            self.recipe.ladder,
+            self.heuristics,
+            self.evaluation,
+            runs=self.recipe.rung_runs(),
+            unigram=self.unigram_log_probs(),
+            device=self.spec.train.device,
+            progress=progress,
+            threads=self.spec.train.threads,
+        )
 
     def scaling(self, outcomes: pd.DataFrame, reference: Mapping[str, float] | None) -> pd.DataFrame:
-        """One row per preset and readout (:data:`SCALING_COLUMNS`), smallest model first."""
-        keys = ["preset", "parameters", "non_embedding_params", "step", *POINT_COLUMNS]
+        """One row per preset, run and readout (:data:`SCALING_COLUMNS`), smallest model first."""
+        keys = ["preset", "parameters", "non_embedding_params", "seed", "step", *POINT_COLUMNS]
         table = summarize_readouts(outcomes, keys, reference)[SCALING_COLUMNS]
-        return table.sort_values("parameters", kind="stable", ignore_index=True)
+        return table.sort_values(["parameters", "seed"], kind="stable", ignore_index=True)
 
     def scaling_trends(self, outcomes: pd.DataFrame) -> pd.DataFrame:
         """Change and slope per readout from the smallest model to the largest, against log10(non-embedding
-        parameters), the N of Kaplan et al. (2020)."""
+        parameters), the N of Kaplan et al. (2020), with intervals over seeds and examples together."""
         return trends(outcomes.assign(model="ladder"), "model", "non_embedding_params", "non_embedding_params")
+
+    def scaling_fit(self, table: pd.DataFrame) -> ScalingFit:
+        """Kaplan et al.'s L(N) fitted to the validation loss of every run of the ladder (a :meth:`scaling` table)."""
+        runs = table.drop_duplicates(["preset", "seed"])
+        return fit_scaling_law(runs["non_embedding_params"], runs["val_loss"])
+
+    def audit_table(self, outcomes: pd.DataFrame, scaling_outcomes: pd.DataFrame | None) -> pd.DataFrame:
+        """:func:`audit_table`: the per-example outcomes behind every verdict, compactly."""
+        return audit_table(outcomes, scaling_outcomes)
 
     def pretrained_table(self, reference: Mapping[str, float] | None) -> pd.DataFrame | None:
         """The readouts on real Hugging Face weights (GPT-2 section) with GPT-2's tokenizer; None
@@ -391,8 +399,9 @@ class ZeroShotExperiment:
         scaling_trends: pd.DataFrame | None = None,
         reference: Mapping[str, float] | None = None,
         positions: pd.DataFrame | None = None,
+        scaling_fit: ScalingFit | None = None,
     ) -> str:
-        return "\n".join(findings(trends_table, outcomes, scaling_trends, reference, positions))
+        return "\n".join(findings(trends_table, outcomes, scaling_trends, reference, positions, scaling_fit))
 
 
 def with_seed(spec: PretrainSpec, offset: int) -> PretrainSpec:
@@ -680,21 +689,31 @@ def scaling_outcomes(
     heuristics: Sequence[str] | None = None,
     evaluation: EvaluationSettings | None = None,
     seed: int = 0,
+    runs: Sequence[int] | None = None,
     unigram: np.ndarray | None = None,
     device: str = "cpu",
     progress: bool = True,
     threads: int | None = None,
 ) -> pd.DataFrame:
-    """Per-example outcomes of one checkpoint of one run per model size (GPT-2's scaling claim),
-    with ``preset`` and ``parameters`` columns: the last, or with ``evaluation.checkpoint="best"``
-    the kept checkpoint of lowest validation loss (early stopping). Each preset is pretrained with
-    ``spec`` (cached like any run: the preset of the shared run is that run); ``threads`` as in
-    :func:`evaluate_checkpoints`."""
+    """Per-example outcomes of one checkpoint of each run of each model size (GPT-2's scaling claim),
+    with ``preset``, ``parameters``, ``non_embedding_params`` and ``seed`` (the run's training seed)
+    columns: the last checkpoint, or with ``evaluation.checkpoint="best"`` the kept checkpoint of lowest
+    validation loss (early stopping). ``runs`` is the number of pretraining runs of each preset (seeds
+    ``spec.train.seed``, ``+ 1``, ...; default one each); every run is pretrained with ``spec`` (cached
+    like any run: the shared run's preset and seed is that run), the largest first so that two at a
+    time finish together; ``seed`` is the task-split seed and ``threads`` as in :func:`evaluate_checkpoints`."""
     heuristics = _heuristics(heuristics)
     evaluation = evaluation or RECIPES["cpu"].evaluation
     specs = scaling_specs(spec, RECIPES["cpu"].ladder if presets is None else presets)
+    runs = sequence_of(POSITIVE_INT)(tuple(runs or (1,) * len(specs)), "runs")
+    if len(runs) != len(specs):
+        raise ValueError(f"runs has {len(runs)} counts {list(runs)} for {len(specs)} presets; expected one per preset")
+    specs = [with_seed(s, i) for s, count in zip(specs, runs) for i in range(count)]
+    by_cost = sorted(range(len(specs)), key=lambda i: -count_parameters(specs[i].gpt_config))
+    trained = dict(zip(by_cost, pretrain_all([specs[i] for i in by_cost], progress)))
     calls = []
-    for run_spec, run in zip(specs, pretrain_all(specs, progress)):
+    for i, run_spec in enumerate(specs):
+        run = trained[i]
         if not run.steps:
             raise ValueError(f"the {run_spec.preset} run {run.run_dir} has no checkpoints")
         step = run.steps[-1]
@@ -708,11 +727,60 @@ def scaling_outcomes(
                 preset=run_spec.preset,
                 parameters=count_parameters(run_spec.gpt_config),
                 non_embedding_params=non_embedding_parameters(run_spec.gpt_config),
+                seed=run_spec.train.seed,
             )
             for frame, run_spec in zip(frames, specs)
         ],
         ignore_index=True,
     )
+
+
+AUDIT_COLUMNS = [
+    "model",
+    "preset",
+    "seed",
+    "step",
+    "task",
+    "heuristic",
+    "readout",
+    "metric",
+    "n",
+    "correct",
+    "label",
+    "score",
+]
+
+
+def audit_table(outcomes: pd.DataFrame, scaling_outcomes: pd.DataFrame | None = None) -> pd.DataFrame:
+    """The per-example outcomes behind every verdict (:data:`AUDIT_COLUMNS`), one row per evaluated checkpoint
+    (``model``, ``step``; the ladder's rows ``model="ladder"`` with ``preset`` and ``seed``) and readout:
+    ``correct`` in example order as 0/1 digits (space-separated shares where pretraining runs were pooled),
+    and for AUC readouts the ``label`` digits and each example's ``score`` (6 significant digits), from
+    which every interval and paired comparison of the notebook can be recomputed."""
+    frames = [outcomes.assign(preset="", seed=np.nan)]
+    if scaling_outcomes is not None:
+        frames.append(scaling_outcomes.assign(model="ladder"))
+    keys = ["model", "preset", "seed", "step", "task", "heuristic", "readout", "metric"]
+    rows = []
+    for values, group in pd.concat(frames, ignore_index=True).groupby(keys, sort=False, dropna=False):
+        group = group.sort_values("example")
+        auc = values[-1] == "auc"
+        rows.append(
+            dict(
+                zip(keys, values),
+                n=len(group),
+                correct=_digits(group["correct"].to_numpy()),
+                label=_digits(group["label"].to_numpy()) if auc else "",
+                score=" ".join(f"{v:.6g}" for v in group["score"]) if auc else "",
+            )
+        )
+    return pd.DataFrame(rows, columns=AUDIT_COLUMNS)
+
+
+def _digits(values: np.ndarray) -> str:
+    if np.isin(values, (0, 1)).all():
+        return "".join(str(int(v)) for v in values)
+    return " ".join(f"{v:g}" for v in values)
 
 
 MIN_SUPERVISED_MARGIN = 0.05
@@ -784,29 +852,38 @@ def accuracy_table(table: pd.DataFrame, index: Sequence[str]) -> pd.DataFrame:
 def trends(outcomes: pd.DataFrame, group: str, order: str, x: str) -> pd.DataFrame:
     """Per ``group`` (a model) and readout: the value at the first and last ``order`` (checkpoint,
     size), the paired change between them and the slope against log10(``x``), each with its
-    bootstrap interval, and the verdict of :data:`PROTOCOL` (:class:`~workbench.evaluation.statistics.Trend`)."""
+    bootstrap interval, and the verdict of :data:`PROTOCOL` (:class:`~workbench.evaluation.statistics.Trend`).
+    With a ``seed`` column (several pretraining runs at a point), a point's value is the mean over its
+    runs and the intervals hold seed variance too (:func:`~workbench.evaluation.statistics.seed_trend`)."""
     rows = []
     for label, frame in outcomes.groupby(group, sort=False):
         points = frame[list(dict.fromkeys([order, x]))].drop_duplicates().sort_values(order)
-        per_point = [outcomes_of(frame[frame[order] == value]) for value in points[order]]
+        per_point = [_runs(frame[frame[order] == value]) for value in points[order]]
         family = []
-        for key, first in per_point[0].items():
-            series = [p[key] for p in per_point]
-            result = trend(np.log10(points[x].to_numpy(dtype=float)), series)
+        for key, first in per_point[0][0].items():
+            series = [[run[key] for run in runs] for runs in per_point]
+            result = seed_trend(np.log10(points[x].to_numpy(dtype=float)), series)
             family.append(
                 dict(
                     model=label,
                     **_readout_fields(key, first),
                     n=len(first.correct),
-                    first=first.value(),
-                    last=series[-1].value(),
+                    first=np.mean([o.value() for o in series[0]]),
+                    last=np.mean([o.value() for o in series[-1]]),
                     **dataclasses.asdict(result),
-                    last_share=series[-1].predicted_share(),
+                    last_share=np.mean([o.predicted_share() for o in series[-1]]),
                 )
             )
         for row, adjusted in zip(family, holm([row["p"] for row in family])):
             rows.append(dict(row, p_holm=adjusted, verdict=_verdict(row, adjusted)))
     return pd.DataFrame(rows, columns=TREND_COLUMNS)
+
+
+def _runs(frame: pd.DataFrame) -> list[dict]:
+    """The :func:`outcomes_of` of each pretraining run (``seed``) in ``frame``; one when it has no seeds."""
+    if "seed" not in frame:
+        return [outcomes_of(frame)]
+    return [outcomes_of(group) for _, group in frame.groupby("seed", sort=True)]
 
 
 def _readout_fields(key: tuple[str, str], outcomes: Outcomes) -> dict:
@@ -869,6 +946,7 @@ def findings(
     scaling_trends: pd.DataFrame | None = None,
     reference: Mapping[str, float] | None = None,
     positions: pd.DataFrame | None = None,
+    scaling_fit: ScalingFit | None = None,
 ) -> list[str]:
     """What the numbers say, in sentences computed from them under :data:`PROTOCOL`, and how they
     compare with GPT-1 Figure 2 (right) and with GPT-2, point by point; with ``reference`` (task ->
@@ -911,11 +989,32 @@ def findings(
         counts = scaling_trends["verdict"].value_counts()
         rising = scaling_trends[scaling_trends["verdict"] == "rises"]
         lines.append(
-            f"GPT-2, zero-shot performance grows with capacity: over the size ladder, {counts.get('rises', 0)} of "
-            f"{len(scaling_trends)} readouts rise with log10(non-embedding parameters), {counts.get('falls', 0)} fall "
-            f"({', '.join(map(_named, rising.itertuples())) or 'none rises'})."
+            f"GPT-2, zero-shot performance grows with capacity (its Figure 1 and Table 3: every task improves "
+            f"log-linearly from 117M to 1.5B parameters): over the size ladder, {counts.get('rises', 0)} of "
+            f"{len(scaling_trends)} readouts rise with log10(non-embedding parameters), {counts.get('falls', 0)} fall, "
+            f"{counts.get('constant', 0)} constant ({', '.join(map(_named, rising.itertuples())) or 'none rises'}; "
+            "intervals over pretraining runs and examples, Holm over the ladder's readouts)."
         )
+    if scaling_fit is not None:
+        lines.append(_scaling_law(scaling_fit))
     return lines
+
+
+def _scaling_law(fit: ScalingFit) -> str:
+    alpha, low, high = fit.alpha
+    reading = (
+        "consistent with"
+        if low <= KAPLAN_ALPHA_N <= high
+        else "steeper than"
+        if low > KAPLAN_ALPHA_N
+        else "shallower than"
+    )
+    return (
+        f"Kaplan et al. (2020), loss falls as a power of size: L(N) = (N_c / N)^alpha + L_inf fitted to the "
+        f"validation loss of {fit.runs} runs of {fit.sizes} sizes gives alpha = {_interval(alpha, low, high)} and "
+        f"L_inf = {_interval(*fit.l_inf)} nats, {reading} their alpha_N = {KAPLAN_ALPHA_N} (models trained to "
+        "convergence over six decades of N; here one pass over half the corpus, under two decades)."
+    )
 
 
 def _by_position(gaps: pd.DataFrame) -> str:
@@ -1035,6 +1134,7 @@ def _transformer_against_lstm(outcomes: pd.DataFrame, trends_table: pd.DataFrame
 
 
 __all__ = [
+    "AUDIT_COLUMNS",
     "CURVE_COLUMNS",
     "LOSS_BY_POSITION_COLUMNS",
     "PROTOCOL",
@@ -1043,6 +1143,7 @@ __all__ = [
     "ZeroShotExperiment",
     "accuracy_table",
     "add_relative",
+    "audit_table",
     "checkpoint_val_loss",
     "pool_runs",
     "evaluate_checkpoint",

@@ -7,7 +7,7 @@ transposed by :mod:`workbench.models.huggingface` when a checkpoint is loaded.
 from __future__ import annotations
 
 import math
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
@@ -17,6 +17,7 @@ from torch import nn
 
 from . import generation, huggingface
 from .config import GPTConfig
+from .hooks import ActivationCache, HookFunction, HookPoints, at, at_heads, run_with_cache, run_with_hooks, scope
 from .kv_cache import KVCache, LayerCache
 from .linear_cross_entropy import IGNORE_INDEX, linear_cross_entropy
 from .weights import load_state_checked
@@ -110,14 +111,15 @@ class CausalSelfAttention(nn.Module):
         self,
         x: torch.Tensor,
         past: tuple[torch.Tensor, torch.Tensor] | LayerCache | None = None,
-        need_weights: bool = False,
         mask: torch.Tensor | None = None,
-    ) -> tuple[torch.Tensor, tuple[torch.Tensor, torch.Tensor], torch.Tensor | None]:
+        hooks: HookPoints | None = None,
+    ) -> tuple[torch.Tensor, tuple[torch.Tensor, torch.Tensor]]:
         """``mask`` (True = attend, ``[batch, 1, query, key]``, causality included) is only given
-        for padded batches; without it the causal structure alone decides."""
-        n_batch, n_time, width = x.shape
-        # "b t (three h d) -> three b h t d" (views only; einops' own overhead showed in decoding)
-        q, k, v = self.qkv(x).view(n_batch, n_time, 3, self.n_head, -1).permute(2, 0, 3, 1, 4).unbind(0)
+        for padded batches; without it the causal structure alone decides. ``hooks``: the ``attn.``
+        hook points of this layer (:mod:`workbench.models.hooks`)."""
+        q, k, v = split_heads(self.qkv(x), self.n_head)
+        if hooks is not None:
+            q, k, v = (at_heads(hooks, f"hook_{name}", heads) for name, heads in zip("qkv", (q, k, v)))
         if isinstance(past, LayerCache):
             k, v = past.update(k, v)
         elif past is not None:
@@ -125,16 +127,14 @@ class CausalSelfAttention(nn.Module):
             v = torch.cat([past[1], v], dim=2)
         n_query, n_key = q.size(2), k.size(2)
         dropout = self.dropout if self.training else 0.0
-        weights = None
-        if need_weights or (dropout and q.device.type == "cpu"):
-            # The explicit path: when attention maps are asked for, and for attention dropout on a
-            # CPU, where SDPA falls back to its math path and that path's extra masking and checks
+        if (hooks is not None and hooks.reads_pattern()) or (dropout and q.device.type == "cpu"):
+            # The explicit path: when a hook reads the attention matrix, and for attention dropout on
+            # a CPU, where SDPA falls back to its math path and that path's extra masking and checks
             # cost a quarter of attention's time in bf16. It draws the same dropout mask as SDPA.
             scores = (q @ k.transpose(-2, -1)) / math.sqrt(q.size(-1))
             allowed = _causal_mask(n_query, n_key, q.device) if mask is None else mask
-            scores = scores.masked_fill(~allowed, float("-inf"))
-            attention = scores.softmax(dim=-1)
-            weights = attention if need_weights else None
+            scores = at(hooks, "hook_attn_scores", scores.masked_fill(~allowed, float("-inf")))
+            attention = at(hooks, "hook_pattern", scores.softmax(dim=-1))
             y = F.dropout(attention, dropout, self.training) @ v
         elif mask is not None:
             y = F.scaled_dot_product_attention(q, k, v, attn_mask=mask, dropout_p=dropout)
@@ -146,8 +146,27 @@ class CausalSelfAttention(nn.Module):
         else:
             causal = _causal_mask(n_query, n_key, q.device)
             y = F.scaled_dot_product_attention(q, k, v, attn_mask=causal, dropout_p=dropout)
-        y = y.transpose(1, 2).reshape(n_batch, n_time, width)  # "b h t d -> b t (h d)"
-        return self.resid_dropout(self.proj(y)), (k, v), weights
+        return self.resid_dropout(self.proj(merge_heads(at_heads(hooks, "hook_z", y)))), (k, v)
+
+
+SPLIT_HEADS = "batch time (three head d) -> three batch head time d"
+MERGE_HEADS = "batch head time d -> batch time (head d)"
+"""The attention's head split and merge in einops' notation. :func:`split_heads` and :func:`merge_heads`
+compute them with plain views instead, which a test holds equal to these: einops' own work per call
+adds about 12 microseconds per layer and decoding step on a CPU (``bench/bench_hooks.py``: 0.63x the
+views' calls per second), a few percent of a small model's step (1.5 ms for gpt2-mini, batch 1)."""
+
+
+def split_heads(qkv: torch.Tensor, n_head: int) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """Queries, keys and values ``[batch, head, time, head_dim]`` from the fused projection: :data:`SPLIT_HEADS`."""
+    n_batch, n_time, _ = qkv.shape
+    return qkv.view(n_batch, n_time, 3, n_head, -1).permute(2, 0, 3, 1, 4).unbind(0)
+
+
+def merge_heads(y: torch.Tensor) -> torch.Tensor:
+    """The heads' outputs side by side, ``[batch, time, d_model]``: :data:`MERGE_HEADS`."""
+    n_batch, n_head, n_time, head_dim = y.shape
+    return y.transpose(1, 2).reshape(n_batch, n_time, n_head * head_dim)
 
 
 def _causal_mask(n_query: int, n_key: int, device: torch.device) -> torch.Tensor:
@@ -185,8 +204,19 @@ class MLP(nn.Module):
         self.approximate = "tanh" if config.activation == "gelu_tanh" else "none"
         self.dropout = nn.Dropout(config.dropout)
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.dropout(self.proj(F.gelu(self.fc(x), approximate=self.approximate)))
+    def forward(self, x: torch.Tensor, hooks: HookPoints | None = None) -> torch.Tensor:
+        activation = at(hooks, "hook_pre", self.fc(x))
+        return self.dropout(self.proj(at(hooks, "hook_post", F.gelu(activation, approximate=self.approximate))))
+
+
+def layer_norm(norm: nn.LayerNorm, x: torch.Tensor, hooks: HookPoints | None) -> torch.Tensor:
+    """``norm(x)``; with hooks at its ``hook_scale`` or ``hook_normalized`` point, computed in the steps
+    those points name (the same values up to rounding)."""
+    if hooks is None:
+        return norm(x)
+    centred = x - x.mean(dim=-1, keepdim=True)
+    scale = hooks("hook_scale", (centred.pow(2).mean(dim=-1, keepdim=True) + norm.eps).sqrt())
+    return hooks("hook_normalized", centred / scale) * norm.weight + norm.bias
 
 
 class Block(nn.Module):
@@ -200,16 +230,22 @@ class Block(nn.Module):
         self.ln_2 = nn.LayerNorm(config.d_model, eps=config.layer_norm_eps)
         self.mlp = MLP(config)
 
-    def forward(self, x, past=None, need_weights=False, mask=None):
+    def forward(self, x, past=None, mask=None, hooks: HookPoints | None = None):
+        """``(output, present keys and values)``; ``hooks``: this block's hook points (``blocks.{i}.``)."""
+        x = at(hooks, "hook_resid_pre", x)
+        attn_hooks, mlp_hooks = scope(hooks, "attn."), scope(hooks, "mlp.")
         if self.pre_norm:
-            a, present, weights = self.attn(self.ln_1(x), past, need_weights, mask)
-            x = x + a
-            x = x + self.mlp(self.ln_2(x))
+            a, present = self.attn(layer_norm(self.ln_1, x, scope(hooks, "ln1.")), past, mask, attn_hooks)
+            x = at(hooks, "hook_resid_mid", x + at(hooks, "hook_attn_out", a))
+            m = self.mlp(layer_norm(self.ln_2, x, scope(hooks, "ln2.")), mlp_hooks)
+            x = at(hooks, "hook_resid_post", x + at(hooks, "hook_mlp_out", m))
         else:
-            a, present, weights = self.attn(x, past, need_weights, mask)
-            x = self.ln_1(x + a)
-            x = self.ln_2(x + self.mlp(x))
-        return x, present, weights
+            a, present = self.attn(x, past, mask, attn_hooks)
+            x = layer_norm(self.ln_1, x + at(hooks, "hook_attn_out", a), scope(hooks, "ln1."))
+            x = at(hooks, "hook_resid_mid", x)
+            m = at(hooks, "hook_mlp_out", self.mlp(x, mlp_hooks))
+            x = at(hooks, "hook_resid_post", layer_norm(self.ln_2, x + m, scope(hooks, "ln2.")))
+        return x, present
 
 
 class GPT(nn.Module):
@@ -333,11 +369,13 @@ class GPT(nn.Module):
         output_attentions: bool = False,
         use_cache: bool = False,
         attention_mask: torch.Tensor | None = None,
+        hooks: HookPoints | None = None,
     ):
         """The body without the LM head: final hidden state ``[batch, time, d_model]`` and extras.
 
         With a :class:`KVCache` as ``past_key_values`` (and ``use_cache``), the new positions are
-        written into it and the cache itself is returned as the presents."""
+        written into it and the cache itself is returned as the presents. ``hooks`` are run at the
+        hook points of :mod:`workbench.models.hooks` (:meth:`run_with_cache`, :meth:`run_with_hooks`)."""
         in_place = isinstance(past_key_values, KVCache)
         if in_place and not use_cache:
             raise ValueError("a KVCache is written in place, so it needs use_cache=True")
@@ -352,23 +390,29 @@ class GPT(nn.Module):
             positions = torch.arange(past_length, past_length + idx.size(1), device=idx.device)
         else:
             positions, mask = _padding_mask(attention_mask, idx, past_length)
-        x = self.drop(self.wte(idx) + self.wpe(positions))
-        hidden_states = [x] if output_hidden_states else None
         attentions = [] if output_attentions else None
+        if output_attentions:  # the attention patterns, as a hook reads them
+            pattern_names = [f"blocks.{i}.attn.hook_pattern" for i in range(len(self.blocks))]
+            record = {name: [lambda pattern, _: attentions.append(pattern)] for name in pattern_names}
+            hooks = (hooks or HookPoints({})).with_functions(record)
+        embedding, position = self.wte(idx), self.wpe(positions)
+        if hooks is not None:
+            embedding = hooks("hook_embed", embedding)
+            position = hooks("hook_pos_embed", position.expand_as(embedding))
+        x = self.drop(embedding + position)
+        hidden_states = [x] if output_hidden_states else None
         presents = [] if use_cache else None
         for i, (block, past) in enumerate(zip(self.blocks, pasts, strict=True)):
-            x, present, weights = block(x, past, output_attentions, mask)
+            x, present = block(x, past, mask, scope(hooks, f"blocks.{i}."))
             if use_cache and not in_place:
                 presents.append(present)
-            if output_attentions:
-                attentions.append(weights)
             if output_hidden_states and i < len(self.blocks) - 1:
                 hidden_states.append(x)
         if in_place:
             past_key_values.advance(idx.size(1))
             presents = past_key_values
         if self.ln_f is not None:
-            x = self.ln_f(x)
+            x = layer_norm(self.ln_f, x, scope(hooks, "ln_final."))
         if output_hidden_states:
             hidden_states.append(x)
         return (
@@ -377,6 +421,16 @@ class GPT(nn.Module):
             tuple(attentions) if output_attentions else None,
             presents,
         )
+
+    def run_with_cache(
+        self, idx: torch.Tensor, names: Sequence[str] | None = None, **options
+    ) -> tuple[torch.Tensor | None, ActivationCache]:
+        """``(logits, activations at the named hook points)``: :func:`workbench.models.hooks.run_with_cache`."""
+        return run_with_cache(self, idx, names, **options)
+
+    def run_with_hooks(self, idx: torch.Tensor, functions: Mapping[str, HookFunction], **options) -> torch.Tensor:
+        """The logits with ``functions`` set at hook points: :func:`workbench.models.hooks.run_with_hooks`."""
+        return run_with_hooks(self, idx, functions, **options)
 
     def generate(self, idx: torch.Tensor, max_new_tokens: int, **options) -> torch.Tensor:
         """Continue each row of ``idx``; options and behaviour: :func:`workbench.models.generation.generate`."""

@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import torch
 import torch.nn.functional as F
+from einops import rearrange
 
 IGNORE_INDEX = -100
 """Targets equal to this are left out of the loss (padding, prompt positions)."""
@@ -53,12 +54,12 @@ def linear_cross_entropy(
 class _LinearCrossEntropy(torch.autograd.Function):
     @staticmethod
     def forward(ctx, hidden, weight, targets, ignore_index, dtype, chunk_rows):
-        flat_targets = targets.reshape(-1)
+        flat_targets = rearrange(targets, "... -> (...)")  # every position is a row
         counted = flat_targets != ignore_index
         safe_targets = torch.where(counted, flat_targets, 0).long()[:, None]
         keep = counted.to(dtype)[:, None]
         with torch.autocast(hidden.device.type, enabled=False):
-            h = hidden.reshape(-1, hidden.size(-1)).to(dtype)
+            h = rearrange(hidden, "... d -> (...) d").to(dtype)
             w = weight.to(dtype)
             needs_grad = ctx.needs_input_grad[0] or ctx.needs_input_grad[1]
             grad_h = torch.empty_like(h) if needs_grad else None

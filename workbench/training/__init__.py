@@ -1,5 +1,6 @@
-"""The training layer: one Trainer for pretraining and fine-tuning, its options, schedules and
-checkpoints, GPT-1's fine-tuning heads and objective, and the weight surgery between the two."""
+"""The training layer: one Trainer for pretraining and fine-tuning, its options, schedules,
+checkpoints and metrics sinks, GPT-1's fine-tuning heads and objective, and the weight surgery
+between the two."""
 
 from .checkpoint import load_model, log_spaced_steps
 from .checkpointer import Checkpointer
@@ -8,6 +9,7 @@ from .finetuning import TaskBatches, TaskModel, accuracy, finetune, task_loss
 from .language_model import TokenEvaluator, TokenSampler, open_token_file, train_language_model
 from .metrics import MetricsLog, TrainingDiverged
 from .schedules import SCHEDULES, Schedule
+from .sinks import MetricsSink, MissingExtra, TensorBoardSink
 from .surgery import extend_vocabulary, transfer
 from .trainer import BatchSource, Trainer, build_optimizer, flops_per_token, lm_loss, param_groups
 
@@ -17,9 +19,12 @@ __all__ = [
     "BatchSource",
     "Checkpointer",
     "MetricsLog",
+    "MetricsSink",
+    "MissingExtra",
     "Schedule",
     "TaskBatches",
     "TaskModel",
+    "TensorBoardSink",
     "TokenEvaluator",
     "TokenSampler",
     "TrainConfig",

@@ -19,6 +19,7 @@ from collections.abc import Sequence
 import numpy as np
 import torch
 import torch.nn.functional as F
+from einops import rearrange, reduce
 from torch import nn
 
 from ..core.checks import NON_NEGATIVE_INT, NON_NEGATIVE_NUMBER, POSITIVE_INT, in_range, one_of
@@ -27,6 +28,7 @@ from ..models.gpt import GPT
 from ..models.linear_cross_entropy import IGNORE_INDEX, linear_cross_entropy
 from ..models.lstm import LSTMLanguageModel
 from .config import BatchPlan, TrainConfig
+from .sinks import MetricsSink
 from .trainer import Trainer
 
 HEADS = ("linear", "likelihood")
@@ -124,20 +126,22 @@ class TaskModel(nn.Module):
                 f"{self.kind} inputs must be [batch{', group' if grouped else ''}, time] with extract "
                 f"[batch{', group' if grouped else ''}], got {tuple(input_ids.shape)} and {tuple(extract.shape)}"
             )
-        flat = input_ids.reshape(-1, input_ids.size(-1))
+        # Every sequence of a group (an example's choices, or both orderings) is a row of the body's batch.
+        flat = rearrange(input_ids, "... time -> (...) time")
+        flat_extract = rearrange(extract, "... -> (...)")
         hidden = self.hidden_states(flat)
-        flat_targets = lm_targets.reshape(flat.shape) if lm_targets is not None else None
+        flat_targets = rearrange(lm_targets, "... time -> (...) time") if lm_targets is not None else None
         lm_loss = None
         if self.head_kind == "likelihood":
-            scores, lm_loss = self._answer_logprob(flat, hidden, extract.reshape(-1), flat_targets)
+            scores, lm_loss = self._answer_logprob(flat, hidden, flat_extract, flat_targets)
             logits = self.likelihood_scale * scores
         else:
-            state = hidden[torch.arange(flat.size(0), device=flat.device), extract.reshape(-1)]
+            state = hidden[torch.arange(flat.size(0), device=flat.device), flat_extract]
             if self.kind == "similarity":
-                state = state.view(*input_ids.shape[:2], -1).sum(dim=1)
+                state = reduce(state, "(batch order) d -> batch d", "sum", order=input_ids.size(1))
             logits = self.head(self.dropout(state))
-        if self.kind == "multiple_choice":
-            logits = logits.view(input_ids.shape[:2])
+        if self.kind == "multiple_choice":  # one score per choice: the softmax runs over the choice axis
+            logits = rearrange(logits, "(batch choice) ... -> batch (choice ...)", choice=input_ids.size(1))
         if lm_targets is not None:
             return logits, lm_loss if lm_loss is not None else linear_cross_entropy(
                 hidden, self.body.lm_head.weight, flat_targets
@@ -214,7 +218,8 @@ def make_batch(items: Encoded, kind: str, pad_id: int) -> dict[str, torch.Tensor
     group = sizes.pop()
     ids, extract = collate([s for sequences, _ in items for s in sequences], pad_id)
     if kind in ("similarity", "multiple_choice"):
-        ids, extract = ids.view(len(items), group, -1), extract.view(len(items), group)
+        ids = rearrange(ids, "(example group) time -> example group time", group=group)
+        extract = rearrange(extract, "(example group) -> example group", group=group)
     labels = torch.tensor([label for _, label in items], dtype=torch.long)
     return dict(input_ids=ids, extract=extract, labels=labels)
 
@@ -324,11 +329,13 @@ def finetune(
     group_by_length: bool = False,
     run_dir: str | os.PathLike[str] | None = None,
     metadata: dict | None = None,
+    sink: MetricsSink | None = None,
 ) -> Trainer:
     """Train ``model`` on encoded examples with L3 = L2 + lm_weight * L1; returns the Trainer.
 
     With ``dev``, dev accuracy is logged every ``config.eval_every`` updates; ``group_by_length``
-    batches examples of similar lengths together (see :class:`TaskBatches`).
+    batches examples of similar lengths together (see :class:`TaskBatches`); ``sink`` receives the
+    history rows too (see :class:`~workbench.training.trainer.Trainer`).
     """
     LM_WEIGHT(lm_weight, "lm_weight (lambda)")
     if not train:
@@ -345,6 +352,7 @@ def finetune(
         loss_fn=lambda m, batch: task_loss(m, batch, lm_weight),
         run_dir=run_dir,
         metadata={**(metadata or {}), "lm_weight": lm_weight},
+        sink=sink,
     )
     trainer.train()
     return trainer

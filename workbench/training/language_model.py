@@ -22,6 +22,7 @@ from ..core.device import init_distributed
 from ..data.prepare import packed_split
 from ..data.tokens import open_tokens, read_manifest
 from .config import BatchPlan, TrainConfig
+from .sinks import MetricsSink
 from .trainer import Trainer
 
 _GOLDEN = np.uint64(0x9E3779B97F4A7C15)
@@ -138,10 +139,12 @@ def train_language_model(
     run_dir: str | os.PathLike[str] | None = None,
     resume: bool | str | os.PathLike[str] = False,
     metadata: dict[str, Any] | None = None,
+    sink: MetricsSink | None = None,
 ) -> Trainer:
     """Train ``model`` as a language model on random windows of ``train_tokens``; returns the Trainer.
 
-    Validation loss on ``val_tokens`` is logged every ``config.eval_every`` updates.
+    Validation loss on ``val_tokens`` is logged every ``config.eval_every`` updates; ``sink`` receives
+    the history rows too (see :class:`~workbench.training.trainer.Trainer`).
     """
     config = config or TrainConfig()
     evaluate = None
@@ -157,6 +160,7 @@ def train_language_model(
         run_dir=run_dir,
         resume=resume,
         metadata=metadata,
+        sink=sink,
     )
     trainer.train()
     return trainer

@@ -1,7 +1,8 @@
 """A run's metrics log: one history row per logged step, with throughput and MFU.
 
 Each update's numbers stay on the device; a row summarises the updates since the last one with a
-single host sync (averaged across ranks), so logging does not stall the accelerator every step.
+single host sync (averaged across ranks), so logging does not stall the accelerator every step. A
+:class:`~workbench.training.sinks.MetricsSink` (TensorBoard, ...) receives each row as it is added.
 """
 
 from __future__ import annotations
@@ -14,6 +15,8 @@ from typing import Any, NamedTuple
 import pandas as pd
 import torch
 import torch.distributed as dist
+
+from .sinks import MetricsSink
 
 
 class Update(NamedTuple):
@@ -36,15 +39,22 @@ class MetricsLog:
 
     ``clock()`` gives the row's ``seconds`` (training time over the whole run); MFU divides the
     model FLOP/s by ``peak_flops`` per device times ``world_size`` (NaN when the peak is unknown).
+    ``sink`` receives every row :meth:`add` adds; rows restored from a checkpoint are not sent again.
     """
 
     def __init__(
-        self, flops_per_token: float, peak_flops: float | None, world_size: int, clock: Callable[[], float]
+        self,
+        flops_per_token: float,
+        peak_flops: float | None,
+        world_size: int,
+        clock: Callable[[], float],
+        sink: MetricsSink | None = None,
     ) -> None:
         self.flops_per_token = flops_per_token
         self.peak_flops = peak_flops
         self.world_size = world_size
         self.clock = clock
+        self.sink = sink
         self.rows: list[dict[str, Any]] = []
         self.tokens = 0
         self._window: list[Update] = []
@@ -59,6 +69,12 @@ class MetricsLog:
         columns.update(dict.fromkeys(k for row in self.rows[1:] + self.rows[:1] for k in row))
         history = pd.DataFrame(self.rows)
         return history[[c for c in columns if c in history]]
+
+    def add(self, row: dict[str, Any]) -> None:
+        """Append a finished row (from :meth:`flush`, evaluation merged in) and send it to the sink."""
+        self.rows.append(row)
+        if self.sink is not None:
+            self.sink.log(row["step"], {name: value for name, value in row.items() if name != "step"})
 
     def record(self, update: Update) -> None:
         self._window.append(update)

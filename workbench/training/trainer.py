@@ -45,6 +45,7 @@ from .checkpointer import Checkpointer, rank_seed
 from .config import BatchPlan, TrainConfig, plan_batches
 from .metrics import MetricsLog, TrainingDiverged, Update
 from .schedules import Schedule
+from .sinks import MetricsSink
 
 
 class BatchSource(Protocol):
@@ -143,7 +144,8 @@ class Trainer:
     ``no_grad`` and autocast; under DDP every rank calls it (it may shard and all-reduce).
     ``run_dir`` receives checkpoints and ``history.csv`` (rank 0 only); ``resume=True`` continues
     from its latest checkpoint, a path resumes from that checkpoint. ``metadata`` (e.g. the data
-    and tokenizer used) is stored in checkpoints and must match on resume.
+    and tokenizer used) is stored in checkpoints and must match on resume. ``sink`` (rank 0's) receives
+    every history row as it is logged, with no extra host sync; the caller closes it.
 
     One process at a time trains in a run directory: the Trainer takes its lock on creation
     (another process's Trainer there fails at once, naming the directory and the holder's pid) and
@@ -162,6 +164,7 @@ class Trainer:
         run_dir: str | os.PathLike[str] | None = None,
         resume: bool | str | os.PathLike[str] = False,
         metadata: dict[str, Any] | None = None,
+        sink: MetricsSink | None = None,
     ) -> None:
         self.config = config = config or TrainConfig()
         self.dist = init_distributed(config.device)
@@ -180,7 +183,13 @@ class Trainer:
         self.peak_flops = config.peak_flops or peak_flops(self.device, self.dtype)
         self.step = 0
         self.train_seconds = 0.0
-        self.log = MetricsLog(self.flops_per_token, self.peak_flops, self.dist.world_size, clock=self._elapsed)
+        self.log = MetricsLog(
+            self.flops_per_token,
+            self.peak_flops,
+            self.dist.world_size,
+            clock=self._elapsed,
+            sink=sink if self.dist.is_main else None,  # every rank's rows are the same averages
+        )
         # A CPU side channel for stop requests and RNG states: no GPU sync, works beside NCCL.
         self._control = dist.new_group(backend="gloo") if self.dist.world_size > 1 else None
         if config.deterministic and self.device.type == "cuda":
@@ -288,7 +297,7 @@ class Trainer:
         try:
             with _StopRequests() as stop, _deterministic(config.deterministic):
                 if self.step == 0 and self._evaluates(0):
-                    self.log.rows.append({"step": 0, "tokens": 0, **self._evaluate()})
+                    self.log.add({"step": 0, "tokens": 0, **self._evaluate()})
                     self.log.restart_window()
                 while self.step < end:
                     self.log.record(self._update())
@@ -358,7 +367,7 @@ class Trainer:
             postfix.update({k: f"{v:.3f}" for k, v in row.items() if k.startswith("val_")})
             if not bar.disable:  # a line per evaluation stays readable in a log, where the bar is overwritten
                 bar.write(f"step {step}: " + ", ".join(f"{k} {v}" for k, v in postfix.items()), file=bar.fp)
-        self.log.rows.append(row)
+        self.log.add(row)
         bar.set_postfix(postfix, refresh=False)
         if save and self.run_dir is not None:
             self.checkpointer.save(self.step, self._elapsed())

@@ -7,11 +7,13 @@ import textwrap
 from pathlib import Path
 
 import matplotlib.pyplot as plt
+import numpy as np
 import pandas as pd
 
 from ..core.io import atomic_path
 from ..core.paths import figures_dir
 from ..evaluation.heuristics import random_accuracy
+from ..evaluation.scaling_law import KAPLAN_ALPHA_N
 from ..evaluation.statistics import BOOTSTRAP_REPLICATES, CONFIDENCE
 from ..models.config import PRESETS
 from ..models.params import parameter_breakdown
@@ -68,7 +70,7 @@ def _legend_below(ax: plt.Axes) -> None:
     ax.legend(fontsize=LEGEND_FONTSIZE, loc="upper center", bbox_to_anchor=(0.5, -0.2), ncol=2)
 
 
-def _readout_panels(table: pd.DataFrame, xs: tuple[str, ...], title: str) -> plt.Figure:
+def _readout_panels(table: pd.DataFrame, xs: tuple[str, ...], title: str, note: str = "") -> plt.Figure:
     """One column per heuristic and metric (accuracy and AUC never share an axis), one row per x axis;
     a colour per readout (with its 95% band), a line style per model; chance dashed grey and the
     fine-tuned reference dotted (on accuracy panels: it is an accuracy)."""
@@ -107,7 +109,7 @@ def _readout_panels(table: pd.DataFrame, xs: tuple[str, ...], title: str) -> plt
         fig,
         f"Bands: {CONFIDENCE:.0%} bootstrap interval over examples ({BOOTSTRAP_REPLICATES} resamples). "
         "Dashed grey: chance (one over the number of choices; 0.5 for AUC). "
-        "Dotted black: fine-tuned dev accuracy (the supervised reference).",
+        "Dotted black: fine-tuned dev accuracy (the supervised reference)." + note,
     )
     return fig
 
@@ -125,12 +127,45 @@ def plot_zero_shot(curve: pd.DataFrame) -> plt.Figure:
 
 def plot_zero_shot_scaling(table: pd.DataFrame) -> plt.Figure:
     """GPT-2's claim: every readout at the last checkpoint of each model size, against non-embedding
-    parameters (log axis, top; Kaplan et al. 2020) and against validation loss (bottom), 95% bands shaded."""
+    parameters (log axis, top; Kaplan et al. 2020) and against validation loss (bottom), 95% bands
+    shaded; a size's point is the mean over its pretraining runs (one row per run in ``table``)."""
+    keys = ["preset", "non_embedding_params", "task", "heuristic", "readout", "metric"]
+    means = table.groupby(keys, sort=False, as_index=False)[
+        ["accuracy", "ci_low", "ci_high", "val_loss", "random", "supervised"]
+    ].mean()
+    runs = table.groupby("preset", sort=False)["seed"].nunique()
     return _readout_panels(
-        table.assign(model="ladder"),
+        means.assign(model="ladder"),
         ("non_embedding_params", "val_loss"),
         "Zero-shot readouts against model size (same tokens, same updates)",
+        f" A point is the mean over the size's pretraining runs ({', '.join(f'{p} {n}' for p, n in runs.items())}), "
+        "its band the mean of theirs; the runs are rows of the CSV, and the trends' intervals hold their variance.",
     )
+
+
+def plot_scaling_fit(table: pd.DataFrame, fit) -> plt.Figure:
+    """Validation loss of every run of the ladder against non-embedding parameters N (log axis), with the
+    fitted L(N) = (N_c / N)^alpha + L_inf of Kaplan et al. (2020) (a :class:`~workbench.evaluation.ScalingFit`)."""
+    runs = table.drop_duplicates(["preset", "seed"])
+    fig, ax = plt.subplots(figsize=(6.5, 4.4))
+    ax.plot(runs["non_embedding_params"], runs["val_loss"], "o", label="a pretraining run")
+    grid = np.geomspace(runs["non_embedding_params"].min() / 1.5, runs["non_embedding_params"].max() * 1.5, 200)
+    alpha, low, high = fit.alpha
+    ax.plot(grid, fit.predict(grid), "-", label=f"L(N) fit: alpha = {alpha:.3f} [{low:.3f}, {high:.3f}]")
+    ax.axhline(fit.l_inf[0], color="grey", linestyle=":", label=f"L_inf = {fit.l_inf[0]:.2f}")
+    ax.set_xscale("log")
+    ax.set_xlabel("non-embedding parameters N (log)")
+    ax.set_ylabel("validation cross-entropy (nats per token)")
+    ax.set_title("Loss against model size (same tokens, same updates)")
+    ax.legend(fontsize=LEGEND_FONTSIZE)
+    ax.grid(alpha=0.3)
+    _caption(
+        fig,
+        f"Least squares over {fit.runs} runs of {fit.sizes} sizes; {CONFIDENCE:.0%} t intervals from the fit's "
+        f"covariance ({fit.df} degrees of freedom). Kaplan et al. (2020): alpha_N = {KAPLAN_ALPHA_N} at convergence, "
+        "over six decades of N.",
+    )
+    return fig
 
 
 def parameter_count_data(names: list[str] | None = None) -> pd.DataFrame:

@@ -286,11 +286,13 @@ def attention_maps(model: GPT, tokenizer: Tokenizer, text: str) -> AttentionMaps
     if not ids:
         raise ValueError(f"the text {text!r} has no tokens; expected some text to attend over")
     kept = ids[-model.config.n_ctx :]
+    patterns = [f"blocks.{layer}.attn.hook_pattern" for layer in range(model.config.n_layer)]
     with torch.no_grad():
-        out = model(torch.tensor([kept], device=next(model.parameters()).device), output_attentions=True)
+        idx = torch.tensor([kept], device=next(model.parameters()).device)
+        _, cache = model.run_with_cache(idx, patterns, return_logits=False)
     return AttentionMaps(
         [token_text(tokenizer, i) for i in kept],
-        [a[0].float().cpu().numpy() for a in out.attentions],
+        [cache[name][0].float().cpu().numpy() for name in patterns],
         len(kept) < len(ids),
     )
 
@@ -300,9 +302,10 @@ def attention_viewer(
 ) -> widgets.VBox:
     """Text box, layer and head selectors, and a heatmap of that head's attention over the tokens.
 
-    The model runs once per text (its explicit attention path, asked for here only); moving the
-    layer or head redraws from the stored maps. A text longer than the context keeps its last
-    ``n_ctx`` tokens; an empty text or an index out of range is a message, not an error.
+    The model runs once per text, read at its ``attn.hook_pattern`` points (which take the explicit
+    attention path); moving the layer or head redraws from the stored maps. A text longer than the
+    context keeps its last ``n_ctx`` tokens; an empty text or an index out of range is a message,
+    not an error.
     """
     model.eval()
     config = model.config

@@ -138,7 +138,7 @@ def lm_eval(parser: argparse.ArgumentParser) -> None:
         action="store_true",
         help="look for --tasks under --include-path only (skips indexing the harness's own tasks: about 20 s)",
     )
-    parser.add_argument("--num-fewshot", type=int, default=None, help="examples in each prompt (default the task's)")
+    parser.add_argument("--num-fewshot", type=int, default=None, help="examples in each prompt (None: the task's own)")
     parser.add_argument("--limit", type=int, default=None, help="evaluate only the first N documents of each task")
     parser.add_argument("--batch-size", type=int, default=32, help="rows per forward pass")
     parser.add_argument("--device", default="auto", help="auto (CUDA, then MPS, then CPU), cpu, cuda, mps, ...")

@@ -250,9 +250,17 @@ def test_scaling_law_fit_recovers_a_known_law_and_refuses_too_few_runs():
     assert table["parameter"].tolist() == ["alpha", "N_c", "L_inf"] and (table["ci_low"] <= table["value"]).all()
     noisier = fit_scaling_law(n, exact + np.random.default_rng(0).normal(0, 3e-2, len(n)))
     assert noisier.alpha[2] - noisier.alpha[1] > fit.alpha[2] - fit.alpha[1]  # the interval widens with noise
+    # losses whose best floor is below 0 (the CPU ladder's of 2026-12-07): L_inf stays at its bound 0,
+    # without an interval, and the law is Kaplan's pure power law, with one more degree of freedom
+    ladder = [12768, 12768, 50880, 50880, 100096, 200064, 786432]
+    losses = [5.7699, 5.9074, 5.7167, 5.7028, 5.3879, 5.3973, 5.1968]
+    pure = fit_scaling_law(ladder, losses)
+    assert pure.l_inf[0] == 0 and np.isnan(pure.l_inf[1]) and pure.df == len(ladder) - 2
+    slope = -np.polyfit(np.log(ladder), np.log(losses), 1)[0]  # the log-log line is near the pure law
+    assert pure.alpha[1] < pure.alpha[0] < pure.alpha[2] and pure.alpha[0] == pytest.approx(slope, rel=0.1)
     with pytest.raises(ValueError, match="at least 4 runs of at least 3 sizes, got 4 runs of 2"):
         fit_scaling_law([1e4, 1e4, 1e5, 1e5], [5.0, 5.1, 4.8, 4.9])
-    with pytest.raises(ValueError, match="N must be positive"):
+    with pytest.raises(ValueError, match="N and the loss must be positive"):
         fit_scaling_law([0, 1e4, 1e5, 1e6], [5.0, 5.1, 4.8, 4.9])
 
 

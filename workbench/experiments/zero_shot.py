@@ -1011,9 +1011,14 @@ def _scaling_law(fit: ScalingFit) -> str:
     )
     return (
         f"Kaplan et al. (2020), loss falls as a power of size: L(N) = (N_c / N)^alpha + L_inf fitted to the "
-        f"validation loss of {fit.runs} runs of {fit.sizes} sizes gives alpha = {_interval(alpha, low, high)} and "
-        f"L_inf = {_interval(*fit.l_inf)} nats, {reading} their alpha_N = {KAPLAN_ALPHA_N} (models trained to "
-        "convergence over six decades of N; here one pass over half the corpus, under two decades)."
+        f"validation loss of {fit.runs} runs of {fit.sizes} sizes gives alpha = {_interval(alpha, low, high)} "
+        + (
+            f"and L_inf = {_interval(*fit.l_inf)} nats"
+            if fit.l_inf[0] > 0
+            else "with L_inf at its bound 0 (the ladder identifies no floor: a pure power law, as Kaplan et al. fit it)"
+        )
+        + f", {reading} their alpha_N = {KAPLAN_ALPHA_N} (models trained to convergence over six decades of N; "
+        "here one pass over half the corpus, under two decades)."
     )
 
 

@@ -152,7 +152,8 @@ def plot_scaling_fit(table: pd.DataFrame, fit) -> plt.Figure:
     grid = np.geomspace(runs["non_embedding_params"].min() / 1.5, runs["non_embedding_params"].max() * 1.5, 200)
     alpha, low, high = fit.alpha
     ax.plot(grid, fit.predict(grid), "-", label=f"L(N) fit: alpha = {alpha:.3f} [{low:.3f}, {high:.3f}]")
-    ax.axhline(fit.l_inf[0], color="grey", linestyle=":", label=f"L_inf = {fit.l_inf[0]:.2f}")
+    if fit.l_inf[0] > 0:
+        ax.axhline(fit.l_inf[0], color="grey", linestyle=":", label=f"L_inf = {fit.l_inf[0]:.2f}")
     ax.set_xscale("log")
     ax.set_xlabel("non-embedding parameters N (log)")
     ax.set_ylabel("validation cross-entropy (nats per token)")
@@ -161,7 +162,9 @@ def plot_scaling_fit(table: pd.DataFrame, fit) -> plt.Figure:
     ax.grid(alpha=0.3)
     _caption(
         fig,
-        f"Least squares over {fit.runs} runs of {fit.sizes} sizes; {CONFIDENCE:.0%} t intervals from the fit's "
+        f"Least squares over {fit.runs} runs of {fit.sizes} sizes"
+        + ("" if fit.l_inf[0] > 0 else " (no floor identified: L_inf at 0, a pure power law)")
+        + f"; {CONFIDENCE:.0%} t intervals from the fit's "
         f"covariance ({fit.df} degrees of freedom). Kaplan et al. (2020): alpha_N = {KAPLAN_ALPHA_N} at convergence, "
         "over six decades of N.",
     )

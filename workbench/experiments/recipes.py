@@ -358,10 +358,11 @@ def _recipes() -> dict[str, Recipe]:
     # pairs, 67 s a run, made 03 24 minutes and CI about 83 of its 90); the logit lens, which needs no
     # fine-tuning, reads every kept checkpoint, and the GPU recipe fine-tunes three.
     # The zero-shot ladder is five sizes from 1 x 32 to slim (4 x 128): 12.8k, 51k, 100k, 200k and
-    # 786k non-embedding parameters, 1.8 decades, each on the same tokens; the two cheapest rungs
+    # 793k non-embedding parameters, 1.8 decades, each on the same tokens; the two cheapest rungs
     # train twice (seeds 0 and 1), the others once (slim is the shared run): about 14 core-minutes
-    # in all, the cost of the two-rung ladder it replaces (nano and tiny), where one more seed of
-    # each of the larger rungs would take 04 past CI's limit. mini (3.2M, 400 s an epoch) is the GPU
+    # by FLOPs, a little more than the two rungs it replaces (nano and tiny, 4 and 8 minutes), but
+    # six runs share two cores evenly where tiny alone set the wall time; one more seed of each
+    # larger rung would take 04 past CI's limit. mini (3.2M, 400 s an epoch) is the GPU
     # recipe's top rung. Zero-shot evaluation uses every example of each test split.
     # Precision and threads are fixed (issue 28), so that every CPU computes the same numbers: fp32,
     # since bf16 is not bit-stable across CPUs and runs 15x slower where it is emulated (measured

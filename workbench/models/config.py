@@ -110,7 +110,7 @@ PRESETS: dict[str, GPTConfig] = {
     "gpt2-nano": GPTConfig(n_layer=1, d_model=64, n_head=1, d_ff=256, vocab_size=8192, n_ctx=128, norm="pre"),
     "gpt2-tiny": GPTConfig(n_layer=2, d_model=128, n_head=2, d_ff=512, vocab_size=8192, n_ctx=128, norm="pre"),
     # The CPU scale's size ladder below slim, named by shape (layers x width, heads 32 wide): with slim
-    # it spans 1.8 decades of non-embedding parameters (12k to 786k), and every rung trains in a
+    # it spans 1.8 decades of non-embedding parameters (12.8k to 793k), and every rung trains in a
     # third of slim's time or less (their 8192 x width LM heads cost more than their blocks).
     "gpt2-1x32": GPTConfig(n_layer=1, d_model=32, n_head=1, d_ff=128, vocab_size=8192, n_ctx=128, norm="pre"),
     "gpt2-4x32": GPTConfig(n_layer=4, d_model=32, n_head=1, d_ff=128, vocab_size=8192, n_ctx=128, norm="pre"),

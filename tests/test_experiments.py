@@ -1,4 +1,6 @@
 import dataclasses
+import os
+import time
 
 import pytest
 import torch
@@ -98,6 +100,23 @@ def test_a_batch_that_does_not_split_leaves_no_cache_entry(tmp_path):
     with pytest.raises(ValueError, match="batch_size=4 is not a multiple of micro_batch_size=3"):
         pretrain(bad, progress=False)
     assert not (tmp_path / "cache" / "pretrain").exists()
+
+
+def _sleep_then_pid(seconds: float) -> int:
+    time.sleep(seconds)
+    return os.getpid()
+
+
+def test_beside_takes_the_calls_no_worker_has_started():
+    """Once its own call is done, this process runs the calls nobody has started (last first) instead of
+    waiting while they queue for a busy worker; the results keep the calls' order."""
+    from workbench.experiments.pool import beside
+
+    me = os.getpid()
+    results = beside(_sleep_then_pid, (0.2,), [(1.0,), (0.05,), (0.05,), (0.05,)], workers=2)
+    assert results[0] == me and results[1] != me  # the worker (seconds to start: it imports torch) took one
+    assert results[2:] == [me, me, me]
+    assert beside(_sleep_then_pid, (0.0,), [(0.0,)], workers=1) == [me, me]  # one core: all here, in order
 
 
 def test_pretrain_all_trains_side_by_side_and_records_the_machine():

@@ -8,7 +8,8 @@ from __future__ import annotations
 
 import multiprocessing
 import os
-from concurrent.futures import ProcessPoolExecutor, as_completed
+import threading
+from concurrent.futures import ProcessPoolExecutor, ThreadPoolExecutor, as_completed
 
 from ..core.device import resolve_device
 from ..core.progress import tqdm
@@ -42,17 +43,32 @@ def in_pool(function, calls: list[tuple], workers: int, desc: str, progress: boo
 
 def beside(function, first: tuple, others: list[tuple], workers: int) -> list:
     """``function(*first)`` in this process (its progress bar stays visible) while ``others`` run in
-    ``workers - 1`` spawned processes; once ``first`` is done, this process takes the others the pool
-    has not started, last first, so that every core stays busy; results in the order first, *others."""
+    ``workers - 1`` spawned processes, each handed one call at a time; once ``first`` is done, this
+    process takes the others nobody has started, last first, so that every core stays busy to the end
+    (a pool's own queue would hold calls for a busy worker). Results in the order first, *others."""
     if not others or workers <= 1:
         return [function(*call) for call in (first, *others)]
+    pending, lock = list(range(len(others))), threading.Lock()
+    results: list = [None] * (1 + len(others))
+
+    def take(last: bool) -> int | None:
+        with lock:
+            return (pending.pop() if last else pending.pop(0)) if pending else None
+
+    def feed(pool: ProcessPoolExecutor) -> None:
+        while (i := take(last=False)) is not None:
+            results[1 + i] = pool.submit(function, *others[i]).result()
+
     with ProcessPoolExecutor(workers - 1, mp_context=multiprocessing.get_context("spawn")) as pool:
-        futures = [pool.submit(function, *call) for call in others]
-        results = [function(*first), *([None] * len(others))]
-        for i in reversed(range(len(others))):
-            if futures[i].cancel():
-                results[1 + i] = function(*others[i])
-        for i, future in enumerate(futures):
-            if not future.cancelled():
-                results[1 + i] = future.result()
-        return results
+        with ThreadPoolExecutor(workers - 1) as feeders:
+            feeding = [feeders.submit(feed, pool) for _ in range(workers - 1)]
+            try:
+                results[0] = function(*first)
+                while (i := take(last=True)) is not None:
+                    results[1 + i] = function(*others[i])
+            finally:
+                with lock:
+                    pending.clear()  # on an error here, start nothing more
+            for future in feeding:
+                future.result()
+    return results

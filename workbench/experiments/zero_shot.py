@@ -992,7 +992,7 @@ def findings(
             f"GPT-2, zero-shot performance grows with capacity (its Figure 1 and Table 3: every task improves "
             f"log-linearly from 117M to 1.5B parameters): over the size ladder, {counts.get('rises', 0)} of "
             f"{len(scaling_trends)} readouts rise with log10(non-embedding parameters), {counts.get('falls', 0)} fall, "
-            f"{counts.get('constant', 0)} constant ({', '.join(map(_named, rising.itertuples())) or 'none rises'}; "
+            f"{counts.get('constant', 0)} constant (rising: {', '.join(map(_named, rising.itertuples())) or 'none'}; "
             "intervals over pretraining runs and examples, Holm over the ladder's readouts)."
         )
     if scaling_fit is not None:

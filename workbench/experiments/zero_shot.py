@@ -1003,7 +1003,9 @@ def findings(
 def _scaling_law(fit: ScalingFit) -> str:
     alpha, low, high = fit.alpha
     reading = (
-        "consistent with"
+        "an interval that holds 0, too wide to compare with"
+        if low <= 0
+        else "consistent with"
         if low <= KAPLAN_ALPHA_N <= high
         else "steeper than"
         if low > KAPLAN_ALPHA_N
